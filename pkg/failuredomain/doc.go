@@ -1,0 +1,72 @@
+// Package failuredomain decides which failure domain each control-plane
+// Machine belongs in, and which Machines must move to keep the domains
+// balanced. It reads the failure domains of a ControlPlaneMachineSet, reads
+// and writes a Machine's domain in its providerSpec, and plans placement. It
+// is pure: it never talks to the API server, never reads the clock or files,
+// never creates or deletes Machines and never decides when a move is safe for
+// etcd quorum; callers gather the state, call it, and act on the answer.
+//
+// # Domains
+//
+// FromControlPlaneMachineSet and Parse turn
+// spec.template.machines_v1beta1_machine_openshift_io.failureDomains into
+// Domains sorted by Key: the name (the availability zone on AWS, Azure, GCP
+// and OpenStack, the name on vSphere and Nutanix), then the rest of the
+// identity (AWS subnet, Azure subnet, OpenStack root volume). They refuse an
+// unsupported platform, a missing list for the platform, a list for another
+// platform, an empty name and duplicates, with a *FieldError naming the
+// object and the field path. No failureDomains, or an empty platform with no
+// lists, means no domains.
+//
+// # ProviderSpecs
+//
+// MachineDomain reads a Machine's domain from its providerSpec and reports a
+// Machine that is in no listed domain as unmatched, not as an error.
+// WithDomain writes a domain into a copy of the template's providerSpec. Both
+// work on the JSON as generic maps, so fields this package does not know are
+// kept. The fields are:
+//
+//	AWS        placement.availabilityZone, subnet.{id,arn,filters}
+//	Azure      zone, subnet
+//	GCP        zone
+//	OpenStack  availabilityZone, rootVolume.{availabilityZone,volumeType}
+//	VSphere    workspace.{server,datacenter,datastore,resourcePool,folder}
+//	Nutanix    failureDomain.name
+//
+// vSphere and Nutanix domain names refer to definitions in the Infrastructure
+// object, which this package does not read. Nutanix providerSpecs have a
+// failureDomain.name field, so the name is written and read there; the
+// cluster and subnets of the named domain are not filled in, so the template
+// must already carry ones the Nutanix machine controller accepts for every
+// domain. vSphere providerSpecs have no field for the domain name: a domain
+// shows only as the workspace its Infrastructure definition produces. The
+// caller copies that definition into Domain.VSphereTopology; without it
+// reading and writing fail with ErrUnresolved rather than guess, since a
+// guess would make every Machine look misplaced. Networks and the VM
+// template of a vSphere domain are not written.
+//
+// # Placement
+//
+// Place takes the desired replicas, the domain Keys and the Machines (name,
+// index, domain, deleting, ready) and returns the target domain of every
+// index, a reason for each, and the moves. The indexes are those in use
+// (a deleting Machine's index still needs a Machine) plus the lowest unused
+// ones from 0 up to replicas; more indexes in use than replicas is a
+// *TooManyIndexesError. With no domains there is no constraint and no move.
+//
+// Balancing rule: every domain ends with n/k or n/k+1 of the n indexes. An
+// index keeps its domain whenever balance allows, and no balanced layout
+// moves fewer; within a domain over its share the lowest indexes stay. What
+// must move, and new indexes, go lowest index first to the domain holding
+// the fewest, alphabetically first among equals, so a fresh set of 5 in
+// domains a, b, c is laid out a, b, c, a, b. Place's own comment works the
+// rule through.
+//
+// Move order: first indexes with no usable Machine (none at all, or only a
+// deleting one), then indexes whose Machines are all not ready, then indexes
+// with a ready Machine; lowest index first within each group. Fixing what
+// is already down first never takes a working etcd member away before it has
+// to. The caller carries out the first move, waits, and calls Place again.
+//
+// The result does not depend on the order of the inputs.
+package failuredomain
