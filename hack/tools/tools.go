@@ -1,0 +1,12 @@
+//go:build tools
+
+// Package tools pins the Kubernetes and etcd binaries that the test control plane runs.
+// They are built from the Go module proxy by `make tools`; nothing here is imported by the
+// quorumguard module itself.
+package tools
+
+import (
+	_ "go.etcd.io/etcd/server/v3"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)

@@ -1,0 +1,262 @@
+package framework
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/test/framework/etcdnet"
+)
+
+// ClusterOptions shape a simulated cluster on a running control plane.
+type ClusterOptions struct {
+	// Masters is the number of control-plane Machines that bootstrap etcd; 3 when zero.
+	Masters int
+	// Prefix names the Machines <prefix>-master-<index>; "cluster" when empty.
+	Prefix string
+	// ProviderSpec gives the providerSpec of master index i; an AWS-shaped one in zone
+	// us-east-1a when nil.
+	ProviderSpec func(i int) *runtime.RawExtension
+	// Hook, when set, is put on each bootstrap Machine as it is created, as an installer would.
+	Hook *machinev1beta1.LifecycleHook
+	ProvisionDelay, DrainDelay time.Duration
+	// Dir holds etcd data and certificates; a temp dir when empty.
+	Dir string
+}
+
+// Cluster is a simulated machine-api and etcd on a real apiserver.
+type Cluster struct {
+	CP     *ControlPlane
+	Client client.Client
+	Net    *etcdnet.Network
+	Sim    *Simulator
+	Agent  *Agent
+	Opts   ClusterOptions
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartCluster creates the master Machines, runs the simulator and etcd agents, and waits
+// until the bootstrap members form a quorate cluster.
+func StartCluster(ctx context.Context, cp *ControlPlane, opts ClusterOptions) (*Cluster, error) {
+	if opts.Masters == 0 {
+		opts.Masters = 3
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "cluster"
+	}
+	if opts.ProviderSpec == nil {
+		opts.ProviderSpec = func(int) *runtime.RawExtension { return AWSProviderSpec("us-east-1a", "subnet-us-east-1a") }
+	}
+	if opts.Dir == "" {
+		d, err := os.MkdirTemp("", "quorumguard-cluster-")
+		if err != nil {
+			return nil, err
+		}
+		opts.Dir = d
+	}
+	n, err := etcdnet.NewNetwork(filepath.Join(opts.Dir, "etcd"))
+	if err != nil {
+		return nil, err
+	}
+	var boot []string
+	for i := range opts.Masters {
+		boot = append(boot, fmt.Sprintf("%s-master-%d", opts.Prefix, i))
+	}
+	c := &Cluster{CP: cp, Client: cp.Client, Net: n, Agent: NewAgent(n, boot), Opts: opts, done: make(chan struct{})}
+	c.Sim = NewSimulator(SimulatorOptions{
+		Client: cp.Client, ProvisionDelay: opts.ProvisionDelay, DrainDelay: opts.DrainDelay,
+		AllocateIP: n.AllocateIP, OnRunning: c.Agent.MachineRunning, OnStopped: c.Agent.MachineStopped,
+	})
+	for i, name := range boot {
+		m := c.NewMaster(name, opts.ProviderSpec(i))
+		if opts.Hook != nil {
+			m.Spec.LifecycleHooks.PreDrain = []machinev1beta1.LifecycleHook{*opts.Hook}
+		}
+		if err := cp.Client.Create(ctx, m); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("create Machine %s: %w", name, err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	go func() { defer close(c.done); c.Sim.Run(runCtx) }()
+	if err := c.waitQuorum(ctx, boot); err != nil {
+		c.Stop(context.Background())
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cluster) waitQuorum(ctx context.Context, boot []string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ready := 0
+		for _, name := range boot {
+			if m := c.Agent.Member(name); m != nil {
+				wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+				if m.WaitReady(wctx) == nil {
+					ready++
+				}
+				cancel()
+			}
+		}
+		if ready == len(boot) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("etcd of %d bootstrap machines not ready after 60s (%d ready); logs under %s", len(boot), ready, c.Net.Dir)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// NewMaster returns (without creating it) a control-plane Machine with the usual labels.
+func (c *Cluster) NewMaster(name string, providerSpec *runtime.RawExtension) *machinev1beta1.Machine {
+	return &machinev1beta1.Machine{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: MachineNamespace,
+			Labels: map[string]string{RoleLabel: "master", TypeLabel: "master", ClusterLabel: c.Opts.Prefix},
+		},
+		Spec: machinev1beta1.MachineSpec{ProviderSpec: machinev1beta1.ProviderSpec{Value: providerSpec}},
+	}
+}
+
+// EtcdClient returns a TLS client to the running members. Close it when done.
+func (c *Cluster) EtcdClient() (*clientv3.Client, error) {
+	tc, err := c.Net.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	return clientv3.New(clientv3.Config{Endpoints: c.Agent.RunningEndpoints(), TLS: tc, DialTimeout: 3 * time.Second})
+}
+
+// StartWriter starts a writer that follows the running members.
+func (c *Cluster) StartWriter(ctx context.Context) (*Writer, error) {
+	cli, err := c.EtcdClient()
+	if err != nil {
+		return nil, err
+	}
+	return StartWriter(ctx, WriterOptions{Client: cli, Endpoints: c.Agent.RunningEndpoints}), nil
+}
+
+// Machine fetches a Machine by name from the apiserver.
+func (c *Cluster) Machine(ctx context.Context, name string) (*machinev1beta1.Machine, error) {
+	m := &machinev1beta1.Machine{}
+	err := c.Client.Get(ctx, client.ObjectKey{Namespace: MachineNamespace, Name: name}, m)
+	return m, err
+}
+
+// WaitFor polls cond every 50 ms until it holds, fails, or timeout passes.
+func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		if time.Now().After(deadline) {
+			if last != nil {
+				return fmt.Errorf("timed out after %s waiting for %s (last error: %v)", timeout, what, last)
+			}
+			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops the simulator, strips every Machine's hooks and finalizers so they go away,
+// removes the Nodes and stops etcd.
+func (c *Cluster) Stop(ctx context.Context) {
+	c.cancel()
+	<-c.done
+	var list machinev1beta1.MachineList
+	if err := c.Client.List(ctx, &list, client.InNamespace(MachineNamespace)); err == nil {
+		for i := range list.Items {
+			m := &list.Items[i]
+			m.Finalizers = nil
+			m.Spec.LifecycleHooks = machinev1beta1.LifecycleHooks{}
+			_ = c.Client.Update(ctx, m)
+			_ = c.Client.Delete(ctx, m)
+		}
+	}
+	var nodes corev1.NodeList
+	if err := c.Client.List(ctx, &nodes); err == nil {
+		for i := range nodes.Items {
+			_ = c.Client.Delete(ctx, &nodes.Items[i])
+		}
+	}
+	_ = WaitFor(ctx, 10*time.Second, "machines to go", func() (bool, error) {
+		var l machinev1beta1.MachineList
+		err := c.Client.List(ctx, &l, client.InNamespace(MachineNamespace))
+		return err == nil && len(l.Items) == 0, err
+	})
+	c.Agent.Close()
+	c.Net.Close()
+}
+
+// DeleteMachine deletes a Machine by name (the simulator then takes it through drain).
+func (c *Cluster) DeleteMachine(ctx context.Context, name string) error {
+	m := &machinev1beta1.Machine{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: MachineNamespace}}
+	if err := c.Client.Delete(ctx, m); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// RemoveHooks strips every preDrain hook named name from a Machine, with retries on conflict.
+func (c *Cluster) RemoveHooks(ctx context.Context, machine, name string) error {
+	return WaitFor(ctx, 10*time.Second, "hook removal on "+machine, func() (bool, error) {
+		m, err := c.Machine(ctx, machine)
+		if err != nil {
+			return false, err
+		}
+		m.Spec.LifecycleHooks.PreDrain = slices.DeleteFunc(m.Spec.LifecycleHooks.PreDrain,
+			func(h machinev1beta1.LifecycleHook) bool { return h.Name == name })
+		err = c.Client.Update(ctx, m)
+		return err == nil, err
+	})
+}
+
+// AWSProviderSpec is a minimal AWS providerSpec placing a Machine in zone and subnet.
+func AWSProviderSpec(zone, subnet string) *runtime.RawExtension {
+	spec := map[string]any{
+		"apiVersion":   "machine.openshift.io/v1beta1",
+		"kind":         "AWSMachineProviderConfig",
+		"instanceType": "m6i.xlarge",
+		"ami":          map[string]any{"id": "ami-quorumguard"},
+		"placement":    map[string]any{"availabilityZone": zone, "region": "us-east-1"},
+		"subnet":       map[string]any{"id": subnet},
+	}
+	raw, _ := json.Marshal(spec)
+	return &runtime.RawExtension{Raw: raw}
+}
+
+// Phase is a Machine's phase or "".
+func Phase(m *machinev1beta1.Machine) string { return ptr.Deref(m.Status.Phase, "") }

@@ -1,0 +1,280 @@
+package etcdnet
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/quorumguard/quorumguard/test/framework/pki"
+)
+
+// MemberConfig says how to start one member.
+type MemberConfig struct {
+	Name string
+	IP   net.IP
+	// InitialCluster lists name=peerURL for every member the new member should know of,
+	// itself included. Empty means a single-member cluster of itself.
+	InitialCluster map[string]string
+	// Existing joins a running cluster (the member must already have been added).
+	Existing bool
+	// TickMs and ElectionMs default to 50 and 500: quicker than etcd's 100/1000 so tests of
+	// leader loss stay short, still far above loopback latency.
+	TickMs, ElectionMs uint
+	// QuotaBackendBytes defaults to 2 GiB.
+	QuotaBackendBytes int64
+}
+
+// Member is one embedded etcd member with its proxies.
+type Member struct {
+	Name string
+	IP   net.IP
+
+	net     *Network
+	cfg     MemberConfig
+	dir     string
+	mu      sync.Mutex
+	etcd    *embed.Etcd
+	client  *proxy
+	peer    *proxy
+	running bool
+}
+
+// PeerURL is the advertised peer URL, https://<ip>:2380.
+func (m *Member) PeerURL() string { return urlFor(m.IP, PeerPort) }
+
+// ClientURL is the advertised client URL, https://<ip>:2379.
+func (m *Member) ClientURL() string { return urlFor(m.IP, ClientPort) }
+
+// DataDir is where the member keeps its data.
+func (m *Member) DataDir() string { return m.dir }
+
+func urlFor(ip net.IP, port int) string {
+	return "https://" + net.JoinHostPort(ip.String(), fmt.Sprint(port))
+}
+
+// StartMember starts a member. It returns once the member is listening; a member of a new
+// cluster becomes ready only when enough of its peers have started too.
+func (n *Network) StartMember(cfg MemberConfig) (*Member, error) {
+	if cfg.Name == "" || cfg.IP == nil {
+		return nil, fmt.Errorf("etcd member needs a name and an IP, got name %q ip %v", cfg.Name, cfg.IP)
+	}
+	if cfg.TickMs == 0 {
+		cfg.TickMs = 50
+	}
+	if cfg.ElectionMs == 0 {
+		cfg.ElectionMs = 500
+	}
+	if cfg.QuotaBackendBytes == 0 {
+		cfg.QuotaBackendBytes = 2 << 30
+	}
+	n.mu.Lock()
+	if _, ok := n.members[cfg.Name]; ok {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("etcd member %q already exists in this network", cfg.Name)
+	}
+	m := &Member{Name: cfg.Name, IP: cfg.IP, net: n, cfg: cfg, dir: filepath.Join(n.Dir, cfg.Name)}
+	n.members[cfg.Name] = m
+	n.mu.Unlock()
+	if err := m.start(); err != nil {
+		n.mu.Lock()
+		delete(n.members, cfg.Name)
+		n.mu.Unlock()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Member) start() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.running {
+		return nil
+	}
+	if err := os.MkdirAll(m.dir, 0o700); err != nil {
+		return err
+	}
+	n := m.net
+	serving, err := n.CA.IssueFiles(m.dir, "server", pki.Options{CommonName: m.Name, IPs: []net.IP{m.IP}})
+	if err != nil {
+		return err
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = m.Name
+	cfg.Dir = filepath.Join(m.dir, "data")
+	cfg.TickMs = m.cfg.TickMs
+	cfg.ElectionMs = m.cfg.ElectionMs
+	cfg.QuotaBackendBytes = m.cfg.QuotaBackendBytes
+	cfg.LogLevel = zapcore.WarnLevel.String()
+	cfg.LogOutputs = []string{filepath.Join(m.dir, "etcd.log")}
+	cfg.ListenClientUrls = []url.URL{mustURL(urlFor(m.IP, memberClientPort))}
+	cfg.AdvertiseClientUrls = []url.URL{mustURL(m.ClientURL())}
+	cfg.ListenPeerUrls = []url.URL{mustURL(urlFor(m.IP, memberPeerPort))}
+	cfg.AdvertisePeerUrls = []url.URL{mustURL(m.PeerURL())}
+	cfg.ListenMetricsUrls = nil
+	for _, t := range []*transport.TLSInfo{&cfg.ClientTLSInfo, &cfg.PeerTLSInfo} {
+		t.CertFile, t.KeyFile, t.TrustedCAFile, t.ClientCertAuth = serving.CertFile, serving.KeyFile, n.caFile, true
+	}
+	cfg.InitialClusterToken = "quorumguard-test"
+	ic := m.cfg.InitialCluster
+	if len(ic) == 0 {
+		ic = map[string]string{m.Name: m.PeerURL()}
+	}
+	parts := make([]string, 0, len(ic))
+	for name, u := range ic {
+		parts = append(parts, name+"="+u)
+	}
+	cfg.InitialCluster = strings.Join(parts, ",")
+	cfg.ClusterState = embed.ClusterStateFlagNew
+	_, statErr := os.Stat(filepath.Join(cfg.Dir, "member"))
+	if m.cfg.Existing || statErr == nil {
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	}
+
+	m.client, err = n.startProxy(m.Name, m.IP, ClientPort, memberClientPort, false)
+	if err != nil {
+		return err
+	}
+	m.peer, err = n.startProxy(m.Name, m.IP, PeerPort, memberPeerPort, true)
+	if err != nil {
+		m.client.close()
+		return err
+	}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		m.client.close()
+		m.peer.close()
+		return fmt.Errorf("start etcd member %s at %s: %w (log: %s)", m.Name, m.IP, err, cfg.LogOutputs[0])
+	}
+	m.etcd = e
+	m.running = true
+	return nil
+}
+
+func mustURL(s string) url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return *u
+}
+
+// WaitReady blocks until the member serves clients or ctx ends.
+func (m *Member) WaitReady(ctx context.Context) error {
+	m.mu.Lock()
+	e := m.etcd
+	m.mu.Unlock()
+	if e == nil {
+		return fmt.Errorf("etcd member %s is not running", m.Name)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return nil
+	case <-e.Server.StopNotify():
+		return fmt.Errorf("etcd member %s stopped before it was ready (log: %s)", m.Name, filepath.Join(m.dir, "etcd.log"))
+	case <-ctx.Done():
+		return fmt.Errorf("etcd member %s not ready: %w", m.Name, ctx.Err())
+	}
+}
+
+// Running says whether the member process is up (it may still be frozen or partitioned).
+func (m *Member) Running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running && m.etcd != nil && !isClosed(m.etcd.Server.StopNotify())
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// ID is the member's etcd ID, or 0 while it is not running.
+func (m *Member) ID() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.etcd == nil {
+		return 0
+	}
+	return uint64(m.etcd.Server.MemberID())
+}
+
+// Stop stops the member gracefully (leadership is handed over first, as etcd does on SIGTERM).
+func (m *Member) Stop() { m.shutdown(false) }
+
+// Kill stops the member abruptly: its sockets close at once and it hands nothing over.
+func (m *Member) Kill() { m.shutdown(true) }
+
+func (m *Member) shutdown(hard bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.running {
+		return
+	}
+	m.running = false
+	m.client.close()
+	m.peer.close()
+	if hard {
+		m.etcd.Server.HardStop()
+	}
+	m.etcd.Close()
+}
+
+// Restart starts a stopped or killed member again from its data directory.
+func (m *Member) Restart() error {
+	m.mu.Lock()
+	m.cfg.Existing = true
+	m.mu.Unlock()
+	return m.start()
+}
+
+// Freeze makes the member stop answering anyone while keeping its sockets open, like a
+// process stopped with SIGSTOP or a machine whose disk hangs.
+func (m *Member) Freeze() {
+	t := true
+	m.net.setFault(m.Name, &t, nil)
+}
+
+// Thaw undoes Freeze.
+func (m *Member) Thaw() {
+	f := false
+	m.net.setFault(m.Name, &f, nil)
+}
+
+// Partition cuts the member's peer traffic both ways. Clients can still connect to it.
+func (m *Member) Partition() {
+	t := true
+	m.net.setFault(m.Name, nil, &t)
+	for _, o := range m.net.Members() {
+		o.mu.Lock()
+		p := o.peer
+		running := o.running
+		o.mu.Unlock()
+		if !running {
+			continue
+		}
+		if o == m {
+			p.cut(func(from string) bool { return from != m.Name })
+		} else {
+			p.cut(func(from string) bool { return from == m.Name })
+		}
+	}
+}
+
+// Heal undoes Partition.
+func (m *Member) Heal() {
+	f := false
+	m.net.setFault(m.Name, nil, &f)
+}

@@ -1,0 +1,406 @@
+// Package etcdnet runs real etcd members (go.etcd.io/etcd/server/v3/embed) on loopback
+// addresses, with mutual TLS everywhere, and puts a small proxy in front of each member so
+// tests can kill, freeze or partition one member the way a broken machine would.
+//
+// Each member listens on internal ports; what other members and clients see are its
+// advertised URLs, https://<ip>:2379 and https://<ip>:2380, served by the proxies:
+//   - the client proxy passes TLS through untouched; frozen, it holds every byte;
+//   - the peer proxy terminates TLS, learns which member is calling from the client
+//     certificate's common name, and re-dials the member. Partitioned, it refuses traffic from
+//     and to the member; frozen, it holds it.
+//
+// It never decides anything about membership: that is for the code under test.
+package etcdnet
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/quorumguard/quorumguard/test/framework/pki"
+)
+
+const (
+	// ClientPort and PeerPort are the advertised ports, as on a real control-plane host.
+	ClientPort = 2379
+	PeerPort   = 2380
+	// internal ports the embedded member really listens on.
+	memberClientPort = 22379
+	memberPeerPort   = 22380
+)
+
+// Network is the set of members of one test cluster and the fault state between them.
+type Network struct {
+	Dir string
+	CA  *pki.CA
+
+	caFile     string
+	client     pki.Pair
+	proxyCert  tls.Certificate
+	pool       *x509.CertPool
+	ipPrefix   [3]byte
+	nextHost   int
+	mu         sync.Mutex
+	members    map[string]*Member
+	frozen     map[string]bool
+	partition  map[string]bool
+	changed    chan struct{}
+	closedOnce sync.Once
+}
+
+// NewNetwork makes a CA and a client certificate under dir and picks a free loopback /24
+// for the machines of this run, so that test packages running side by side never collide.
+func NewNetwork(dir string) (*Network, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := pki.NewCA("quorumguard-test-etcd-ca")
+	if err != nil {
+		return nil, err
+	}
+	n := &Network{Dir: dir, CA: ca, pool: ca.Pool(), members: map[string]*Member{},
+		frozen: map[string]bool{}, partition: map[string]bool{}, changed: make(chan struct{}), nextHost: 2}
+	if n.caFile, err = ca.WriteCA(dir); err != nil {
+		return nil, err
+	}
+	if n.client, err = ca.IssueFiles(dir, "client", pki.Options{CommonName: "quorumguard-client"}); err != nil {
+		return nil, err
+	}
+	proxy, err := ca.Issue(pki.Options{CommonName: "etcdnet-proxy"})
+	if err != nil {
+		return nil, err
+	}
+	if n.proxyCert, err = proxy.TLSCertificate(); err != nil {
+		return nil, err
+	}
+	if err := n.pickPrefix(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Network) pickPrefix() error {
+	for range 64 {
+		p := [3]byte{127, byte(10 + rand.IntN(240)), byte(rand.IntN(256))}
+		ip := net.IPv4(p[0], p[1], p[2], 1)
+		l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), fmt.Sprint(PeerPort)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		n.ipPrefix = p
+		return nil
+	}
+	return fmt.Errorf("no free loopback /24 found for the test machines")
+}
+
+// AllocateIP returns the next unused loopback address of this network (127.x.y.2, .3, ...).
+func (n *Network) AllocateIP() (net.IP, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.nextHost > 254 {
+		return nil, fmt.Errorf("loopback /24 %d.%d.%d.0 is exhausted", n.ipPrefix[0], n.ipPrefix[1], n.ipPrefix[2])
+	}
+	ip := net.IPv4(n.ipPrefix[0], n.ipPrefix[1], n.ipPrefix[2], byte(n.nextHost))
+	n.nextHost++
+	return ip, nil
+}
+
+// ClientFiles are the CA, certificate and key a controller uses to reach the members.
+func (n *Network) ClientFiles() (caFile, certFile, keyFile string) {
+	return n.caFile, n.client.CertFile, n.client.KeyFile
+}
+
+// ClientTLS is a tls.Config with the client certificate and the run's CA.
+func (n *Network) ClientTLS() (*tls.Config, error) {
+	c, err := n.client.TLSCertificate()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{c}, RootCAs: n.pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Member returns the member started under name, or nil.
+func (n *Network) Member(name string) *Member {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.members[name]
+}
+
+// Members returns every member started in this network, running or not.
+func (n *Network) Members() []*Member {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*Member, 0, len(n.members))
+	for _, m := range n.members {
+		out = append(out, m)
+	}
+	return out
+}
+
+// Close stops every member.
+func (n *Network) Close() {
+	n.closedOnce.Do(func() {
+		var wg sync.WaitGroup
+		for _, m := range n.Members() {
+			wg.Add(1)
+			go func() { defer wg.Done(); m.Stop() }()
+		}
+		wg.Wait()
+	})
+}
+
+func (n *Network) setFault(name string, frozen, partitioned *bool) {
+	n.mu.Lock()
+	if frozen != nil {
+		n.frozen[name] = *frozen
+	}
+	if partitioned != nil {
+		n.partition[name] = *partitioned
+	}
+	close(n.changed)
+	n.changed = make(chan struct{})
+	n.mu.Unlock()
+}
+
+// blocked says whether traffic between two members is cut. Either side is "" for a client,
+// whose traffic a partition never cuts.
+func (n *Network) blocked(from, to string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if from == "" || to == "" || from == to {
+		return false
+	}
+	return n.partition[from] || n.partition[to]
+}
+
+// held says whether traffic between from and to is frozen, and a channel closed at the next
+// change of fault state.
+func (n *Network) held(from, to string) (bool, <-chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.frozen[to] || n.frozen[from], n.changed
+}
+
+// pipe copies src to dst, holding data while the network says the link is frozen, until
+// either side closes or stop is closed.
+func (n *Network) pipe(dst, src net.Conn, from, to string, stop <-chan struct{}) {
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			for {
+				h, ch := n.held(from, to)
+				if !h {
+					break
+				}
+				select {
+				case <-ch:
+				case <-stop:
+					dst.Close()
+					src.Close()
+					return
+				}
+			}
+			if n.blocked(from, to) {
+				break
+			}
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	// Closing both ends ends the other direction too.
+	dst.Close()
+	src.Close()
+}
+
+// proxy is one listener in front of a member.
+type proxy struct {
+	net      *Network
+	member   string
+	listener net.Listener
+	upstream string
+	peer     bool
+	mu       sync.Mutex
+	conns    map[net.Conn]string // accepted connection -> caller name ("" for clients)
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func (n *Network) startProxy(member string, ip net.IP, port, upstreamPort int, peer bool) (*proxy, error) {
+	addr := net.JoinHostPort(ip.String(), fmt.Sprint(port))
+	var l net.Listener
+	var err error
+	// A fresh listener may briefly find the old one's socket; retry a little.
+	for i := 0; i < 50; i++ {
+		l, err = net.Listen("tcp", addr)
+		if err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for member %s: %w", addr, member, err)
+	}
+	p := &proxy{net: n, member: member, listener: l, peer: peer, conns: map[net.Conn]string{}, stop: make(chan struct{}),
+		upstream: net.JoinHostPort(ip.String(), fmt.Sprint(upstreamPort))}
+	if peer {
+		srvCert, err := n.CA.Issue(pki.Options{CommonName: member + "-peer-proxy", IPs: []net.IP{ip}})
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		c, err := srvCert.TLSCertificate()
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		p.listener = tls.NewListener(l, &tls.Config{
+			Certificates: []tls.Certificate{c},
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			ClientCAs:    n.pool,
+			NextProtos:   []string{"http/1.1"},
+			MinVersion:   tls.VersionTLS12,
+		})
+	}
+	p.wg.Add(1)
+	go p.serve(ip)
+	return p, nil
+}
+
+func (p *proxy) serve(ip net.IP) {
+	defer p.wg.Done()
+	for {
+		c, err := p.listener.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.handle(c, ip)
+		}()
+	}
+}
+
+func (p *proxy) handle(c net.Conn, ip net.IP) {
+	from := ""
+	var up net.Conn
+	var err error
+	if p.peer {
+		tc := c.(*tls.Conn)
+		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return
+		}
+		_ = tc.SetDeadline(time.Time{})
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			from = certs[0].Subject.CommonName
+		}
+		if p.net.blocked(from, p.member) {
+			c.Close()
+			return
+		}
+		up, err = tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", p.upstream, &tls.Config{
+			Certificates: []tls.Certificate{p.net.proxyCert},
+			RootCAs:      p.net.pool,
+			ServerName:   ip.String(),
+			NextProtos:   []string{"http/1.1"},
+			MinVersion:   tls.VersionTLS12,
+		})
+	} else {
+		up, err = net.DialTimeout("tcp", p.upstream, 2*time.Second)
+	}
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.conns == nil { // closed meanwhile
+		p.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	p.conns[c] = from
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.net.pipe(up, c, from, p.member, p.stop); close(done) }()
+	p.net.pipe(c, up, p.member, from, p.stop)
+	<-done
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+// cut closes the live connections for which drop says so.
+func (p *proxy) cut(drop func(from string) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c, from := range p.conns {
+		if drop(from) {
+			c.Close()
+		}
+	}
+}
+
+func (p *proxy) close() {
+	close(p.stop)
+	p.listener.Close()
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// Bootstrap allocates an address for each name, starts a fresh cluster of those members and
+// waits until all of them serve clients.
+func (n *Network) Bootstrap(ctx context.Context, names ...string) ([]*Member, error) {
+	ips := make([]net.IP, len(names))
+	initial := map[string]string{}
+	for i, name := range names {
+		ip, err := n.AllocateIP()
+		if err != nil {
+			return nil, err
+		}
+		ips[i] = ip
+		initial[name] = urlFor(ip, PeerPort)
+	}
+	members := make([]*Member, 0, len(names))
+	for i, name := range names {
+		m, err := n.StartMember(MemberConfig{Name: name, IP: ips[i], InitialCluster: initial})
+		if err != nil {
+			return nil, err
+		}
+		members = append(members, m)
+	}
+	for _, m := range members {
+		if err := m.WaitReady(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return members, nil
+}
+
+// ClientURLs are the advertised client URLs of the given members.
+func ClientURLs(members []*Member) []string {
+	out := make([]string, len(members))
+	for i, m := range members {
+		out[i] = m.ClientURL()
+	}
+	return out
+}
