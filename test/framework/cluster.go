@@ -10,12 +10,12 @@ import (
 	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/test/framework/etcdnet"
@@ -31,7 +31,7 @@ type ClusterOptions struct {
 	// us-east-1a when nil.
 	ProviderSpec func(i int) *runtime.RawExtension
 	// Hook, when set, is put on each bootstrap Machine as it is created, as an installer would.
-	Hook *machinev1beta1.LifecycleHook
+	Hook                       *machinev1beta1.LifecycleHook
 	ProvisionDelay, DrainDelay time.Duration
 	// Dir holds etcd data and certificates; a temp dir when empty.
 	Dir string
