@@ -1,0 +1,338 @@
+package etcdmember
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Every change below gathers the members and their health, refuses what CheckChange
+// refuses, fences with the caller's token, and only then asks etcd.
+
+// AddLearner adds a learner with peerURL and returns it. A member that already has that
+// peer URL, learner or not, is returned as it is.
+func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string) (Member, error) {
+	members, _, err := c.State(ctx)
+	if err != nil {
+		return Member{}, err
+	}
+	if m, ok := byPeerURL(members, peerURL); ok {
+		return m, nil
+	}
+	if err := CheckChange(members, Change{Kind: ChangeAddLearner}); err != nil {
+		return Member{}, err
+	}
+	if err := c.Fence(ctx, token); err != nil {
+		return Member{}, err
+	}
+	c.notify(ctx, "add learner", 0)
+	var resp *clientv3.MemberAddResponse
+	err, last := call(ctx, c.cfg.CallTimeout, func(ctx context.Context) error {
+		var err error
+		resp, err = c.etcd.MemberAddAsLearner(ctx, []string{peerURL})
+		return err
+	})
+	if isServerError(err, rpctypes.ErrGRPCPeerURLExist) {
+		if ms, lerr := c.Members(ctx); lerr == nil {
+			if m, ok := byPeerURL(ms, peerURL); ok {
+				return m, nil
+			}
+		}
+	}
+	if err != nil {
+		return Member{}, classify(Where{Op: "add learner", Endpoint: c.where(), Member: peerURL}, err, last)
+	}
+	m := resp.Member
+	return Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: true, Started: m.Name != ""}, nil
+}
+
+// Promote makes learner id a voting member. Promoting a voter does nothing. etcd refuses a
+// learner that is not in sync yet with a *NotInSyncError; see WaitPromote.
+func (c *Client) Promote(ctx context.Context, token, id uint64) error {
+	members, _, err := c.State(ctx)
+	if err != nil {
+		return err
+	}
+	m, ok := find(members, id)
+	if !ok {
+		return &MemberNotFoundError{ID: id, Endpoint: c.where()}
+	}
+	if !m.IsLearner {
+		return nil
+	}
+	if err := CheckChange(members, Change{Kind: ChangePromote, MemberID: id}); err != nil {
+		return err
+	}
+	if err := c.Fence(ctx, token); err != nil {
+		return err
+	}
+	c.notify(ctx, "promote", id)
+	err, last := call(ctx, c.cfg.CallTimeout, func(ctx context.Context) error {
+		_, err := c.etcd.MemberPromote(ctx, id)
+		return err
+	})
+	w := Where{Op: "promote", Endpoint: c.where(), Member: m.String()}
+	switch {
+	case err == nil, isServerError(err, rpctypes.ErrGRPCMemberNotLearner):
+		c.syncBestEffort(ctx)
+		return nil
+	case isServerError(err, rpctypes.ErrGRPCLearnerNotReady):
+		p, _ := c.progress(ctx, members, id)
+		return &NotInSyncError{Where: w, ID: id, Progress: p, Err: err}
+	case isServerError(err, rpctypes.ErrGRPCMemberNotFound):
+		return &MemberNotFoundError{ID: id, Endpoint: c.where()}
+	default:
+		return classify(w, err, last)
+	}
+}
+
+// WaitPromote promotes learner id as soon as etcd allows, polling every interval
+// (DefaultPromoteInterval when 0): it reads the learner's progress and asks for the
+// promotion once the learner holds 90% of the leader's index, or when progress cannot be
+// read. It returns when the learner votes, on a refusal that waiting cannot cure (fenced,
+// no such member, certificate rejected), or when ctx ends, with the last refusal.
+func (c *Client) WaitPromote(ctx context.Context, token, id uint64, interval time.Duration) error {
+	if interval <= 0 {
+		interval = DefaultPromoteInterval
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var members []Member
+	var last error
+	for {
+		if members == nil {
+			ms, err := c.Members(ctx)
+			if err != nil {
+				last = err
+			}
+			members = ms
+		}
+		if members != nil {
+			m, ok := find(members, id)
+			if !ok {
+				return &MemberNotFoundError{ID: id, Endpoint: c.where()}
+			}
+			if !m.IsLearner {
+				return nil
+			}
+			p, perr := c.progress(ctx, members, id)
+			if perr != nil {
+				members = nil
+			}
+			if perr != nil || p.Ratio() >= promoteAttemptThreshold {
+				err := c.Promote(ctx, token, id)
+				if err == nil || permanent(err) {
+					return err
+				}
+				last = err
+			} else {
+				last = &NotInSyncError{Where: Where{Op: "wait to promote", Endpoint: c.where(), Member: m.String()}, ID: id, Progress: p,
+					Err: errors.New("learner below 90% of the leader's index")}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if last == nil {
+				return fmt.Errorf("learner %x not promoted: %w", id, ctx.Err())
+			}
+			return fmt.Errorf("learner %x not promoted: %w; last: %w", id, ctx.Err(), last)
+		case <-tick.C:
+		}
+	}
+}
+
+func permanent(err error) bool {
+	var (
+		fe *FencedError
+		ne *MemberNotFoundError
+		ce *CertificateError
+	)
+	return errors.As(err, &fe) || errors.As(err, &ne) || errors.As(err, &ce) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Remove removes member id. A member that is not there counts as removed. Its client URLs
+// leave the client's endpoints.
+func (c *Client) Remove(ctx context.Context, token, id uint64) error {
+	members, _, err := c.State(ctx)
+	if err != nil {
+		return err
+	}
+	return c.remove(ctx, token, members, id)
+}
+
+// RemoveMember is Remove that first hands raft leadership to the most up-to-date healthy
+// voting member when id leads, so that removing it costs no election.
+func (c *Client) RemoveMember(ctx context.Context, token, id uint64) error {
+	members, health, err := c.State(ctx)
+	if err != nil {
+		return err
+	}
+	m, ok := find(members, id)
+	if !ok {
+		return nil
+	}
+	if err := CheckChange(members, Change{Kind: ChangeRemove, MemberID: id}); err != nil {
+		return err
+	}
+	if !m.IsLearner && leaderOf(health) == id {
+		to, ok := successor(members, health, id)
+		if !ok {
+			return &CallError{Where{Op: "remove", Endpoint: c.where(), Member: m.String()},
+				errors.New("it leads and no other healthy voting member can take over")}
+		}
+		if err := c.moveLeader(ctx, token, members, health, to); err != nil {
+			return err
+		}
+		if members, _, err = c.State(ctx); err != nil {
+			return err
+		}
+	}
+	return c.remove(ctx, token, members, id)
+}
+
+func (c *Client) remove(ctx context.Context, token uint64, members []Member, id uint64) error {
+	m, ok := find(members, id)
+	if !ok {
+		return nil
+	}
+	if err := CheckChange(members, Change{Kind: ChangeRemove, MemberID: id}); err != nil {
+		return err
+	}
+	if err := c.Fence(ctx, token); err != nil {
+		return err
+	}
+	c.notify(ctx, "remove", id)
+	err, last := call(ctx, c.cfg.CallTimeout, func(ctx context.Context) error {
+		_, err := c.etcd.MemberRemove(ctx, id)
+		return err
+	})
+	if err != nil && !isServerError(err, rpctypes.ErrGRPCMemberNotFound) {
+		return classify(Where{Op: "remove", Endpoint: c.where(), Member: m.String()}, err, last)
+	}
+	if rest := slices.DeleteFunc(c.Endpoints(), func(ep string) bool { return slices.Contains(m.ClientURLs, ep) }); len(rest) > 0 {
+		c.SetEndpoints(rest...)
+	}
+	c.syncBestEffort(ctx)
+	return nil
+}
+
+// MoveLeader hands raft leadership to voting member to. The request goes to the current
+// leader's own endpoint, as etcd requires; it returns once to leads.
+func (c *Client) MoveLeader(ctx context.Context, token, to uint64) error {
+	members, health, err := c.State(ctx)
+	if err != nil {
+		return err
+	}
+	return c.moveLeader(ctx, token, members, health, to)
+}
+
+func (c *Client) moveLeader(ctx context.Context, token uint64, members []Member, health []Health, to uint64) error {
+	t, ok := find(members, to)
+	if !ok {
+		return &MemberNotFoundError{ID: to, Endpoint: c.where()}
+	}
+	lead := leaderOf(health)
+	if lead == to {
+		return nil
+	}
+	w := Where{Op: "move leadership to " + t.String(), Endpoint: c.where()}
+	switch {
+	case t.IsLearner:
+		return &CallError{w, errors.New("a learner cannot lead")}
+	case !t.Healthy:
+		return &CallError{w, errors.New("the target is not healthy")}
+	case lead == 0:
+		return &CallError{w, errors.New("no member names a leader")}
+	}
+	lm, ok := find(members, lead)
+	if !ok || len(lm.ClientURLs) == 0 {
+		return &CallError{w, fmt.Errorf("leader %x has no client URL", lead)}
+	}
+	w.Endpoint, w.Member = lm.ClientURLs[0], lm.String()
+	if err := c.Fence(ctx, token); err != nil {
+		return err
+	}
+	c.notify(ctx, "move leader", to)
+	return c.onEndpoint(ctx, w, c.cfg.CallTimeout, func(ctx context.Context, e endpointAPI) error {
+		_, err := e.MoveLeader(ctx, to)
+		return err
+	})
+}
+
+// leaderOf is the leader named by the member reporting the highest term.
+func leaderOf(health []Health) uint64 {
+	var lead, term uint64
+	for _, h := range health {
+		if s := h.Status; s != nil && s.Leader != 0 && s.Term >= term {
+			lead, term = s.Leader, s.Term
+		}
+	}
+	return lead
+}
+
+// successor is the healthy voting member other than id with the highest raft index,
+// lowest ID among equals.
+func successor(members []Member, health []Health, id uint64) (uint64, bool) {
+	var best uint64
+	var bestIndex uint64
+	found := false
+	for i, m := range members {
+		if m.ID == id || m.IsLearner || !m.Healthy || health[i].Status == nil {
+			continue
+		}
+		idx := health[i].Status.Index
+		if !found || idx > bestIndex || (idx == bestIndex && m.ID < best) {
+			best, bestIndex, found = m.ID, idx, true
+		}
+	}
+	return best, found
+}
+
+func (c *Client) notify(ctx context.Context, op string, id uint64) {
+	if c.beforeChange != nil {
+		c.beforeChange(ctx, op, id)
+	}
+}
+
+// syncBestEffort brings the endpoints in step after a change; Sync reports failures.
+func (c *Client) syncBestEffort(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, bestEffortSyncTimeout)
+	defer cancel()
+	_ = c.Sync(ctx)
+}
+
+func byPeerURL(members []Member, peerURL string) (Member, bool) {
+	for _, m := range members {
+		for _, u := range m.PeerURLs {
+			if samePeerURL(u, peerURL) {
+				return m, true
+			}
+		}
+	}
+	return Member{}, false
+}
+
+func samePeerURL(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ua, errA := url.Parse(a)
+	ub, errB := url.Parse(b)
+	if errA != nil || errB != nil || !strings.EqualFold(ua.Scheme, ub.Scheme) || ua.Port() != ub.Port() {
+		return false
+	}
+	ha, errA := parseAddr(ua.Hostname())
+	hb, errB := parseAddr(ub.Hostname())
+	if errA == nil && errB == nil {
+		return ha == hb
+	}
+	return strings.EqualFold(ua.Hostname(), ub.Hostname())
+}

@@ -1,0 +1,19 @@
+// Package etcdmember changes etcd membership one safe step at a time while control-plane
+// Machines are replaced: add a learner, promote it, remove the old member, move leadership.
+//
+// It has two halves. The pure half decides and never talks to etcd: Count, FaultTolerance
+// and CheckChange hold the quorum rules (a learner never counts; healthy voting members
+// must stay at or above quorum after every change; one learner at a time),
+// DeadMemberOrder chooses between removing and promoting first, and MapMachines matches
+// members to Machines by comparing peer URL hosts with InternalIPs.
+//
+// The other half is Client, over go.etcd.io/etcd/client/v3 with mutual TLS and bounded
+// timeouts. Each of its membership changes gathers the members and their health, refuses
+// what CheckChange refuses, and runs only after Fence has accepted the caller's token, so
+// a controller that lost leadership cannot act on stale state. Errors are typed and name
+// the endpoint and the member: *UnreachableError, *CertificateError, *TimeoutError,
+// *MemberNotFoundError, *UnsafeChangeError, *NotInSyncError, *FencedError, *CallError.
+//
+// It never decides which Machine to replace or when, never touches Machines, and never
+// forces a change past a refusal.
+package etcdmember
