@@ -1,12 +1,94 @@
-// Command quorumguard keeps an etcd-backed control plane quorate while its machines are replaced.
+// Command quorumguard keeps an etcd-backed control plane quorate while its machines are
+// replaced. `quorumguard` runs the controller; `quorumguard status` prints the picture.
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/quorumguard/quorumguard/pkg/app"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "quorumguard: the controller is being built")
-	os.Exit(1)
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "quorumguard:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("quorumguard", flag.ContinueOnError)
+	var o options
+	o.bind(fs)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if err := o.validate(); err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	cfg, err := restConfig(o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	c, err := app.New(cfg, o.appOptions())
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return c.Run(ctx)
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		if cfg, err := rest.InClusterConfig(); err == nil {
+			return cfg, nil
+		}
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %q: %w", kubeconfig, err)
+	}
+	return cfg, nil
+}
+
+func (o *options) appOptions() app.Options {
+	return app.Options{
+		Namespace:         o.namespace,
+		Hook:              machinev1beta1.LifecycleHook{Name: o.hookName, Owner: o.hookOwner},
+		DefaultReplicas:   o.replicas,
+		ManageMachines:    o.manageMachines,
+		PollInterval:      o.pollInterval,
+		EtcdEndpoints:     o.endpoints(),
+		EtcdCA:            o.etcdCA,
+		EtcdCert:          o.etcdCert,
+		EtcdKey:           o.etcdKey,
+		MetricsAddr:       o.metricsAddr,
+		ProbeAddr:         o.probeAddr,
+		LeaderElect:       o.leaderElect,
+		ElectionID:        o.electionID,
+		ElectionNS:        o.electionNS,
+		LeaseDuration:     o.leaseDuration,
+		RenewDeadline:     o.renewDeadline,
+		RetryPeriod:       o.retryPeriod,
+		ClusterOperator:   o.clusterOperator,
+		HookHeldThreshold: o.hookHeldWarn,
+	}
 }

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// options are the controller's flags. Every flag can also be set through the environment
+// variable QUORUMGUARD_<NAME>, with the flag's name upper-cased and dashes as underscores;
+// a flag given on the command line wins.
+type options struct {
+	kubeconfig      string
+	etcdEndpoints   string
+	etcdCA          string
+	etcdCert        string
+	etcdKey         string
+	namespace       string
+	hookName        string
+	hookOwner       string
+	replicas        int
+	manageMachines  bool
+	pollInterval    time.Duration
+	metricsAddr     string
+	probeAddr       string
+	leaderElect     string
+	electionID      string
+	electionNS      string
+	leaseDuration   time.Duration
+	renewDeadline   time.Duration
+	retryPeriod     time.Duration
+	clusterOperator string
+	hookHeldWarn    time.Duration
+}
+
+func (o *options) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; in-cluster configuration when empty")
+	fs.StringVar(&o.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client URLs; discovered from the control-plane Machines' InternalIPs (port 2379) when empty")
+	fs.StringVar(&o.etcdCA, "etcd-ca-file", "", "CA bundle that signed the etcd serving certificates")
+	fs.StringVar(&o.etcdCert, "etcd-cert-file", "", "client certificate for etcd")
+	fs.StringVar(&o.etcdKey, "etcd-key-file", "", "client key for etcd")
+	fs.StringVar(&o.namespace, "machine-namespace", "openshift-machine-api", "namespace of the control-plane Machines and the ControlPlaneMachineSet")
+	fs.StringVar(&o.hookName, "hook-name", "EtcdQuorumOperator", "name of the preDrain lifecycle hook quorumguard owns")
+	fs.StringVar(&o.hookOwner, "hook-owner", "clusteroperator/etcd", "owner of the preDrain lifecycle hook")
+	fs.IntVar(&o.replicas, "replicas", 3, "desired voting members when there is no ControlPlaneMachineSet")
+	fs.BoolVar(&o.manageMachines, "manage-machines", true, "create and delete control-plane Machines from the ControlPlaneMachineSet; false only protects quorum")
+	fs.DurationVar(&o.pollInterval, "poll-interval", 250*time.Millisecond, "how often etcd is polled while a change is in flight (nothing is polled when idle)")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables them")
+	fs.StringVar(&o.leaderElect, "leader-elect", "for-life", "leader election: for-life (a ConfigMap lock owned by this Pod, as the Operator SDK does), lease (a coordination.k8s.io Lease, as controller-runtime does) or none")
+	fs.StringVar(&o.electionID, "leader-election-id", "quorumguard-lock", "name of the leader election lock")
+	fs.StringVar(&o.electionNS, "leader-election-namespace", "", "namespace of the lock; the service-account namespace when empty")
+	fs.DurationVar(&o.leaseDuration, "lease-duration", 137*time.Second, "lease: how long a lease is valid; 137s, as OpenShift operators use, survives a 60s apiserver outage without a leader change")
+	fs.DurationVar(&o.renewDeadline, "renew-deadline", 107*time.Second, "lease: how long the leader keeps retrying renewal before it gives up leadership (OpenShift's 107s)")
+	fs.DurationVar(&o.retryPeriod, "retry-period", 26*time.Second, "lease: how often candidates try to take or renew the lease (OpenShift's 26s keeps apiserver load low)")
+	fs.StringVar(&o.clusterOperator, "cluster-operator", "etcd", "name of the ClusterOperator quorumguard reports through; empty disables it")
+	fs.DurationVar(&o.hookHeldWarn, "hook-held-threshold", 30*time.Minute, "a preDrain hook held longer than this makes the ClusterOperator Degraded")
+}
+
+// applyEnv sets every flag not given on the command line from QUORUMGUARD_<NAME>.
+func applyEnv(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		env := "QUORUMGUARD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q: %v", env, v, err))
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("bad environment: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func (o *options) endpoints() []string {
+	var out []string
+	for _, e := range strings.Split(o.etcdEndpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (o *options) validate() error {
+	switch o.leaderElect {
+	case "for-life", "lease", "none":
+	default:
+		return fmt.Errorf("--leader-elect must be for-life, lease or none, not %q", o.leaderElect)
+	}
+	if o.etcdCA == "" || o.etcdCert == "" || o.etcdKey == "" {
+		return fmt.Errorf("--etcd-ca-file, --etcd-cert-file and --etcd-key-file are all required (etcd is reached with mutual TLS)")
+	}
+	if o.replicas != 3 && o.replicas != 5 {
+		return fmt.Errorf("--replicas must be 3 or 5, not %d", o.replicas)
+	}
+	if o.hookName == "" || o.hookOwner == "" {
+		return fmt.Errorf("--hook-name and --hook-owner must not be empty")
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+// Package app wires quorumguard's controllers into a controller-runtime manager: the cache that
+// holds only control-plane Machines, the etcd client, leader election and fencing, metrics and
+// probes. cmd/quorumguard and the end-to-end tests both start the controller through it, so
+// what is tested is what ships.
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	configv1 "github.com/openshift/api/config/v1"
+	machinev1 "github.com/openshift/api/machine/v1"
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/quorumguard/quorumguard/pkg/controlplane"
+)
+
+// Options configure one controller process.
+type Options struct {
+	Namespace       string
+	Hook            machinev1beta1.LifecycleHook
+	DefaultReplicas int
+	ManageMachines  bool
+	PollInterval    time.Duration
+
+	EtcdEndpoints                []string
+	EtcdCA, EtcdCert, EtcdKey    string
+	MetricsAddr, ProbeAddr       string
+	LeaderElect                  string
+	ElectionID, ElectionNS       string
+	LeaseDuration, RenewDeadline time.Duration
+	RetryPeriod                  time.Duration
+	ClusterOperator              string
+	HookHeldThreshold            time.Duration
+	// UnfilteredCache caches every Machine in the cluster instead of only control-plane ones;
+	// it exists for the scale benchmark's comparison and is never the default.
+	UnfilteredCache bool
+}
+
+// Scheme knows every type the controller reads or writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, machinev1beta1.Install, machinev1.Install, configv1.Install} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return s
+}
+
+// Controller is a built, not yet started, quorumguard.
+type Controller struct {
+	Manager    manager.Manager
+	Reconciler *controlplane.Reconciler
+	etcd       *etcdClient
+}
+
+// New builds the manager and controllers.
+func New(cfg *rest.Config, o Options) (*Controller, error) {
+	role := labels.SelectorFromSet(labels.Set{controlplane.RoleLabel: "master"})
+	machineCache := cache.ByObject{Label: role, Namespaces: map[string]cache.Config{o.Namespace: {}}}
+	if o.UnfilteredCache {
+		machineCache = cache.ByObject{}
+	}
+	mopts := ctrl.Options{
+		Scheme:                 Scheme(),
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress: o.ProbeAddr,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&machinev1beta1.Machine{}:            machineCache,
+			&machinev1.ControlPlaneMachineSet{}:  {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+			&machinev1beta1.MachineHealthCheck{}: {Namespaces: map[string]cache.Config{o.Namespace: {}}},
+		}},
+		GracefulShutdownTimeout: ptrDuration(5 * time.Second),
+	}
+	if o.LeaderElect == "lease" {
+		if o.ElectionNS == "" {
+			ns, err := inClusterNamespace()
+			if err != nil {
+				return nil, fmt.Errorf("--leader-elect=lease outside a cluster needs --leader-election-namespace: %w", err)
+			}
+			o.ElectionNS = ns
+		}
+		mopts.LeaderElection = true
+		mopts.LeaderElectionID = o.ElectionID
+		mopts.LeaderElectionNamespace = o.ElectionNS
+		mopts.LeaderElectionReleaseOnCancel = true
+		mopts.LeaseDuration, mopts.RenewDeadline, mopts.RetryPeriod = &o.LeaseDuration, &o.RenewDeadline, &o.RetryPeriod
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
+	if err != nil {
+		return nil, fmt.Errorf("build manager: %w", err)
+	}
+	etcd, err := newEtcdClient(o.EtcdEndpoints, o.EtcdCA, o.EtcdCert, o.EtcdKey)
+	if err != nil {
+		return nil, err
+	}
+	r := &controlplane.Reconciler{
+		Client:          mgr.GetClient(),
+		Namespace:       o.Namespace,
+		Hook:            o.Hook,
+		DefaultReplicas: o.DefaultReplicas,
+		Etcd:            etcd,
+		Fence:           controlplane.StaticFence(1),
+		Recorder:        mgr.GetEventRecorder("quorumguard"),
+		PollInterval:    o.PollInterval,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("etcd", etcd.readyCheck); err != nil {
+		return nil, err
+	}
+	return &Controller{Manager: mgr, Reconciler: r, etcd: etcd}, nil
+}
+
+// Run runs the controller until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	defer c.etcd.Close()
+	return c.Manager.Start(ctx)
+}
+
+func ptrDuration(d time.Duration) *time.Duration { return &d }

@@ -1,0 +1,116 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
+	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/quorum"
+)
+
+// ensureHooks puts the hook on every live control-plane Machine and reports a hook that
+// someone removed from a deleting one.
+func (r *Reconciler) ensureHooks(ctx context.Context, st *snapshot) {
+	if _, err := r.Fence.Token(ctx); err != nil {
+		return // not the leader any more: write nothing
+	}
+	for i := range st.machines {
+		m := &st.machines[i]
+		out, err := hooks.Ensure(ctx, r.Client, m, r.Hook)
+		switch {
+		case err != nil:
+			r.event(m, corev1.EventTypeWarning, "HookWriteFailed", "Ensure", err.Error())
+		case out == hooks.Added:
+			r.event(m, corev1.EventTypeNormal, "HookAdded", "Ensure", fmt.Sprintf("added preDrain hook %s (owner %s)", r.Hook.Name, r.Hook.Owner))
+		case out == hooks.Repaired:
+			r.event(m, corev1.EventTypeNormal, "HookRepaired", "Ensure", fmt.Sprintf("set the owner of preDrain hook %s to %s", r.Hook.Name, r.Hook.Owner))
+		case out == hooks.Missing:
+			if c := condition(m); c == nil || (c.Reason != quorum.ReasonHookReleased && c.Reason != quorum.ReasonHookRemovedExternally) {
+				r.event(m, corev1.EventTypeWarning, quorum.ReasonHookRemovedExternally, "Observe",
+					fmt.Sprintf("preDrain hook %s was removed from the deleting Machine by someone else; it is not added back, so etcd quorum is no longer protected for this Machine", r.Hook.Name))
+			}
+		}
+	}
+}
+
+// act takes the decided action. A refused promotion (learner not yet in sync) is not an
+// error: the learner's progress is recorded and the next pass tries again.
+func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) error {
+	a := d.Action
+	if a.Kind == quorum.None {
+		return nil
+	}
+	token, err := r.Fence.Token(ctx)
+	if err != nil {
+		return fmt.Errorf("not acting (%s): %w", a, err)
+	}
+	m := machineNamed(st.machines, a.Machine)
+	switch a.Kind {
+	case quorum.AddLearner:
+		id, err := r.Etcd.AddLearner(ctx, token, a.PeerURL)
+		if err != nil {
+			return r.failed(m, a, err)
+		}
+		r.event(m, corev1.EventTypeNormal, "LearnerAdded", "AddLearner", fmt.Sprintf("added etcd learner %x at %s: %s", id, a.PeerURL, a.Reason))
+	case quorum.Promote:
+		err := r.Etcd.Promote(ctx, token, a.MemberID)
+		var notInSync *etcdmember.NotInSyncError
+		if errors.As(err, &notInSync) {
+			return nil
+		}
+		if err != nil {
+			return r.failed(m, a, err)
+		}
+		r.event(m, corev1.EventTypeNormal, "LearnerPromoted", "Promote", fmt.Sprintf("promoted etcd learner %x to a voting member: %s", a.MemberID, a.Reason))
+	case quorum.MoveLeader:
+		if err := r.Etcd.MoveLeader(ctx, token, a.To); err != nil {
+			return r.failed(m, a, err)
+		}
+		r.event(m, corev1.EventTypeNormal, "LeaderMoved", "MoveLeader", fmt.Sprintf("moved etcd leadership from %x to %x before removing the member", a.MemberID, a.To))
+	case quorum.RemoveMember:
+		if err := r.Etcd.Remove(ctx, token, a.MemberID); err != nil {
+			return r.failed(m, a, err)
+		}
+		r.event(m, corev1.EventTypeNormal, "MemberRemoved", "RemoveMember", fmt.Sprintf("removed etcd member %x: %s", a.MemberID, a.Reason))
+	case quorum.ReleaseHook:
+		if m == nil {
+			return nil
+		}
+		// The member list this decision rests on was read from etcd in this pass; the write
+		// below is refused if the Machine changed since it was read.
+		if err := hooks.Release(ctx, r.Client, m, r.Hook); err != nil {
+			return r.failed(m, a, err)
+		}
+		r.event(m, corev1.EventTypeNormal, quorum.ReasonHookReleased, "ReleaseHook", "released preDrain hook "+r.Hook.Name+": "+a.Reason)
+	}
+	return nil
+}
+
+func (r *Reconciler) failed(m *machinev1beta1.Machine, a quorum.Action, err error) error {
+	r.event(m, corev1.EventTypeWarning, string(a.Kind)+"Failed", string(a.Kind), fmt.Sprintf("%s: %v", a, err))
+	return fmt.Errorf("%s: %w", a, err)
+}
+
+func (r *Reconciler) event(m *machinev1beta1.Machine, typ, reason, action, note string) {
+	if r.Recorder == nil || m == nil {
+		return
+	}
+	r.Recorder.Eventf(m, nil, typ, reason, action, "%s", note)
+}
+
+func machineNamed(ms []machinev1beta1.Machine, name string) *machinev1beta1.Machine {
+	for i := range ms {
+		if ms[i].Name == name {
+			return &ms[i]
+		}
+	}
+	return nil
+}
+
+var _ client.Object = &machinev1beta1.Machine{}

@@ -1,0 +1,150 @@
+// Package controlplane is quorumguard's quorum-protection controller. On every pass it gathers
+// the control-plane Machines, the ControlPlaneMachineSet's replica count and a fresh etcd
+// member list with health and learner progress; asks pkg/quorum for the one next step; takes
+// it; and records why on each Machine's EtcdMember condition and in an Event. It keeps no
+// state of its own: killed at any point and restarted, it carries on from what it observes.
+package controlplane
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-logr/logr"
+	machinev1 "github.com/openshift/api/machine/v1"
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/quorumguard/quorumguard/pkg/quorum"
+)
+
+const (
+	// RoleLabel marks control-plane Machines with value "master".
+	RoleLabel = "machine.openshift.io/cluster-api-machine-role"
+	// ConditionType is the condition quorumguard keeps on every control-plane Machine.
+	ConditionType machinev1beta1.ConditionType = "EtcdMember"
+	// CPMSName is the name of the one ControlPlaneMachineSet.
+	CPMSName = "cluster"
+)
+
+// Fence supplies the fencing token of the current leadership. Token fails once this process
+// is no longer the leader, so nothing it does afterwards reaches etcd or the Machines.
+type Fence interface {
+	Token(ctx context.Context) (uint64, error)
+}
+
+// StaticFence is the token used when leader election is off.
+type StaticFence uint64
+
+// Token returns the fixed token.
+func (f StaticFence) Token(context.Context) (uint64, error) { return uint64(f), nil }
+
+// Reconciler protects etcd quorum while control-plane Machines are replaced.
+type Reconciler struct {
+	Client    client.Client
+	Namespace string
+	Hook      machinev1beta1.LifecycleHook
+	// DefaultReplicas is the desired voting members when there is no ControlPlaneMachineSet.
+	DefaultReplicas int
+	Etcd            Etcd
+	Fence           Fence
+	Recorder        recorder.EventRecorder
+	// PollInterval is how soon to look again while something is in flight; IdleResync how
+	// often to look when nothing is.
+	PollInterval, IdleResync time.Duration
+	// Observer, when set, is told every decision (status, metrics).
+	Observer func(Observation)
+	clock    func() time.Time
+	// endpoints are the client URLs of the last member list; only Reconcile touches them
+	// (one worker).
+	endpoints []string
+}
+
+// Observation is what one pass saw and decided, for status reporting.
+type Observation struct {
+	Time     time.Time
+	Machines []machinev1beta1.Machine
+	Members  []quorum.Member
+	Desired  int
+	Decision quorum.Decision
+	// Err is set when the pass could not observe or act.
+	Err error
+}
+
+var singleton = reconcile.Request{NamespacedName: types.NamespacedName{Name: "control-plane"}}
+
+// SetupWithManager watches control-plane Machines and the ControlPlaneMachineSet; every event
+// maps to one request, because the decision is over all Machines at once.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.PollInterval == 0 {
+		r.PollInterval = 250 * time.Millisecond
+	}
+	if r.IdleResync == 0 {
+		r.IdleResync = 30 * time.Second
+	}
+	if r.clock == nil {
+		r.clock = time.Now
+	}
+	toOne := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{singleton}
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("quorumguard-controlplane").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Watches(&machinev1beta1.Machine{}, toOne, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return o.GetNamespace() == r.Namespace && o.GetLabels()[RoleLabel] == "master"
+		}))).
+		Watches(&machinev1.ControlPlaneMachineSet{}, toOne, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return o.GetNamespace() == r.Namespace && o.GetName() == CPMSName
+		}))).
+		Complete(r)
+}
+
+// Reconcile gathers, decides, acts once and records.
+func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	st, err := r.gather(ctx)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	r.ensureHooks(ctx, st)
+	if st.etcdErr != nil {
+		log.Error(st.etcdErr, "etcd unreachable; nothing is changed")
+		r.markUnreachable(ctx, st)
+		r.observe(st, quorum.Decision{}, st.etcdErr)
+		return reconcile.Result{RequeueAfter: time.Second}, nil
+	}
+	d := quorum.Decide(st.state)
+	actErr := r.act(ctx, st, &d)
+	r.writeConditions(ctx, st, d)
+	r.observe(st, d, actErr)
+	if actErr != nil {
+		log.Error(actErr, "action failed", "action", d.Action.String())
+		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
+	}
+	if d.InFlight {
+		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
+	}
+	return reconcile.Result{RequeueAfter: r.IdleResync}, nil
+}
+
+func (r *Reconciler) observe(st *snapshot, d quorum.Decision, err error) {
+	if r.Observer == nil {
+		return
+	}
+	r.Observer(Observation{Time: r.now(), Machines: st.machines, Members: st.state.Members, Desired: st.state.Desired, Decision: d, Err: err})
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.clock == nil {
+		return time.Now()
+	}
+	return r.clock()
+}

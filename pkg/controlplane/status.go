@@ -1,0 +1,67 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/pkg/quorum"
+)
+
+// writeConditions sets the EtcdMember condition on each Machine where it changed. Only that
+// condition is touched, and the write carries the resourceVersion it was computed from.
+func (r *Reconciler) writeConditions(ctx context.Context, st *snapshot, d quorum.Decision) {
+	if _, err := r.Fence.Token(ctx); err != nil {
+		return
+	}
+	for i := range st.machines {
+		m := &st.machines[i]
+		want, ok := d.Conditions[m.Name]
+		if !ok {
+			continue
+		}
+		_ = r.setCondition(ctx, m, want)
+	}
+}
+
+// markUnreachable records on every Machine that etcd could not be observed; nothing else.
+func (r *Reconciler) markUnreachable(ctx context.Context, st *snapshot) {
+	if _, err := r.Fence.Token(ctx); err != nil {
+		return
+	}
+	msg := fmt.Sprintf("etcd could not be observed, nothing is changed: %v", st.etcdErr)
+	for i := range st.machines {
+		m := &st.machines[i]
+		if c := condition(m); c != nil && c.Reason == quorum.ReasonEtcdUnreachable {
+			continue
+		}
+		r.event(m, corev1.EventTypeWarning, quorum.ReasonEtcdUnreachable, "Observe", msg)
+		_ = r.setCondition(ctx, m, quorum.Condition{Status: "Unknown", Reason: quorum.ReasonEtcdUnreachable, Message: msg})
+	}
+}
+
+func (r *Reconciler) setCondition(ctx context.Context, m *machinev1beta1.Machine, want quorum.Condition) error {
+	cur := condition(m)
+	status := corev1.ConditionStatus(want.Status)
+	if cur != nil && cur.Status == status && cur.Reason == want.Reason && cur.Message == want.Message {
+		return nil
+	}
+	base := m.DeepCopy()
+	next := machinev1beta1.Condition{Type: ConditionType, Status: status, Reason: want.Reason, Message: want.Message, LastTransitionTime: metav1.NewTime(r.now())}
+	if status == corev1.ConditionFalse {
+		next.Severity = machinev1beta1.ConditionSeverityInfo
+	}
+	if cur != nil {
+		if cur.Status == status {
+			next.LastTransitionTime = cur.LastTransitionTime
+		}
+		*cur = next
+	} else {
+		m.Status.Conditions = append(m.Status.Conditions, next)
+	}
+	return r.Client.Status().Patch(ctx, m, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+}

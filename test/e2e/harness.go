@@ -1,0 +1,205 @@
+// Package e2e holds quorumguard's end-to-end scenarios as exported XSpec(ctx, input)
+// functions over test/framework: the real apiserver, the simulated machine-api, real TLS
+// etcd, a writer and a quorum monitor running throughout.
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/test/framework"
+)
+
+// Controller is an in-process quorumguard started through pkg/app, as the binary starts it.
+type Controller struct {
+	App    *app.Controller
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// ControllerOptions are the options a test controller runs with: leader election off,
+// metrics and probes off, the cluster's etcd client certificate, no endpoints (discovered).
+func ControllerOptions(c *framework.Cluster) app.Options {
+	ca, cert, key := c.Net.ClientFiles()
+	return app.Options{
+		Namespace: framework.MachineNamespace, Hook: hooks.Default, DefaultReplicas: 3,
+		PollInterval: 100 * time.Millisecond, EtcdCA: ca, EtcdCert: cert, EtcdKey: key,
+		MetricsAddr: "0", ProbeAddr: "0", LeaderElect: "none",
+	}
+}
+
+// StartController starts a controller against the cluster's apiserver.
+func StartController(ctx context.Context, c *framework.Cluster, o app.Options) (*Controller, error) {
+	a, err := app.New(c.CP.Config, o)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	rc := &Controller{App: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { rc.done <- a.Run(ctx) }()
+	return rc, nil
+}
+
+// Stop stops the controller, as a crash would from the cluster's point of view: nothing is
+// handed over or cleaned up.
+func (rc *Controller) Stop() error {
+	rc.cancel()
+	select {
+	case err := <-rc.done:
+		return err
+	case <-time.After(30 * time.Second):
+		return errors.New("controller did not stop within 30s")
+	}
+}
+
+// Guards are the checks every scenario runs throughout: the writer and the quorum monitor.
+type Guards struct {
+	Writer  *framework.Writer
+	Monitor *framework.QuorumMonitor
+}
+
+// StartGuards starts the writer and the monitor.
+func StartGuards(ctx context.Context, c *framework.Cluster) (*Guards, error) {
+	w, err := c.StartWriter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.StartQuorumMonitor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Guards{Writer: w, Monitor: m}, nil
+}
+
+// Check stops both and fails if a write was lost, quorum fell, or voting members went
+// below minVoters.
+func (g *Guards) Check(ctx context.Context, minVoters int) (framework.WriterReport, framework.MonitorReport, error) {
+	mon := g.Monitor.Stop()
+	rep, err := g.Writer.Stop(ctx)
+	if err != nil {
+		return rep, mon, err
+	}
+	var problems []string
+	if len(rep.Lost) > 0 {
+		problems = append(problems, fmt.Sprintf("%d acknowledged writes lost: %v", len(rep.Lost), rep.Lost[:min(5, len(rep.Lost))]))
+	}
+	if len(mon.QuorumLost) > 0 {
+		problems = append(problems, fmt.Sprintf("quorum lost: %v", mon.QuorumLost[:min(5, len(mon.QuorumLost))]))
+	}
+	if mon.MinVoters < minVoters {
+		problems = append(problems, fmt.Sprintf("voting members fell to %d (want at least %d)", mon.MinVoters, minVoters))
+	}
+	if rep.Acked == 0 {
+		problems = append(problems, "the writer wrote nothing")
+	}
+	if len(problems) > 0 {
+		return rep, mon, fmt.Errorf("%s (writer: %s; monitor: %s)", strings.Join(problems, "; "), rep, mon)
+	}
+	return rep, mon, nil
+}
+
+// CreateReplacement creates a new control-plane Machine named name, as a ControlPlaneMachineSet
+// or a person would.
+func CreateReplacement(ctx context.Context, c *framework.Cluster, name string) error {
+	return c.Client.Create(ctx, c.NewMaster(name, framework.AWSProviderSpec("us-east-1a", "subnet-us-east-1a")))
+}
+
+// WaitGone waits until every named Machine has disappeared.
+func WaitGone(ctx context.Context, c *framework.Cluster, timeout time.Duration, names ...string) error {
+	return framework.WaitFor(ctx, timeout, "Machines "+strings.Join(names, ", ")+" to disappear", func() (bool, error) {
+		for _, n := range names {
+			if _, err := c.Machine(ctx, n); !apierrors.IsNotFound(err) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// VotingMembers are the started voting members' names, sorted.
+func VotingMembers(ctx context.Context, c *framework.Cluster) ([]string, error) {
+	cli, err := c.EtcdClient()
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	list, err := cli.MemberList(lctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range list.Members {
+		if !m.IsLearner {
+			out = append(out, m.Name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// WaitVoters waits until the voting members are exactly names.
+func WaitVoters(ctx context.Context, c *framework.Cluster, timeout time.Duration, names ...string) error {
+	sort.Strings(names)
+	var last []string
+	err := framework.WaitFor(ctx, timeout, "voting members "+strings.Join(names, ","), func() (bool, error) {
+		got, err := VotingMembers(ctx, c)
+		last = got
+		return err == nil && strings.Join(got, ",") == strings.Join(names, ","), err
+	})
+	if err != nil {
+		return fmt.Errorf("%w; last seen %v", err, last)
+	}
+	return nil
+}
+
+// ReasonTracker records every EtcdMember reason a Machine shows, in order.
+type ReasonTracker struct {
+	seen   map[string][]string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// TrackReasons polls the named Machines' EtcdMember conditions every 20 ms.
+func TrackReasons(ctx context.Context, c *framework.Cluster, names ...string) *ReasonTracker {
+	ctx, cancel := context.WithCancel(ctx)
+	rt := &ReasonTracker{seen: map[string][]string{}, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(rt.done)
+		for ctx.Err() == nil {
+			for _, n := range names {
+				m := &machinev1beta1.Machine{}
+				if err := c.Client.Get(ctx, client.ObjectKey{Namespace: framework.MachineNamespace, Name: n}, m); err != nil {
+					continue
+				}
+				if cond := framework.Condition(m, controlplane.ConditionType); cond != nil {
+					s := rt.seen[n]
+					if len(s) == 0 || s[len(s)-1] != cond.Reason {
+						rt.seen[n] = append(s, cond.Reason)
+					}
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return rt
+}
+
+// Stop stops tracking and returns the reasons seen per Machine.
+func (rt *ReasonTracker) Stop() map[string][]string {
+	rt.cancel()
+	<-rt.done
+	return rt.seen
+}

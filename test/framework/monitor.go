@@ -1,0 +1,150 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// QuorumMonitor samples the membership every 100 ms: how many voting members there are, how
+// many answer a status probe through their own endpoint, and how many learners exist. It is
+// the "quorum never fell" check of the end-to-end tests.
+type QuorumMonitor struct {
+	cli    *clientv3.Client
+	eps    func() []string
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu              sync.Mutex
+	samples         int
+	minVoters       int
+	minHealthy      int
+	maxLearners     int
+	lostAt          []string
+	minTolerance    int
+	changes         int
+	lastFingerprint string
+	leaderChanges   []uint64
+}
+
+// StartQuorumMonitor starts sampling until Stop.
+func (c *Cluster) StartQuorumMonitor(ctx context.Context) (*QuorumMonitor, error) {
+	cli, err := c.EtcdClient()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	m := &QuorumMonitor{cli: cli, eps: c.Agent.RunningEndpoints, cancel: cancel, done: make(chan struct{}), minVoters: 1 << 30, minHealthy: 1 << 30, minTolerance: 1 << 30}
+	go m.run(ctx)
+	return m, nil
+}
+
+func (m *QuorumMonitor) run(ctx context.Context) {
+	defer close(m.done)
+	defer m.cli.Close()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		m.sample(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *QuorumMonitor) sample(ctx context.Context) {
+	if eps := m.eps(); len(eps) > 0 {
+		m.cli.SetEndpoints(eps...)
+	}
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	list, err := m.cli.MemberList(lctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			m.mu.Lock()
+			m.lostAt = append(m.lostAt, fmt.Sprintf("%s: member list failed: %v", time.Now().Format("15:04:05.000"), err))
+			m.mu.Unlock()
+		}
+		return
+	}
+	voters, healthy, learners := 0, 0, 0
+	var leader uint64
+	fp := ""
+	for _, mem := range list.Members {
+		fp += fmt.Sprintf("%x:%v,", mem.ID, mem.IsLearner)
+		if mem.IsLearner {
+			learners++
+			continue
+		}
+		voters++
+		if len(mem.ClientURLs) == 0 {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		st, err := m.cli.Status(sctx, mem.ClientURLs[0])
+		cancel()
+		if err == nil {
+			healthy++
+			if st.Leader != 0 {
+				leader = st.Leader
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.samples++
+	m.minVoters = min(m.minVoters, voters)
+	m.minHealthy = min(m.minHealthy, healthy)
+	m.maxLearners = max(m.maxLearners, learners)
+	m.minTolerance = min(m.minTolerance, healthy-(voters/2+1))
+	if healthy < voters/2+1 {
+		m.lostAt = append(m.lostAt, fmt.Sprintf("%s: %d healthy of %d voting members", time.Now().Format("15:04:05.000"), healthy, voters))
+	}
+	if fp != m.lastFingerprint {
+		if m.lastFingerprint != "" {
+			m.changes++
+		}
+		m.lastFingerprint = fp
+	}
+	if leader != 0 && (len(m.leaderChanges) == 0 || m.leaderChanges[len(m.leaderChanges)-1] != leader) {
+		m.leaderChanges = append(m.leaderChanges, leader)
+	}
+}
+
+// MonitorReport sums up what the monitor saw.
+type MonitorReport struct {
+	Samples, MinVoters, MinHealthy, MaxLearners, MinTolerance int
+	// QuorumLost lists the samples where healthy voters were below quorum or the member list
+	// could not be read.
+	QuorumLost []string
+	// Leaders is the sequence of distinct leaders seen.
+	Leaders []uint64
+}
+
+func (r MonitorReport) String() string {
+	return fmt.Sprintf("%d samples: voting members >= %d, healthy >= %d, learners <= %d, fault tolerance >= %d, quorum lost in %d samples",
+		r.Samples, r.MinVoters, r.MinHealthy, r.MaxLearners, r.MinTolerance, len(r.QuorumLost))
+}
+
+// Report returns what was seen so far.
+func (m *QuorumMonitor) Report() MonitorReport {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return MonitorReport{Samples: m.samples, MinVoters: m.minVoters, MinHealthy: m.minHealthy, MaxLearners: m.maxLearners,
+		MinTolerance: m.minTolerance, QuorumLost: append([]string(nil), m.lostAt...), Leaders: append([]uint64(nil), m.leaderChanges...)}
+}
+
+// Stop stops sampling and returns the report.
+func (m *QuorumMonitor) Stop() MonitorReport {
+	m.cancel()
+	<-m.done
+	return m.Report()
+}
