@@ -274,11 +274,15 @@ func baseCondition(m Machine, members map[uint64]Member, learners []Member, all 
 			return Condition{"False", ReasonNotMember, "no etcd member yet"}
 		}
 	}
-	if !m.HasHook && !has {
+	if !m.HasHook {
 		if m.ReleasedByUs {
 			return Condition{"False", ReasonHookReleased, "hook released: the etcd member is gone"}
 		}
-		return Condition{"False", ReasonHookRemovedExternally, "the preDrain hook was removed by someone else; it is not added back"}
+		msg := "the preDrain hook was removed by someone else; it is not added back"
+		if has {
+			msg += fmt.Sprintf(", and member %x may be lost with the Machine before a replacement joins", mem.ID)
+		}
+		return Condition{"False", ReasonHookRemovedExternally, msg}
 	}
 	if has && mem.Learner {
 		return Condition{"False", ReasonRemovingMember, fmt.Sprintf("learner %x of a deleting Machine will be removed", mem.ID)}

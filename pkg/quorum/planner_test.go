@@ -118,6 +118,11 @@ func TestDecide(t *testing.T) {
 			s.Machines = append(s.Machines, m)
 			return s
 		}, None, "", 0, map[string]string{"m-3": ReasonHookRemovedExternally}},
+		{"a hook removed by hand from a machine that still has a member is reported", func() State {
+			s := steady()
+			s.Machines[2].Deleting, s.Machines[2].HasHook = true, false
+			return s
+		}, None, "", 0, map[string]string{"m-2": ReasonHookRemovedExternally}},
 		{"machines sharing an address get no action", func() State {
 			s := steady()
 			a, b := machine("m-3", "10.0.0.9", 0, false), machine("m-4", "10.0.0.9", 0, true)
