@@ -90,5 +90,6 @@ func (o *options) appOptions() app.Options {
 		RetryPeriod:       o.retryPeriod,
 		ClusterOperator:   o.clusterOperator,
 		HookHeldThreshold: o.hookHeldWarn,
+		PodName:           os.Getenv("POD_NAME"),
 	}
 }

@@ -6,7 +6,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
@@ -16,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -26,6 +29,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/leader"
 )
 
 // Options configure one controller process.
@@ -45,6 +49,10 @@ type Options struct {
 	RetryPeriod                  time.Duration
 	ClusterOperator              string
 	HookHeldThreshold            time.Duration
+	// PodName is this replica's Pod (POD_NAME), owner of the leader-for-life lock.
+	PodName string
+	// NoReleaseOnCancel keeps the lease on a stop, as a crash would; tests use it.
+	NoReleaseOnCancel bool
 	// UnfilteredCache caches every Machine in the cluster instead of only control-plane ones;
 	// it exists for the scale benchmark's comparison and is never the default.
 	UnfilteredCache bool
@@ -65,7 +73,15 @@ func Scheme() *runtime.Scheme {
 type Controller struct {
 	Manager    manager.Manager
 	Reconciler *controlplane.Reconciler
-	etcd       *etcdClient
+	ForLife    *leader.ForLife
+	Lease      *leader.Lease
+	// Token is the for-life leadership's fencing token once elected.
+	Token   atomic.Uint64
+	elected atomic.Bool
+	fence   *electedFence
+	etcd    *etcdClient
+	opts    Options
+	cfg     *rest.Config
 }
 
 // New builds the manager and controllers.
@@ -89,18 +105,30 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		// and stop several in turn; the controller's name stays unique per manager.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}
+	if o.ElectionNS == "" {
+		o.ElectionNS, _ = inClusterNamespace()
+	}
+	var fence controlplane.Fence = controlplane.StaticFence(1)
+	var lease *leader.Lease
 	if o.LeaderElect == "lease" {
 		if o.ElectionNS == "" {
-			ns, err := inClusterNamespace()
-			if err != nil {
-				return nil, fmt.Errorf("--leader-elect=lease outside a cluster needs --leader-election-namespace: %w", err)
-			}
-			o.ElectionNS = ns
+			return nil, fmt.Errorf("--leader-elect=lease outside a cluster needs --leader-election-namespace (no service-account namespace file at %s)", serviceAccountNamespaceFile)
 		}
+		direct, err := client.New(cfg, client.Options{Scheme: Scheme()})
+		if err != nil {
+			return nil, err
+		}
+		var lock resourcelock.Interface
+		lease, lock, err = leader.NewLease(cfg, direct, o.ElectionNS, o.ElectionID)
+		if err != nil {
+			return nil, err
+		}
+		fence = lease
 		mopts.LeaderElection = true
 		mopts.LeaderElectionID = o.ElectionID
 		mopts.LeaderElectionNamespace = o.ElectionNS
-		mopts.LeaderElectionReleaseOnCancel = true
+		mopts.LeaderElectionResourceLockInterface = lock
+		mopts.LeaderElectionReleaseOnCancel = !o.NoReleaseOnCancel
 		mopts.LeaseDuration, mopts.RenewDeadline, mopts.RetryPeriod = &o.LeaseDuration, &o.RenewDeadline, &o.RetryPeriod
 	}
 	mgr, err := ctrl.NewManager(cfg, mopts)
@@ -117,7 +145,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		Hook:            o.Hook,
 		DefaultReplicas: o.DefaultReplicas,
 		Etcd:            etcd,
-		Fence:           controlplane.StaticFence(1),
+		Fence:           fence,
 		Recorder:        mgr.GetEventRecorder("quorumguard"),
 		PollInterval:    o.PollInterval,
 	}
@@ -130,13 +158,66 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if err := mgr.AddReadyzCheck("etcd", etcd.readyCheck); err != nil {
 		return nil, err
 	}
-	return &Controller{Manager: mgr, Reconciler: r, etcd: etcd}, nil
+	c := &Controller{Manager: mgr, Reconciler: r, etcd: etcd, opts: o, cfg: cfg, Lease: lease}
+	if o.LeaderElect == "for-life" {
+		wc, err := client.NewWithWatch(cfg, client.Options{Scheme: Scheme()})
+		if err != nil {
+			return nil, err
+		}
+		c.ForLife = &leader.ForLife{Client: wc, Namespace: o.ElectionNS, LockName: o.ElectionID, PodName: o.PodName,
+			Log: ctrl.Log.WithName("leader")}
+		c.fence = &electedFence{}
+		r.Fence = c.fence
+		r.Elected = c.elected.Load
+	}
+	return c, nil
 }
 
-// Run runs the controller until ctx ends.
+// Run runs the controller until ctx ends or it steps down. With leader-for-life the manager
+// (probes, metrics, caches) runs from the start, and the controller acts only once elected.
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.etcd.Close()
-	return c.Manager.Start(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c.Reconciler.StepDown = func(err error) { cancel(fmt.Errorf("stepped down: %w", err)) }
+	if c.ForLife != nil {
+		go func() {
+			token, err := c.ForLife.Become(ctx)
+			switch {
+			case errors.Is(err, leader.ErrNotInCluster):
+				c.fence.set(controlplane.StaticFence(1))
+			case err != nil:
+				cancel(fmt.Errorf("leader election: %w", err))
+				return
+			default:
+				c.fence.set(c.ForLife)
+				c.Token.Store(token)
+			}
+			c.elected.Store(true)
+		}()
+	}
+	err := c.Manager.Start(ctx)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }
+
+// electedFence is the fence of a leader-for-life replica: empty until Become returns.
+type electedFence struct {
+	inner atomic.Pointer[controlplane.Fence]
+}
+
+var errNotElected = errors.New("not elected yet")
+
+func (f *electedFence) set(inner controlplane.Fence) { f.inner.Store(&inner) }
+
+func (f *electedFence) Token(ctx context.Context) (uint64, error) {
+	inner := f.inner.Load()
+	if inner == nil {
+		return 0, errNotElected
+	}
+	return (*inner).Token(ctx)
+}

@@ -50,6 +50,9 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 	if err != nil {
 		return fmt.Errorf("not acting (%s): %w", a, err)
 	}
+	if r.BeforeAct != nil {
+		r.BeforeAct(ctx, a)
+	}
 	m := machineNamed(st.machines, a.Machine)
 	switch a.Kind {
 	case quorum.AddLearner:
@@ -81,6 +84,11 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 	case quorum.ReleaseHook:
 		if m == nil {
 			return nil
+		}
+		// Leadership is checked again right before the write: a paused old leader that woke
+		// up must not release a hook the new leader is holding.
+		if _, err := r.Fence.Token(ctx); err != nil {
+			return fmt.Errorf("not releasing the hook of %s: %w", m.Name, err)
 		}
 		// The member list this decision rests on was read from etcd in this pass; the write
 		// below is refused if the Machine changed since it was read.

@@ -7,6 +7,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -22,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
+	"github.com/quorumguard/quorumguard/pkg/leader"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
@@ -61,7 +64,16 @@ type Reconciler struct {
 	PollInterval, IdleResync time.Duration
 	// Observer, when set, is told every decision (status, metrics).
 	Observer func(Observation)
+	// Elected, when set, says whether this replica has won the election; until then a pass
+	// does nothing at all.
+	Elected func() bool
+	// StepDown is called when the fence says another replica leads now (a refused etcd fence
+	// or a lost lock); the process must stop acting at once.
+	StepDown func(error)
 	clock    func() time.Time
+	// BeforeAct, when set, runs after the fencing token is taken and before the action: the
+	// seam the fencing tests use to pause a leader mid-step. Production leaves it nil.
+	BeforeAct func(context.Context, quorum.Action)
 	// endpoints are the client URLs of the last member list; only Reconcile touches them
 	// (one worker).
 	endpoints []string
@@ -110,6 +122,16 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile gathers, decides, acts once and records.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
 	log := logr.FromContextOrDiscard(ctx)
+	if r.Elected != nil && !r.Elected() {
+		return reconcile.Result{RequeueAfter: time.Second}, nil
+	}
+	// Every pass starts by re-reading the lock: a leader that was paused while another took
+	// over finds out here, before it gathers or writes anything.
+	if _, err := r.Fence.Token(ctx); fenced(err) && r.StepDown != nil {
+		log.Error(err, "another replica leads now; stepping down")
+		r.StepDown(err)
+		return reconcile.Result{}, nil
+	}
 	st, err := r.gather(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -125,6 +147,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	actErr := r.act(ctx, st, &d)
 	r.writeConditions(ctx, st, d)
 	r.observe(st, d, actErr)
+	if actErr != nil && fenced(actErr) && r.StepDown != nil {
+		log.Error(actErr, "fenced: another replica leads now; stepping down", "action", d.Action.String())
+		r.StepDown(actErr)
+		return reconcile.Result{}, nil
+	}
 	if actErr != nil {
 		log.Error(actErr, "action failed", "action", d.Action.String())
 		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
@@ -133,6 +160,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
 	}
 	return reconcile.Result{RequeueAfter: r.IdleResync}, nil
+}
+
+// fenced says err means this replica is no longer the leader.
+func fenced(err error) bool {
+	var f *etcdmember.FencedError
+	return errors.As(err, &f) || errors.Is(err, leader.ErrNotLeader)
 }
 
 func (r *Reconciler) observe(st *snapshot, d quorum.Decision, err error) {

@@ -1,0 +1,246 @@
+// Package leader elects the one quorumguard replica that may change etcd membership or release
+// a hook, and gives that leadership a fencing token.
+//
+// Leader-for-life follows the Operator SDK: the leader is whoever created a ConfigMap lock whose
+// only owner reference is its own Pod; the lock disappears only when the garbage collector
+// removes it after that Pod is deleted. Unlike the SDK, a standby watches the lock instead of
+// polling with a backoff that grows to 16 s, so it takes over as soon as the lock is gone. An
+// evicted or preempted leader Pod is deleted by the standby, and a leader on a NotReady Node is
+// deleted together with its lock, as the SDK does.
+//
+// Neither leader-for-life nor a lease stops a paused old leader from acting when it wakes up.
+// Each leadership therefore carries a token that grows at every change of leader (an epoch
+// counter kept beside the for-life lock; the Lease's transitions for a lease); Token re-reads
+// the lock so an old leader learns it lost, and pkg/etcdmember's fence refuses any membership
+// change carrying a token smaller than one already seen.
+package leader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// ErrNotInCluster means there is no Pod to own a lock: election is skipped, as the SDK does.
+var ErrNotInCluster = errors.New("not running in a cluster (no POD_NAME and no namespace): leader election skipped")
+
+// ErrNotLeader is returned by Token once this process no longer holds the lock.
+var ErrNotLeader = errors.New("this replica no longer holds the leader lock")
+
+// ForLife is a leader-for-life candidate.
+type ForLife struct {
+	// Client must read from the apiserver directly (not a cache) and be able to watch.
+	Client    client.WithWatch
+	Namespace string
+	LockName  string
+	PodName   string
+	Log       logr.Logger
+	// Recheck is how often a waiting standby re-examines the leader Pod and Node even without
+	// an event; 5 s when zero.
+	Recheck time.Duration
+
+	pod   *corev1.Pod
+	token uint64
+}
+
+// Become blocks until this Pod leads, and returns the leadership's fencing token.
+func (l *ForLife) Become(ctx context.Context) (uint64, error) {
+	if l.PodName == "" || l.Namespace == "" {
+		l.Log.Info("leader election skipped: not running in a cluster", "POD_NAME", l.PodName, "namespace", l.Namespace)
+		return 0, ErrNotInCluster
+	}
+	if l.Recheck == 0 {
+		l.Recheck = 5 * time.Second
+	}
+	pod := &corev1.Pod{}
+	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: l.Namespace, Name: l.PodName}, pod); err != nil {
+		return 0, fmt.Errorf("read own Pod %s/%s (POD_NAME): %w", l.Namespace, l.PodName, err)
+	}
+	l.pod = pod
+	owner := metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}
+	for {
+		lock := &corev1.ConfigMap{}
+		err := l.Client.Get(ctx, l.key(), lock)
+		switch {
+		case err == nil && ownedBy(lock, pod.UID):
+			l.Log.Info("found my own lock; continuing as the leader", "lock", l.LockName)
+			return l.claimToken(ctx)
+		case err == nil:
+			if err := l.handleLeader(ctx, lock); err != nil {
+				return 0, err
+			}
+			if err := l.waitGone(ctx, lock.ResourceVersion); err != nil {
+				return 0, err
+			}
+			continue
+		case !apierrors.IsNotFound(err):
+			return 0, fmt.Errorf("read lock %s/%s: %w", l.Namespace, l.LockName, err)
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: l.LockName, Namespace: l.Namespace, OwnerReferences: []metav1.OwnerReference{owner}}}
+		if err := l.Client.Create(ctx, cm); err == nil {
+			l.Log.Info("became the leader", "lock", l.LockName, "pod", pod.Name)
+			return l.claimToken(ctx)
+		} else if !apierrors.IsAlreadyExists(err) {
+			return 0, fmt.Errorf("create lock %s/%s: %w", l.Namespace, l.LockName, err)
+		}
+	}
+}
+
+func (l *ForLife) key() client.ObjectKey {
+	return client.ObjectKey{Namespace: l.Namespace, Name: l.LockName}
+}
+
+func ownedBy(cm *corev1.ConfigMap, uid types.UID) bool {
+	refs := cm.GetOwnerReferences()
+	return len(refs) == 1 && refs[0].Kind == "Pod" && refs[0].UID == uid
+}
+
+// handleLeader deals with a leader Pod that will never give the lock up by itself.
+func (l *ForLife) handleLeader(ctx context.Context, lock *corev1.ConfigMap) error {
+	refs := lock.GetOwnerReferences()
+	if len(refs) != 1 || refs[0].Kind != "Pod" {
+		l.Log.Info("lock does not have exactly one Pod owner; waiting", "lock", l.LockName, "owners", refs)
+		return nil
+	}
+	leader := &corev1.Pod{}
+	err := l.Client.Get(ctx, client.ObjectKey{Namespace: l.Namespace, Name: refs[0].Name}, leader)
+	switch {
+	case apierrors.IsNotFound(err):
+		l.Log.Info("leader Pod is gone; waiting for the garbage collector to delete the lock", "leader", refs[0].Name)
+		return nil
+	case err != nil:
+		return fmt.Errorf("read leader Pod %s: %w", refs[0].Name, err)
+	case leader.DeletionTimestamp != nil:
+		return nil
+	case leader.Status.Phase == corev1.PodFailed && (leader.Status.Reason == "Evicted" || leader.Status.Reason == "Preempting"):
+		l.Log.Info("leader Pod was evicted or preempted; deleting it", "leader", leader.Name, "reason", leader.Status.Reason)
+		if err := l.Client.Delete(ctx, leader); err != nil && !apierrors.IsNotFound(err) {
+			l.Log.Error(err, "could not delete the leader Pod", "leader", leader.Name)
+		}
+	case l.nodeNotReady(ctx, leader.Spec.NodeName):
+		l.Log.Info("leader Pod's Node is NotReady; deleting the leader Pod and the lock", "leader", leader.Name, "node", leader.Spec.NodeName)
+		if err := l.Client.Delete(ctx, leader); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete leader Pod %s on NotReady Node %s: %w", leader.Name, leader.Spec.NodeName, err)
+		}
+		if err := l.Client.Delete(ctx, lock, client.Preconditions{UID: &lock.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete lock of the leader on NotReady Node %s: %w", leader.Spec.NodeName, err)
+		}
+	default:
+		l.Log.Info("not the leader; watching the lock", "leader", leader.Name)
+	}
+	return nil
+}
+
+func (l *ForLife) nodeNotReady(ctx context.Context, name string) bool {
+	if name == "" {
+		return false
+	}
+	node := &corev1.Node{}
+	if err := l.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+		return false
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status != corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// waitGone watches the lock from resourceVersion rv until it is deleted or Recheck passes.
+func (l *ForLife) waitGone(ctx context.Context, rv string) error {
+	wctx, cancel := context.WithTimeout(ctx, l.Recheck)
+	defer cancel()
+	w, err := l.Client.Watch(wctx, &corev1.ConfigMapList{}, &client.ListOptions{
+		Namespace:     l.Namespace,
+		FieldSelector: fields.OneTermEqualSelector("metadata.name", l.LockName),
+		Raw:           &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: false},
+	})
+	if err != nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+			return nil
+		}
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wctx.Done():
+			return nil
+		case ev, ok := <-w.ResultChan():
+			if !ok || ev.Type == watch.Deleted || ev.Type == watch.Error {
+				return nil
+			}
+		}
+	}
+}
+
+// claimToken increments the epoch counter kept in ConfigMap <lock>-epoch, which outlives every
+// lock, and returns the new value.
+func (l *ForLife) claimToken(ctx context.Context) (uint64, error) {
+	key := client.ObjectKey{Namespace: l.Namespace, Name: l.LockName + "-epoch"}
+	for attempt := 0; attempt < 20; attempt++ {
+		cm := &corev1.ConfigMap{}
+		err := l.Client.Get(ctx, key, cm)
+		if apierrors.IsNotFound(err) {
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}, Data: map[string]string{"token": "1"}}
+			if err := l.Client.Create(ctx, cm); err == nil {
+				l.token = 1
+				return 1, nil
+			} else if !apierrors.IsAlreadyExists(err) {
+				return 0, fmt.Errorf("create epoch %s: %w", key, err)
+			}
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read epoch %s: %w", key, err)
+		}
+		cur, _ := strconv.ParseUint(cm.Data["token"], 10, 64)
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data["token"] = strconv.FormatUint(cur+1, 10)
+		// Update carries the resourceVersion read above: two new leaders can never claim the
+		// same value.
+		if err := l.Client.Update(ctx, cm); err == nil {
+			l.token = cur + 1
+			return cur + 1, nil
+		} else if !apierrors.IsConflict(err) {
+			return 0, fmt.Errorf("update epoch %s: %w", key, err)
+		}
+	}
+	return 0, fmt.Errorf("epoch %s: too many conflicts", key)
+}
+
+// Token re-reads the lock and returns this leadership's token, or ErrNotLeader.
+func (l *ForLife) Token(ctx context.Context) (uint64, error) {
+	if l.pod == nil {
+		return 0, ErrNotLeader
+	}
+	lock := &corev1.ConfigMap{}
+	if err := l.Client.Get(ctx, l.key(), lock); err != nil {
+		if apierrors.IsNotFound(err) {
+			return 0, ErrNotLeader
+		}
+		return 0, fmt.Errorf("re-read lock %s/%s: %w", l.Namespace, l.LockName, err)
+	}
+	if !ownedBy(lock, l.pod.UID) {
+		return 0, ErrNotLeader
+	}
+	return l.token, nil
+}
