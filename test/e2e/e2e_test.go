@@ -25,7 +25,7 @@ var cp *framework.ControlPlane
 
 func TestMain(m *testing.M) {
 	var err error
-	if cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{}); err != nil {
+	if cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{GarbageCollector: true}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -41,15 +41,29 @@ func ControllerOptions(c *framework.Cluster) app.Options {
 
 // StartController starts a controller against the cluster's apiserver.
 func StartController(ctx context.Context, c *framework.Cluster, o app.Options) (*Controller, error) {
+	return StartControllerWith(ctx, c, o, nil)
+}
+
+// StartControllerWith is StartController with a chance to adjust the built controller (test
+// seams, extra controllers) before it runs.
+func StartControllerWith(ctx context.Context, c *framework.Cluster, o app.Options, adjust func(*app.Controller) error) (*Controller, error) {
 	a, err := app.New(c.CP.Config, o)
 	if err != nil {
 		return nil, err
+	}
+	if adjust != nil {
+		if err := adjust(a); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	rc := &Controller{App: a, cancel: cancel, done: make(chan error, 1)}
 	go func() { rc.done <- a.Run(ctx) }()
 	return rc, nil
 }
+
+// Done is closed with Run's result when the controller stops by itself (a step-down).
+func (rc *Controller) Done() <-chan error { return rc.done }
 
 // Stop stops the controller, as a crash would from the cluster's point of view: nothing is
 // handed over or cleaned up.
