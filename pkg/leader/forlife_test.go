@@ -138,7 +138,7 @@ func TestLeaderForLifeOutOfCluster(t *testing.T) {
 
 func TestLeaderForLifeUnhealthyLeaders(t *testing.T) {
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, ns string, p *corev1.Pod)
 	}{
 		{"an evicted leader Pod is deleted by the standby", func(t *testing.T, ns string, p *corev1.Pod) {
