@@ -1,0 +1,142 @@
+package machines
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-logr/logr"
+	machinev1 "github.com/openshift/api/machine/v1"
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	"k8s.io/apimachinery/pkg/types"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/quorumguard/quorumguard/pkg/controlplane"
+)
+
+// Annotations this controller keeps on the Machines it creates and replaces.
+const (
+	// AttemptAnnotation is the attempt number of a Machine created for its index.
+	AttemptAnnotation = "machines.quorumguard.io/attempt"
+	// FailedAttemptsAnnotation and LastFailureAnnotation are carried by a Machine being
+	// replaced whose replacements failed: how many, and when the last was deleted (RFC 3339).
+	FailedAttemptsAnnotation = "machines.quorumguard.io/failed-attempts"
+	LastFailureAnnotation    = "machines.quorumguard.io/last-failure"
+)
+
+// Reconciler keeps the control-plane Machines the ControlPlaneMachineSet describes.
+type Reconciler struct {
+	// Client reads from the manager's cache and writes.
+	Client client.Client
+	// APIReader reads from the API server; every action is confirmed on it.
+	APIReader client.Reader
+	Namespace string
+	// Hook, when its name is set, is put on every Machine at creation, so the quorum
+	// protection holds from the Machine's first moment.
+	Hook  machinev1beta1.LifecycleHook
+	Fence controlplane.Fence
+	// Recorder, when set, gets one event per action and per new problem.
+	Recorder recorder.EventRecorder
+	// PollInterval is how soon to look again while a replacement is under way; IdleResync
+	// how often otherwise (it is also how soon a new control-plane Node is checked, since
+	// Nodes are read, not watched).
+	PollInterval, IdleResync time.Duration
+	// MaxAttempts and Backoff bound the retries of a replacement that ends Failed; 3 and
+	// 10 s when zero.
+	MaxAttempts int
+	Backoff     time.Duration
+
+	clock  func() time.Time
+	random func() string
+}
+
+var singleton = reconcile.Request{NamespacedName: types.NamespacedName{Name: "control-plane-machines"}}
+
+// SetupWithManager watches the ControlPlaneMachineSet and the control-plane Machines; every
+// event maps to one request, because the decision is over all Machines at once.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.PollInterval == 0 {
+		r.PollInterval = 250 * time.Millisecond
+	}
+	if r.IdleResync == 0 {
+		r.IdleResync = 30 * time.Second
+	}
+	if r.Fence == nil {
+		r.Fence = controlplane.StaticFence(1)
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+	if r.clock == nil {
+		r.clock = time.Now
+	}
+	if r.random == nil {
+		r.random = func() string { return utilrand.String(randomLen) }
+	}
+	toOne := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{singleton}
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("quorumguard-machines").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Watches(&machinev1beta1.Machine{}, toOne, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return o.GetNamespace() == r.Namespace && o.GetLabels()[controlplane.RoleLabel] == "master"
+		}))).
+		Watches(&machinev1.ControlPlaneMachineSet{}, toOne, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return o.GetNamespace() == r.Namespace && o.GetName() == controlplane.CPMSName
+		}))).
+		Complete(r)
+}
+
+// Reconcile gathers from the cache and decides; an action, or a problem to report, is
+// decided again on a fresh read from the API server, and only that decision is taken. The
+// status is written last.
+func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	snap, err := r.gather(ctx, r.Client)
+	if err != nil || snap == nil {
+		return reconcile.Result{}, err
+	}
+	d := Plan(snap.input)
+	if d.Action.Kind != None || d.Degraded() {
+		if snap, err = r.gather(ctx, r.APIReader); err != nil || snap == nil {
+			return reconcile.Result{}, err
+		}
+		d = Plan(snap.input)
+	}
+	if _, err := r.Fence.Token(ctx); err != nil {
+		log.Info("not the leader; nothing is changed", "reason", err.Error())
+		return reconcile.Result{}, nil
+	}
+	actErr := r.act(ctx, snap, d.Action)
+	if actErr != nil {
+		log.Error(actErr, "action failed", "action", d.Action.String())
+	}
+	if err := r.writeStatus(ctx, snap, d); err != nil {
+		log.Error(err, "writing the ControlPlaneMachineSet status")
+		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
+	}
+	switch {
+	case actErr != nil:
+		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
+	case d.RetryAfter > 0:
+		return reconcile.Result{RequeueAfter: d.RetryAfter}, nil
+	case d.InFlight:
+		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
+	}
+	return reconcile.Result{RequeueAfter: r.IdleResync}, nil
+}
+
+func (r *Reconciler) now() time.Time {
+	if r.clock == nil {
+		return time.Now()
+	}
+	return r.clock()
+}
