@@ -122,8 +122,12 @@ func DeadMemberOrder(members []Member, old, learner uint64) (Step, string) {
 		if best.step == other.step {
 			other = opts[1]
 		}
-		return best.step, fmt.Sprintf("old member %s is %s: %s first gives %s, %s first would give %s",
+		why := fmt.Sprintf("old member %s is %s: %s first gives %s, %s first would give %s",
 			o, state, best.step, best.after, other.step, other.after)
+		if best.after.Tolerance == other.after.Tolerance {
+			why += "; same tolerance, fewer voters must answer"
+		}
+		return best.step, why
 	default:
 		return best.step, fmt.Sprintf("old member %s is %s: %s gives %s; %s", o, state, best.step, best.after, strings.Join(refused, "; "))
 	}

@@ -1,0 +1,170 @@
+package etcdmember
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/quorumguard/quorumguard/test/framework/etcdnet"
+)
+
+// testCluster is a real etcd cluster on loopback with mutual TLS, a Client for it, and a
+// plain etcd client for writing data.
+type testCluster struct {
+	t       testing.TB
+	net     *etcdnet.Network
+	members map[string]*etcdnet.Member
+	client  *Client
+	raw     *clientv3.Client
+}
+
+func newCluster(t testing.TB, ctx context.Context, names ...string) *testCluster {
+	t.Helper()
+	n, err := etcdnet.NewNetwork(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	// A graceful stop can wait seconds on a leadership transfer, and never returns for a
+	// member that has not become ready; a hard stop does neither.
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, m := range n.Members() {
+			wg.Go(m.Kill)
+		}
+		wg.Wait()
+	})
+	ms, err := n.Bootstrap(ctx, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, cert, key := n.ClientFiles()
+	c, err := NewFromFiles(Config{Endpoints: etcdnet.ClientURLs(ms)}, TLSFiles{CA: ca, Cert: cert, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	tc, err := n.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := clientv3.New(clientv3.Config{Endpoints: etcdnet.ClientURLs(ms), TLS: tc, DialTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	cl := &testCluster{t: t, net: n, members: map[string]*etcdnet.Member{}, client: c, raw: raw}
+	for _, m := range ms {
+		cl.members[m.Name] = m
+	}
+	return cl
+}
+
+// id is the etcd ID of the member named name.
+func (c *testCluster) id(name string) uint64 {
+	c.t.Helper()
+	id := c.members[name].ID()
+	if id == 0 {
+		c.t.Fatalf("member %s has no ID: not running", name)
+	}
+	return id
+}
+
+// write puts total bytes in values of size bytes, retrying each put a few times as a real
+// client does while a member is down.
+func (c *testCluster) write(ctx context.Context, prefix string, total, size int) {
+	c.t.Helper()
+	val := strings.Repeat("x", size)
+	for i := 0; i*size < total; i++ {
+		var err error
+		for range 5 {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err = c.raw.Put(pctx, fmt.Sprintf("%s/%06d", prefix, i), val)
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		if err != nil {
+			c.t.Fatalf("put %s/%06d: %v", prefix, i, err)
+		}
+	}
+}
+
+// addLearner adds a learner through the Client and starts an etcd member for it at ip, or at
+// a fresh loopback address when ip is nil.
+func (c *testCluster) addLearner(ctx context.Context, token uint64, name string, ip net.IP) (Member, *etcdnet.Member) {
+	c.t.Helper()
+	if ip == nil {
+		var err error
+		if ip, err = c.net.AllocateIP(); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	peerURL := "https://" + net.JoinHostPort(ip.String(), fmt.Sprint(etcdnet.PeerPort))
+	var m Member
+	eventually(c.t, ctx, 20*time.Second, "add learner "+name, func() (bool, string) {
+		var err error
+		m, err = c.client.AddLearner(ctx, token, peerURL)
+		if err != nil && !youngCluster(err) {
+			c.t.Fatalf("add learner %s: %v", name, err)
+		}
+		return err == nil, errString(err)
+	})
+	members, err := c.client.Members(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	initial := map[string]string{name: peerURL}
+	for _, o := range members {
+		if o.Started {
+			initial[o.Name] = o.PeerURLs[0]
+		}
+	}
+	em, err := c.net.StartMember(etcdnet.MemberConfig{Name: name, IP: ip, InitialCluster: initial, Existing: true})
+	if err != nil {
+		c.t.Fatalf("start learner %s: %v", name, err)
+	}
+	c.members[name] = em
+	return m, em
+}
+
+// youngCluster is etcd's refusal to change membership until its members have been
+// connected for a few seconds, as they have not right after a test starts them.
+func youngCluster(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "unhealthy cluster")
+}
+
+// eventually polls cond every 20 ms until it holds or d passes.
+func eventually(t testing.TB, ctx context.Context, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("%s: not within %s; last: %s", what, d, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func names(members []Member) string {
+	var out []string
+	for _, m := range members {
+		s := m.Name
+		if m.IsLearner {
+			s += "(learner)"
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ",")
+}
