@@ -54,8 +54,10 @@ $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 .PHONY: demo
-demo: ## Run the demo on a local simulated cluster (not yet).
-	@echo "make demo: not yet"; exit 1
+demo: tools build ## Show a protected replacement, a rebalance and a leader failover on a local simulated cluster (DEMO_FLAGS=--keep keeps it up).
+	@echo "building the demo driver"
+	go build -o $(BIN)/quorumguard-demo ./cmd/demo
+	$(BIN)/quorumguard-demo --quorumguard=$(BIN)/quorumguard $(DEMO_FLAGS)
 
 .PHONY: bench
 bench: ## Run the benchmarks (not yet).

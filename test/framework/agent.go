@@ -9,6 +9,7 @@ import (
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/quorumguard/quorumguard/test/framework/etcdnet"
 )
@@ -138,7 +139,7 @@ func (a *Agent) memberList(ctx context.Context) (*clientv3.MemberListResponse, e
 		if err != nil {
 			return nil, err
 		}
-		a.cli, err = clientv3.New(clientv3.Config{Endpoints: eps, TLS: tc, DialTimeout: time.Second})
+		a.cli, err = clientv3.New(clientv3.Config{Endpoints: eps, TLS: tc, DialTimeout: time.Second, Logger: zap.NewNop()})
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -146,7 +147,8 @@ func (c *Cluster) EtcdClient() (*clientv3.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return clientv3.New(clientv3.Config{Endpoints: c.Agent.RunningEndpoints(), TLS: tc, DialTimeout: 3 * time.Second})
+	// The client library logs every retried call; the writer and monitor report what matters.
+	return clientv3.New(clientv3.Config{Endpoints: c.Agent.RunningEndpoints(), TLS: tc, DialTimeout: 3 * time.Second, Logger: zap.NewNop()})
 }
 
 // StartWriter starts a writer that follows the running members.

@@ -1,0 +1,317 @@
+// Command demo shows quorumguard protecting a real etcd cluster on a local simulated control
+// plane: three masters in two AWS-shaped failure domains, two quorumguard processes under
+// leader-for-life, a writer throughout; then a Machine deletion, a new failure domain, and the
+// loss of the leader replica. It prints a live view on a terminal and plain lines otherwise,
+// and exits non-zero if a write was lost, quorum fell or a step did not finish.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	machinev1 "github.com/openshift/api/machine/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/test/framework"
+)
+
+const lockName = "quorumguard-lock"
+
+func main() {
+	keep := flag.Bool("keep", false, "leave the cluster up at the end and print how to reach it")
+	bin := flag.String("quorumguard", filepath.Join(framework.RepoRoot(), "bin", "quorumguard"), "the quorumguard binary to run")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d := &demo{bin: *bin, keep: *keep, out: newView()}
+	err := d.run(ctx)
+	d.cleanup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo failed:", err)
+		os.Exit(1)
+	}
+}
+
+type demo struct {
+	bin     string
+	keep    bool
+	out     *view
+	dir     string
+	cp      *framework.ControlPlane
+	cluster *framework.Cluster
+	procs   map[string]*exec.Cmd
+	writer  *framework.Writer
+	monitor *framework.QuorumMonitor
+	steps   []stepResult
+}
+
+type stepResult struct {
+	name string
+	took time.Duration
+}
+
+func (d *demo) say(format string, args ...any) { d.out.line(fmt.Sprintf(format, args...)) }
+
+func (d *demo) run(ctx context.Context) error {
+	var err error
+	if d.dir, err = os.MkdirTemp("", "quorumguard-demo-"); err != nil {
+		return err
+	}
+	d.say("starting a real kube-apiserver with the machine CRDs and the garbage collector")
+	if d.cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{GarbageCollector: true, Dir: d.dir}); err != nil {
+		return err
+	}
+	zones := []string{"us-east-1a", "us-east-1b", "us-east-1a"}
+	d.say("creating three masters in two failure domains (a, b, a) with a TLS etcd cluster")
+	d.cluster, err = framework.StartCluster(ctx, d.cp, framework.ClusterOptions{Dir: d.dir, ProvisionDelay: 2 * time.Second, DrainDelay: time.Second,
+		ProviderSpec: func(i int) *runtimeRaw { return framework.AWSProviderSpec(zones[i], "subnet-"+zones[i]) }})
+	if err != nil {
+		return err
+	}
+	if err := d.createCPMS(ctx, []string{"us-east-1a", "us-east-1b"}); err != nil {
+		return err
+	}
+	if d.writer, err = d.cluster.StartWriter(ctx); err != nil {
+		return err
+	}
+	if d.monitor, err = d.cluster.StartQuorumMonitor(ctx); err != nil {
+		return err
+	}
+	d.procs = map[string]*exec.Cmd{}
+	for _, name := range []string{"quorumguard-0", "quorumguard-1"} {
+		if err := d.startReplica(name); err != nil {
+			return err
+		}
+	}
+	live, cancelLive := context.WithCancel(ctx)
+	defer cancelLive()
+	go d.out.refresh(live, d.snapshot)
+	d.say("waiting for a leader and for the hooks on every master")
+	if err := d.step(ctx, "leader elected and hooks placed", 2*time.Minute, d.hooksPlaced); err != nil {
+		return err
+	}
+	// etcd accepts a reconfiguration once its members have been connected for 5 s.
+	time.Sleep(5 * time.Second)
+
+	d.say("step 1: deleting cluster-master-1; its hook holds the drain until a replacement is voting")
+	if err := d.cluster.DeleteMachine(ctx, "cluster-master-1"); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "protected replacement of cluster-master-1", 3*time.Minute, func(ctx context.Context) (bool, error) {
+		if err := d.replaceIfNobodyDoes(ctx, "cluster-master-1", "cluster-replacement-1"); err != nil {
+			return false, err
+		}
+		return d.gone(ctx, "cluster-master-1") && d.voters(ctx) == 3, nil
+	}); err != nil {
+		return err
+	}
+
+	d.say("step 2: adding failure domain us-east-1c to the ControlPlaneMachineSet")
+	if err := d.addDomain(ctx, "us-east-1c"); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "rebalance onto us-east-1c", 3*time.Minute, func(ctx context.Context) (bool, error) {
+		return d.zonesBalanced(ctx) && d.voters(ctx) == 3, nil
+	}); err != nil {
+		d.say("rebalance did not finish: %v (it needs the ControlPlaneMachineSet controller)", err)
+	}
+
+	leaderPod, err := d.leader(ctx)
+	if err != nil {
+		return err
+	}
+	d.say("step 3: killing the leader replica %s (its Pod is deleted, as the kubelet would)", leaderPod)
+	_ = d.procs[leaderPod].Process.Kill()
+	if err := d.cp.Client.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: leaderPod, Namespace: framework.MachineNamespace}}); err != nil {
+		return err
+	}
+	if err := d.step(ctx, "standby takes over", time.Minute, func(ctx context.Context) (bool, error) {
+		l, err := d.leader(ctx)
+		return err == nil && l != leaderPod, nil
+	}); err != nil {
+		return err
+	}
+	cancelLive()
+	return d.summary(ctx)
+}
+
+func (d *demo) step(ctx context.Context, name string, timeout time.Duration, done func(context.Context) (bool, error)) error {
+	start := time.Now()
+	err := framework.WaitFor(ctx, timeout, name, func() (bool, error) { return done(ctx) })
+	took := time.Since(start)
+	d.steps = append(d.steps, stepResult{name, took})
+	if err == nil {
+		d.say("done: %s in %s", name, took.Round(100*time.Millisecond))
+	}
+	return err
+}
+
+func (d *demo) summary(ctx context.Context) error {
+	mon := d.monitor.Stop()
+	rep, err := d.writer.Stop(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Println()
+	fmt.Println("summary")
+	for _, s := range d.steps {
+		fmt.Printf("  %-45s %8s\n", s.name, s.took.Round(100*time.Millisecond))
+	}
+	fmt.Printf("  %-45s %8d\n", "acknowledged writes", rep.Acked)
+	fmt.Printf("  %-45s %8d\n", "lost writes", len(rep.Lost))
+	fmt.Printf("  %-45s %8s\n", "longest write pause", rep.LongestPause.Round(time.Millisecond))
+	fmt.Printf("  %-45s %8d\n", "lowest fault tolerance seen", mon.MinTolerance)
+	fmt.Printf("  %-45s %8d\n", "samples with quorum lost", len(mon.QuorumLost))
+	if d.keep {
+		ca, cert, key := d.cluster.Net.ClientFiles()
+		fmt.Printf("\ncluster kept: KUBECONFIG=%s\netcd endpoints: %s\n  --etcd-ca-file=%s --etcd-cert-file=%s --etcd-key-file=%s\npress Ctrl-C to tear it down\n",
+			d.cp.KubeconfigFile, strings.Join(d.cluster.Agent.RunningEndpoints(), ","), ca, cert, key)
+		<-ctx.Done()
+	}
+	if len(rep.Lost) > 0 || len(mon.QuorumLost) > 0 {
+		return fmt.Errorf("%d writes lost, quorum lost in %d samples", len(rep.Lost), len(mon.QuorumLost))
+	}
+	return nil
+}
+
+func (d *demo) cleanup() {
+	for _, p := range d.procs {
+		if p.Process != nil {
+			_ = p.Process.Kill()
+		}
+	}
+	if d.cluster != nil {
+		d.cluster.Stop(context.Background())
+	}
+	if d.cp != nil {
+		_ = d.cp.Stop()
+	}
+	if d.dir != "" {
+		_ = os.RemoveAll(d.dir)
+	}
+}
+
+func (d *demo) startReplica(name string) error {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: framework.MachineNamespace},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
+	if err := d.cp.Client.Create(context.Background(), p); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	ca, cert, key := d.cluster.Net.ClientFiles()
+	logf, err := os.Create(filepath.Join(d.dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(d.bin, "--kubeconfig="+d.cp.KubeconfigFile, "--etcd-ca-file="+ca, "--etcd-cert-file="+cert, "--etcd-key-file="+key,
+		"--leader-elect=for-life", "--leader-election-namespace="+framework.MachineNamespace,
+		"--metrics-bind-address=0", "--health-probe-bind-address=0")
+	cmd.Env = append(os.Environ(), "POD_NAME="+name)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s (%s): %w; run `make build` first", name, d.bin, err)
+	}
+	d.procs[name] = cmd
+	return nil
+}
+
+func (d *demo) leader(ctx context.Context) (string, error) {
+	cm := &corev1.ConfigMap{}
+	if err := d.cp.Client.Get(ctx, client.ObjectKey{Namespace: framework.MachineNamespace, Name: lockName}, cm); err != nil {
+		return "", err
+	}
+	if refs := cm.GetOwnerReferences(); len(refs) == 1 {
+		return refs[0].Name, nil
+	}
+	return "", errors.New("lock has no single owner")
+}
+
+func (d *demo) createCPMS(ctx context.Context, zones []string) error {
+	cpms := cpmsFor(zones)
+	return d.cp.Client.Create(ctx, cpms)
+}
+
+func (d *demo) addDomain(ctx context.Context, zone string) error {
+	cpms := &machinev1.ControlPlaneMachineSet{}
+	if err := d.cp.Client.Get(ctx, client.ObjectKey{Namespace: framework.MachineNamespace, Name: "cluster"}, cpms); err != nil {
+		return err
+	}
+	fd := cpms.Spec.Template.OpenShiftMachineV1Beta1Machine.FailureDomains
+	list := append(*fd.AWS, awsDomain(zone))
+	fd.AWS = &list
+	return d.cp.Client.Update(ctx, cpms)
+}
+
+// replaceIfNobodyDoes creates a replacement for a deleting Machine when no ControlPlaneMachineSet
+// controller has done so within ten seconds, the way a person would.
+func (d *demo) replaceIfNobodyDoes(ctx context.Context, old, name string) error {
+	m, err := d.cluster.Machine(ctx, old)
+	if err != nil || m.DeletionTimestamp == nil || time.Since(m.DeletionTimestamp.Time) < 10*time.Second {
+		return nil
+	}
+	if n := len(d.masters(ctx)); n > 3 {
+		return nil
+	}
+	err = d.cp.Client.Create(ctx, d.cluster.NewMaster(name, framework.AWSProviderSpec("us-east-1b", "subnet-us-east-1b")))
+	if err == nil {
+		d.say("no ControlPlaneMachineSet controller created a replacement; created %s by hand", name)
+	}
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+func (d *demo) gone(ctx context.Context, name string) bool {
+	_, err := d.cluster.Machine(ctx, name)
+	return apierrors.IsNotFound(err)
+}
+
+func (d *demo) voters(ctx context.Context) int {
+	n := 0
+	for _, m := range d.members(ctx) {
+		if !m.learner {
+			n++
+		}
+	}
+	return n
+}
+
+func (d *demo) hooksPlaced(ctx context.Context) (bool, error) {
+	if _, err := d.leader(ctx); err != nil {
+		return false, nil
+	}
+	ms := d.masters(ctx)
+	if len(ms) < 3 {
+		return false, nil
+	}
+	for _, m := range ms {
+		if !m.hook || m.reason != "Voting" {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (d *demo) zonesBalanced(ctx context.Context) bool {
+	count := map[string]int{}
+	for _, m := range d.masters(ctx) {
+		if m.deleting {
+			return false
+		}
+		count[m.zone]++
+	}
+	return len(count) == 3 && !slices.ContainsFunc([]string{"us-east-1a", "us-east-1b", "us-east-1c"}, func(z string) bool { return count[z] != 1 })
+}
