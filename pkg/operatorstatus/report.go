@@ -1,0 +1,70 @@
+package operatorstatus
+
+import (
+	"time"
+
+	configv1 "github.com/openshift/api/config/v1"
+)
+
+// Report is the read-only picture `quorumguard status` prints: etcd's members, the
+// control-plane Machines, the ClusterOperator's conditions and the planner's next step.
+type Report struct {
+	Time      time.Time `json:"time"`
+	Namespace string    `json:"namespace"`
+	// Desired is the number of voting members wanted.
+	Desired int `json:"desiredVotingMembers"`
+	// EtcdError says why etcd could not be observed; Members is then empty.
+	EtcdError string          `json:"etcdError,omitempty"`
+	Members   []MemberReport  `json:"members"`
+	Machines  []MachineReport `json:"machines"`
+	// ClusterOperator is nil when none is named or it does not exist.
+	ClusterOperator     *ClusterOperatorReport `json:"clusterOperator,omitempty"`
+	MachineHealthChecks []MHCVerdict           `json:"machineHealthChecks"`
+	Next                NextStep               `json:"next"`
+}
+
+// MemberReport is one etcd member.
+type MemberReport struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Machine string `json:"machine,omitempty"`
+	// Role is "voter" or "learner".
+	Role string `json:"role"`
+	// Health is "healthy", "unhealthy" or "not started".
+	Health    string   `json:"health"`
+	RaftIndex uint64   `json:"raftIndex"`
+	Leader    bool     `json:"leader"`
+	Progress  float64  `json:"progress,omitempty"`
+	PeerURLs  []string `json:"peerURLs"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// MachineReport is one control-plane Machine.
+type MachineReport struct {
+	Name          string `json:"name"`
+	Phase         string `json:"phase"`
+	Deleting      bool   `json:"deleting"`
+	FailureDomain string `json:"failureDomain,omitempty"`
+	Hook          bool   `json:"hook"`
+	// EtcdMember is the reason of the Machine's EtcdMember condition, and Message its message.
+	EtcdMember string `json:"etcdMember,omitempty"`
+	Message    string `json:"message,omitempty"`
+	InternalIP string `json:"internalIP,omitempty"`
+}
+
+// ClusterOperatorReport is the ClusterOperator as stored.
+type ClusterOperatorReport struct {
+	Name       string                                   `json:"name"`
+	Conditions []configv1.ClusterOperatorStatusCondition `json:"conditions"`
+	Versions   []configv1.OperandVersion                `json:"versions,omitempty"`
+}
+
+// NextStep is what the planner would do now, and why.
+type NextStep struct {
+	Action         string   `json:"action"`
+	Machine        string   `json:"machine,omitempty"`
+	Step           string   `json:"step"`
+	Reason         string   `json:"reason"`
+	FaultTolerance int      `json:"faultTolerance"`
+	Reports        []string `json:"reports,omitempty"`
+}
