@@ -54,9 +54,9 @@ type MachineReport struct {
 
 // ClusterOperatorReport is the ClusterOperator as stored.
 type ClusterOperatorReport struct {
-	Name       string                                   `json:"name"`
+	Name       string                                    `json:"name"`
 	Conditions []configv1.ClusterOperatorStatusCondition `json:"conditions"`
-	Versions   []configv1.OperandVersion                `json:"versions,omitempty"`
+	Versions   []configv1.OperandVersion                 `json:"versions,omitempty"`
 }
 
 // NextStep is what the planner would do now, and why.
