@@ -29,10 +29,12 @@ func with(m Machine, mods ...mod) Machine {
 func deleting(m *Machine)  { m.Deleting = true; m.Phase = "Deleting" }
 func outdated(m *Machine)  { m.Updated = false; m.Diff = "instanceType" }
 func notVoting(m *Machine) { m.Voting = false }
-func phase(p string) mod   { return func(m *Machine) { m.Phase = p; m.Voting = p == PhaseRunning && m.Voting } }
-func newer(m *Machine)     { m.Created = t0.Add(time.Hour) }
-func attempt(n int) mod    { return func(m *Machine) { m.Attempt = n } }
-func failed(m *Machine)    { m.Phase = PhaseFailed; m.Voting = false; m.ErrorMessage = "no capacity" }
+func phase(p string) mod {
+	return func(m *Machine) { m.Phase = p; m.Voting = p == PhaseRunning && m.Voting }
+}
+func newer(m *Machine)  { m.Created = t0.Add(time.Hour) }
+func attempt(n int) mod { return func(m *Machine) { m.Attempt = n } }
+func failed(m *Machine) { m.Phase = PhaseFailed; m.Voting = false; m.ErrorMessage = "no capacity" }
 func carries(n int, at time.Time) mod {
 	return func(m *Machine) { m.FailedAttempts = n; m.LastFailure = at }
 }
@@ -181,12 +183,20 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "Inactive: nothing is done",
-			in:   func() Input { in := input(RollingUpdate, abc, mc("m-0", 0, "a"), mc("m-1", 1, "a"), mc("m-2", 2, "a")); in.Active = false; return in }(),
+			in: func() Input {
+				in := input(RollingUpdate, abc, mc("m-0", 0, "a"), mc("m-1", 1, "a"), mc("m-2", 2, "a"))
+				in.Active = false
+				return in
+			}(),
 			want: want{action: "None", progressing: ReasonInactive + "=False"},
 		},
 		{
 			name: "replicas other than 3 or 5 are refused",
-			in:   func() Input { in := input(RollingUpdate, abc, mc("m-0", 0, "a"), mc("m-1", 1, "a")); in.Replicas = 4; return in }(),
+			in: func() Input {
+				in := input(RollingUpdate, abc, mc("m-0", 0, "a"), mc("m-1", 1, "a"))
+				in.Replicas = 4
+				return in
+			}(),
 			want: want{action: "None", progressing: ReasonBlocked + "=False", degraded: ReasonInvalidReplicas, message: "spec.replicas"},
 		},
 		{

@@ -1,0 +1,403 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	machinev1 "github.com/openshift/api/machine/v1"
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/pkg/machines"
+	"github.com/quorumguard/quorumguard/test/e2e"
+	"github.com/quorumguard/quorumguard/test/framework"
+)
+
+// machineSetup starts a three-master cluster with master i in zone boot[i], and the quorum
+// controller alone (ManageMachines off). With settle it waits the 5 s etcd needs before it
+// accepts a reconfiguration.
+func machineSetup(t *testing.T, boot string, settle bool) *framework.Cluster {
+	t.Helper()
+	ctx := t.Context()
+	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{
+		Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond,
+		ProviderSpec: func(i int) *runtime.RawExtension { return e2e.ZoneSpec(boot[i]) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
+	rc, err := e2e.StartController(ctx, c, e2e.ControllerOptions(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.Stop() })
+	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
+	// The ControlPlaneMachineSet is a singleton in the shared apiserver: it goes first.
+	t.Cleanup(func() { _ = e2e.DeleteCPMS(context.Background(), c) })
+	if settle {
+		time.Sleep(5 * time.Second)
+	}
+	return c
+}
+
+// startMachines starts the Machine controller; it is stopped before the cluster.
+func startMachines(t *testing.T, c *framework.Cluster, mutate func(*e2e.MachinesOptions)) {
+	t.Helper()
+	o := e2e.MachinesOptions{App: e2e.ControllerOptions(c), IdleResync: 2 * time.Second}
+	o.App.ManageMachines = true
+	if mutate != nil {
+		mutate(&o)
+	}
+	mc, err := e2e.StartMachines(t.Context(), c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = e2e.DeleteCPMS(context.Background(), c)
+		_ = mc.Stop()
+	})
+}
+
+func createCPMS(t *testing.T, c *framework.Cluster, in e2e.CPMSInput) {
+	t.Helper()
+	if err := c.Client.Create(t.Context(), e2e.NewCPMS(c, in)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rollout(t *testing.T, in e2e.RolloutInput) e2e.RolloutResult {
+	t.Helper()
+	res, err := e2e.RolloutSpec(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rollout to %s in %s: created %v, deleted %v, at most %d Machines; writer: %s; monitor: %s",
+		in.Zones, res.Took.Round(time.Millisecond), res.Watch.Created, res.Watch.Deleted, res.Watch.MaxMachines, res.Writer, res.Monitor)
+	return res
+}
+
+func progressedWith(res e2e.RolloutResult, text string) bool {
+	return slices.ContainsFunc(res.Watch.Progressing, func(p string) bool { return strings.Contains(p, text) })
+}
+
+// TestMachinesRebalancing: a, b, a is right for two domains and left alone; adding c moves
+// index 2 there; removing b moves index 1 to a, the least-used domain left (tied with c,
+// alphabetically first).
+func TestMachinesRebalancing(t *testing.T) {
+	c := machineSetup(t, "aba", true)
+	startMachines(t, c, nil)
+	createCPMS(t, c, e2e.CPMSInput{Zones: "ab"})
+	if _, err := e2e.WaitCPMSCondition(t.Context(), c, 30*time.Second, "Progressing", metav1.ConditionFalse, machines.ReasonAllReplicasUpdated); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.UntouchedSpec(t.Context(), c, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	cpms, err := e2e.GetCPMS(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := cpms.Status; st.Replicas != 3 || st.ReadyReplicas != 3 || st.UpdatedReplicas != 3 || st.UnavailableReplicas != 0 || st.ObservedGeneration != cpms.Generation {
+		t.Fatalf("status %+v, want 3 replicas all ready and updated at generation %d", st, cpms.Generation)
+	}
+
+	res := rollout(t, e2e.RolloutInput{Cluster: c, Zones: "abc", Replaced: []int{2},
+		Change: func(cpms *machinev1.ControlPlaneMachineSet) { e2e.SetZones(cpms, "abc") }})
+	if len(res.Watch.Created) != 1 {
+		t.Errorf("created %v, want exactly one Machine", res.Watch.Created)
+	}
+	if !progressedWith(res, machines.ReasonRebalancing+": ") || !progressedWith(res, "index 2 moves from us-east-1a") {
+		t.Errorf("Progressing never said which Machine moves and why: %q", res.Watch.Progressing)
+	}
+
+	res = rollout(t, e2e.RolloutInput{Cluster: c, Zones: "aac", Replaced: []int{1},
+		Change: func(cpms *machinev1.ControlPlaneMachineSet) { e2e.SetZones(cpms, "ac") }})
+	if !progressedWith(res, "us-east-1b (subnet.id=subnet-us-east-1b) is not a listed failure domain") {
+		t.Errorf("Progressing never said why index 1 moves: %q", res.Watch.Progressing)
+	}
+}
+
+// TestMachinesLayoutAndRollingUpdate: three Machines all in a are spread over a, b and c,
+// then a template change replaces all three, one at a time.
+func TestMachinesLayoutAndRollingUpdate(t *testing.T) {
+	c := machineSetup(t, "aaa", true)
+	startMachines(t, c, nil)
+	res := rollout(t, e2e.RolloutInput{Cluster: c, Zones: "abc", Replaced: []int{1, 2},
+		Act: func(ctx context.Context) error { return c.Client.Create(ctx, e2e.NewCPMS(c, e2e.CPMSInput{Zones: "abc"})) }})
+	if len(res.Watch.Created) != 2 {
+		t.Errorf("created %v, want two Machines", res.Watch.Created)
+	}
+	res = rollout(t, e2e.RolloutInput{Cluster: c, Zones: "abc", Instance: "m6i.2xlarge", Replaced: []int{0, 1, 2},
+		Change: func(cpms *machinev1.ControlPlaneMachineSet) {
+			cpms.Spec.Template.OpenShiftMachineV1Beta1Machine.Spec.ProviderSpec.Value = e2e.TemplateSpec("m6i.2xlarge")
+		}, Timeout: 3 * time.Minute})
+	var order []string
+	for _, name := range res.Watch.Created {
+		order = append(order, name[len(name)-1:])
+	}
+	if got := strings.Join(order, ","); got != "0,1,2" {
+		t.Errorf("replacement order by index %s, want 0,1,2 (created %v)", got, res.Watch.Created)
+	}
+	if !progressedWith(res, machines.ReasonRollingUpdate+": ") || !progressedWith(res, "instanceType") {
+		t.Errorf("Progressing never named the template difference: %q", res.Watch.Progressing)
+	}
+}
+
+// TestMachinesOnDeleteAndStaleCache: under OnDelete a deleted Machine is replaced in its
+// domain. Before that, with the controller's cache frozen before someone else created the
+// replacement, the fresh read before creating finds it and nothing is duplicated.
+func TestMachinesOnDeleteAndStaleCache(t *testing.T) {
+	c := machineSetup(t, "abc", true)
+	ctx := t.Context()
+	createCPMS(t, c, e2e.CPMSInput{Strategy: machinev1.OnDelete, Zones: "abc"})
+
+	// The cache will hold master-1 deleting and no replacement; the replacement exists.
+	if err := c.DeleteMachine(ctx, "cluster-master-1"); err != nil {
+		t.Fatal(err)
+	}
+	var stale machinev1beta1.MachineList
+	if err := framework.WaitFor(ctx, 10*time.Second, "master-1 deleting", func() (bool, error) {
+		err := c.Client.List(ctx, &stale, client.InNamespace(framework.MachineNamespace), client.MatchingLabels{framework.RoleLabel: "master"})
+		return err == nil && slices.ContainsFunc(stale.Items, func(m machinev1beta1.Machine) bool {
+			return m.Name == "cluster-master-1" && m.DeletionTimestamp != nil
+		}), err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	byHand := c.NewMaster("cluster-byhand-1", e2e.ZoneSpec('b'))
+	if err := c.Client.Create(ctx, byHand); err != nil {
+		t.Fatal(err)
+	}
+	staleClient := &e2e.StaleMachines{}
+	staleClient.Freeze(&stale)
+	startMachines(t, c, func(o *e2e.MachinesOptions) {
+		o.WrapClient = func(cl client.Client) client.Client { staleClient.Client = cl; return staleClient }
+	})
+	// The controller decides on the stale list, again and again, and must find the
+	// replacement on every fresh read.
+	if _, err := e2e.WaitCPMSCondition(ctx, c, 30*time.Second, "Progressing", metav1.ConditionFalse, machines.ReasonAllReplicasUpdated); err != nil {
+		t.Fatal(err)
+	}
+	layout, err := e2e.Layout(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var atOne []string
+	for _, p := range layout {
+		if p.Index == 1 {
+			atOne = append(atOne, p.Name)
+		}
+	}
+	if slices.ContainsFunc(atOne, func(n string) bool { return n != "cluster-master-1" && n != "cluster-byhand-1" }) {
+		t.Fatalf("index 1 has %v: a duplicate was created from the stale cache", atOne)
+	}
+	if staleClient.Served() == 0 {
+		t.Fatal("the controller never read the stale Machine list")
+	}
+	staleClient.Thaw()
+	if err := framework.WaitFor(ctx, 2*time.Minute, "the hand-made replacement to take over", func() (bool, error) {
+		l, err := e2e.Layout(ctx, c)
+		return err == nil && e2e.Settled(l, "abc", "") && l[1].Name == "cluster-byhand-1", err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	res := rollout(t, e2e.RolloutInput{Cluster: c, Zones: "abc", Replaced: []int{0},
+		Act: func(ctx context.Context) error { return c.DeleteMachine(ctx, "cluster-master-0") }})
+	if len(res.Watch.Created) != 1 || !strings.HasPrefix(res.Watch.Created[0], "cluster-master-") {
+		t.Errorf("created %v, want one cluster-master-<random>-0", res.Watch.Created)
+	}
+	if !progressedWith(res, machines.ReasonReplacingDeleted+": ") {
+		t.Errorf("Progressing never reported the replacement of the deleted Machine: %q", res.Watch.Progressing)
+	}
+	// OnDelete leaves an outdated Machine alone and says so.
+	if err := e2e.UpdateCPMS(ctx, c, func(cpms *machinev1.ControlPlaneMachineSet) {
+		cpms.Spec.Template.OpenShiftMachineV1Beta1Machine.Spec.ProviderSpec.Value = e2e.TemplateSpec("m6i.2xlarge")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e2e.WaitCPMSCondition(ctx, c, 30*time.Second, "Progressing", metav1.ConditionTrue, machines.ReasonNeedsUpdate); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.UntouchedSpec(ctx, c, time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMachinesBadInputAndFailures: with ManageMachines off nothing is created or deleted;
+// with it on, every invalid input leaves the Machines untouched and sets Degraded with a
+// reason and the field; a replacement that keeps failing is retried with a backoff and
+// given up after three attempts.
+func TestMachinesBadInputAndFailures(t *testing.T) {
+	c := machineSetup(t, "aba", false)
+	ctx := t.Context()
+	// A valid set that would move index 2 and replace every Machine.
+	valid := e2e.CPMSInput{Zones: "abc", InstanceType: "m6i.2xlarge"}
+
+	t.Run("ManageMachines=false creates and deletes nothing", func(t *testing.T) {
+		o := e2e.MachinesOptions{App: e2e.ControllerOptions(c)}
+		o.App.ManageMachines = false
+		mc, err := e2e.StartMachines(ctx, c, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = mc.Stop() }()
+		createCPMS(t, c, valid)
+		defer func() { _ = e2e.DeleteCPMS(context.Background(), c) }()
+		if err := e2e.UntouchedSpec(ctx, c, 3*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if cpms, err := e2e.GetCPMS(ctx, c); err != nil || len(cpms.Status.Conditions) > 0 {
+			t.Fatalf("status written while not managing Machines: %+v (%v)", cpms.Status, err)
+		}
+	})
+
+	startMachines(t, c, func(o *e2e.MachinesOptions) { o.Backoff = 300 * time.Millisecond })
+	cases := []struct {
+		name, reason, field string
+		cpms                func() *machinev1.ControlPlaneMachineSet
+		before, after       func(ctx context.Context) error
+	}{
+		{
+			name: "unknown platform", reason: machines.ReasonUnsupportedPlatform, field: "failureDomains.platform",
+			cpms: func() *machinev1.ControlPlaneMachineSet {
+				cpms := e2e.NewCPMS(c, valid)
+				cpms.Spec.Template.OpenShiftMachineV1Beta1Machine.FailureDomains = &machinev1.FailureDomains{Platform: "BareMetal"}
+				return cpms
+			},
+		},
+		{
+			name: "duplicate failure domains", reason: machines.ReasonDuplicateFailureDomain, field: "failureDomains.aws[1]",
+			cpms: func() *machinev1.ControlPlaneMachineSet { return e2e.NewCPMS(c, e2e.CPMSInput{Zones: "aab", InstanceType: "m6i.2xlarge"}) },
+		},
+		{
+			name: "a selector that matches no Machine", reason: machines.ReasonNoMachinesSelected, field: "spec.selector",
+			cpms: func() *machinev1.ControlPlaneMachineSet {
+				cpms := e2e.NewCPMS(c, valid)
+				cpms.Spec.Selector.MatchLabels[framework.ClusterLabel] = "another"
+				cpms.Spec.Template.OpenShiftMachineV1Beta1Machine.ObjectMeta.Labels[framework.ClusterLabel] = "another"
+				return cpms
+			},
+		},
+		{
+			name: "a template the platform cannot use", reason: machines.ReasonInvalidTemplate, field: "providerSpec.value.kind",
+			cpms: func() *machinev1.ControlPlaneMachineSet {
+				cpms := e2e.NewCPMS(c, valid)
+				cpms.Spec.Template.OpenShiftMachineV1Beta1Machine.Spec.ProviderSpec.Value = &runtime.RawExtension{Raw: []byte(`{"kind":"GCPMachineProviderSpec","machineType":"n2-standard-4"}`)}
+				return cpms
+			},
+		},
+		{
+			name: "more indexes than replicas", reason: machines.ReasonTooManyIndexes, field: "spec.replicas",
+			cpms: func() *machinev1.ControlPlaneMachineSet { return e2e.NewCPMS(c, valid) },
+			before: func(ctx context.Context) error {
+				m := c.NewMaster("cluster-master-3", e2e.ZoneSpec('c'))
+				m.Annotations = map[string]string{framework.FailProvisionAnnotation: "true"}
+				return c.Client.Create(ctx, m)
+			},
+			after: func(ctx context.Context) error {
+				if err := c.DeleteMachine(ctx, "cluster-master-3"); err != nil {
+					return err
+				}
+				return e2e.WaitGone(ctx, c, 30*time.Second, "cluster-master-3")
+			},
+		},
+		{
+			name: "a control-plane Node without a Machine", reason: machines.ReasonNodeWithoutMachine, field: "Node stray-master",
+			cpms: func() *machinev1.ControlPlaneMachineSet { return e2e.NewCPMS(c, valid) },
+			before: func(ctx context.Context) error {
+				return c.Client.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "stray-master", Labels: map[string]string{machines.MasterNodeLabel: ""}}})
+			},
+			after: func(ctx context.Context) error {
+				return client.IgnoreNotFound(c.Client.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "stray-master"}}))
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != nil {
+				if err := tc.before(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.after != nil {
+				defer func() {
+					if err := tc.after(context.Background()); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			if err := c.Client.Create(ctx, tc.cpms()); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = e2e.DeleteCPMS(context.Background(), c) }()
+			cond, err := e2e.WaitCPMSCondition(ctx, c, 20*time.Second, "Degraded", metav1.ConditionTrue, tc.reason)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(cond.Message, tc.field) {
+				t.Errorf("Degraded message %q does not name %s", cond.Message, tc.field)
+			}
+			if err := e2e.UntouchedSpec(ctx, c, 1500*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			if !hasCPMSEvent(t, tc.reason) {
+				t.Errorf("no %s event on the ControlPlaneMachineSet", tc.reason)
+			}
+		})
+	}
+
+	t.Run("a replacement that keeps failing is retried, then given up", func(t *testing.T) {
+		in := e2e.CPMSInput{Zones: "ab", InstanceType: "m6i.2xlarge", Annotations: map[string]string{framework.FailProvisionAnnotation: "true"}}
+		watch := e2e.WatchMachines(ctx, c)
+		createCPMS(t, c, in)
+		defer func() { _ = e2e.DeleteCPMS(context.Background(), c) }()
+		cond, err := e2e.WaitCPMSCondition(ctx, c, time.Minute, "Degraded", metav1.ConditionTrue, machines.ReasonReplacementFailed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e2e.UntouchedSpec(ctx, c, 1500*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		r := watch.Stop()
+		t.Logf("created %v, deleted %v; Degraded: %s", r.Created, r.Deleted, cond.Message)
+		if len(r.Created) != 3 || slices.ContainsFunc(r.Created, func(n string) bool { return !strings.HasSuffix(n, "-0") }) {
+			t.Fatalf("created %v, want three attempts at index 0", r.Created)
+		}
+		if want := r.Created[:2]; fmt.Sprint(r.Deleted) != fmt.Sprint(want) {
+			t.Fatalf("deleted %v, want the first two attempts %v", r.Deleted, want)
+		}
+		if !strings.Contains(cond.Message, "attempt 3 of 3") {
+			t.Errorf("Degraded message %q does not count the attempts", cond.Message)
+		}
+		m, err := c.Machine(ctx, "cluster-master-0")
+		if err != nil || m.DeletionTimestamp != nil {
+			t.Fatalf("the Machine being replaced must stay: %v", err)
+		}
+		if m.Annotations[machines.FailedAttemptsAnnotation] != "2" {
+			t.Errorf("failed attempts recorded on cluster-master-0: %q, want 2", m.Annotations[machines.FailedAttemptsAnnotation])
+		}
+		if !hasEvent(t, r.Created[0], machines.ReasonMachineFailed) {
+			t.Errorf("no %s event on %s", machines.ReasonMachineFailed, r.Created[0])
+		}
+	})
+}
+
+func hasCPMSEvent(t *testing.T, reason string) bool {
+	t.Helper()
+	var list corev1.EventList
+	if err := cp.Client.List(t.Context(), &list, client.InNamespace(framework.MachineNamespace)); err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(list.Items, func(e corev1.Event) bool {
+		return e.InvolvedObject.Kind == "ControlPlaneMachineSet" && e.Reason == reason && time.Since(e.CreationTimestamp.Time) < time.Minute
+	})
+}
