@@ -103,9 +103,10 @@ type TLSFiles struct {
 
 // Client changes and inspects etcd membership.
 type Client struct {
-	etcd etcdAPI
-	open func(endpoint string) (endpointAPI, func(), error)
-	cfg  Config
+	etcd       etcdAPI
+	open       func(endpoint string) (endpointAPI, func(), error)
+	closeProbe func() error
+	cfg        Config
 	// beforeChange runs right before a membership change or leadership move is sent.
 	beforeChange func(ctx context.Context, op string, id uint64)
 }
@@ -141,30 +142,41 @@ func New(cfg Config) (*Client, error) {
 	}
 	bo := backoff.DefaultConfig
 	bo.MaxDelay = reconnectMaxDelay
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:            slices.Clone(cfg.Endpoints),
-		TLS:                  cfg.TLS.Clone(),
-		DialTimeout:          cfg.DialTimeout,
-		DialKeepAliveTime:    keepaliveTime,
-		DialKeepAliveTimeout: keepaliveTimeout,
-		Logger:               cfg.Logger,
-		DialOptions: []grpc.DialOption{
-			grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: cfg.DialTimeout}),
-			grpc.WithChainUnaryInterceptor(recordAttempt),
-		},
-	})
+	v3cfg := func(retries uint, interceptors ...grpc.UnaryClientInterceptor) clientv3.Config {
+		return clientv3.Config{
+			Endpoints:            slices.Clone(cfg.Endpoints),
+			TLS:                  cfg.TLS.Clone(),
+			DialTimeout:          cfg.DialTimeout,
+			DialKeepAliveTime:    keepaliveTime,
+			DialKeepAliveTimeout: keepaliveTimeout,
+			MaxUnaryRetries:      retries,
+			Logger:               cfg.Logger,
+			DialOptions: []grpc.DialOption{
+				grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: cfg.DialTimeout}),
+				grpc.WithChainUnaryInterceptor(interceptors...),
+			},
+		}
+	}
+	cli, err := clientv3.New(v3cfg(0, recordAttempt))
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
-	c := &Client{etcd: cli, cfg: cfg}
+	// Calls to one member's own endpoint make a single attempt that fails as soon as the
+	// connection does, so a dead member is reported at once rather than at the timeout.
+	probe, err := clientv3.New(v3cfg(1, recordAttempt, failFast))
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	c := &Client{etcd: cli, cfg: cfg, closeProbe: probe.Close}
 	c.open = func(ep string) (endpointAPI, func(), error) {
-		conn, err := cli.Dial(ep)
+		conn, err := probe.Dial(ep)
 		if err != nil {
 			return nil, nil, err
 		}
 		return endpointConn{
-			KV:          clientv3.NewKVFromKVClient(pb.NewKVClient(conn), cli),
-			Maintenance: clientv3.NewMaintenanceFromMaintenanceClient(pb.NewMaintenanceClient(conn), cli),
+			KV:          clientv3.NewKVFromKVClient(pb.NewKVClient(conn), probe),
+			Maintenance: clientv3.NewMaintenanceFromMaintenanceClient(pb.NewMaintenanceClient(conn), probe),
 		}, func() { conn.Close() }, nil
 	}
 	return c, nil
@@ -187,7 +199,7 @@ type endpointConn struct {
 }
 
 // Close closes every connection.
-func (c *Client) Close() error { return c.etcd.Close() }
+func (c *Client) Close() error { return errors.Join(c.etcd.Close(), c.closeProbe()) }
 
 // Endpoints are the endpoints calls are balanced over.
 func (c *Client) Endpoints() []string { return c.etcd.Endpoints() }
@@ -260,4 +272,8 @@ func recordAttempt(ctx context.Context, method string, req, reply any, cc *grpc.
 		a.mu.Unlock()
 	}
 	return err
+}
+
+func failFast(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(ctx, method, req, reply, cc, append(opts, grpc.WaitForReady(false))...)
 }

@@ -22,6 +22,7 @@ type testCluster struct {
 	members map[string]*etcdnet.Member
 	client  *Client
 	raw     *clientv3.Client
+	started time.Time
 }
 
 func newCluster(t testing.TB, ctx context.Context, names ...string) *testCluster {
@@ -59,11 +60,20 @@ func newCluster(t testing.TB, ctx context.Context, names ...string) *testCluster
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { raw.Close() })
-	cl := &testCluster{t: t, net: n, members: map[string]*etcdnet.Member{}, client: c, raw: raw}
+	cl := &testCluster{t: t, net: n, members: map[string]*etcdnet.Member{}, client: c, raw: raw, started: time.Now()}
 	for _, m := range ms {
 		cl.members[m.Name] = m
 	}
 	return cl
+}
+
+// settle waits until etcd accepts membership changes: it refuses them until its members
+// have been connected for 5 s.
+func (c *testCluster) settle(ctx context.Context) {
+	select {
+	case <-time.After(time.Until(c.started.Add(5500 * time.Millisecond))):
+	case <-ctx.Done():
+	}
 }
 
 // id is the etcd ID of the member named name.
@@ -167,4 +177,26 @@ func names(members []Member) string {
 		out = append(out, s)
 	}
 	return strings.Join(out, ",")
+}
+
+// waitHealth waits until a probe finds member id healthy, or unhealthy, and returns the
+// state then.
+func (c *testCluster) waitHealth(ctx context.Context, id uint64, healthy bool) ([]Member, []Health) {
+	c.t.Helper()
+	var ms []Member
+	var hs []Health
+	eventually(c.t, ctx, 30*time.Second, fmt.Sprintf("member %x healthy=%v", id, healthy), func() (bool, string) {
+		var err error
+		ms, hs, err = c.client.State(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for i, m := range ms {
+			if m.ID == id {
+				return m.Healthy == healthy, fmt.Sprintf("%s: %v", m, hs[i].Err)
+			}
+		}
+		return false, "not listed: " + names(ms)
+	})
+	return ms, hs
 }

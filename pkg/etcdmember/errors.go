@@ -36,7 +36,9 @@ type UnreachableError struct {
 	Err error
 }
 
-func (e *UnreachableError) Error() string { return e.Where.String() + ": unreachable: " + e.Err.Error() }
+func (e *UnreachableError) Error() string {
+	return e.Where.String() + ": unreachable: " + e.Err.Error()
+}
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // CertificateError: the TLS handshake with the endpoint failed on a certificate, ours or
