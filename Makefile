@@ -60,5 +60,6 @@ demo: tools build ## Show a protected replacement, a rebalance and a leader fail
 	$(BIN)/quorumguard-demo --quorumguard=$(BIN)/quorumguard $(DEMO_FLAGS)
 
 .PHONY: bench
-bench: ## Run the benchmarks (not yet).
-	@echo "make bench: not yet"; exit 1
+bench: tools build ## Run the Go benchmarks and the bench program; writes BENCHMARKS.md (takes ~20 min).
+	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./pkg/... | tee $(BIN)/go-bench.txt
+	go run ./cmd/bench $(BENCH_FLAGS)

@@ -91,5 +91,6 @@ func (o *options) appOptions() app.Options {
 		ClusterOperator:   o.clusterOperator,
 		HookHeldThreshold: o.hookHeldWarn,
 		PodName:           os.Getenv("POD_NAME"),
+		UnfilteredCache:   o.cacheAll,
 	}
 }

@@ -33,6 +33,7 @@ type options struct {
 	retryPeriod     time.Duration
 	clusterOperator string
 	hookHeldWarn    time.Duration
+	cacheAll        bool
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -57,6 +58,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.retryPeriod, "retry-period", 26*time.Second, "lease: how often candidates try to take or renew the lease (OpenShift's 26s keeps apiserver load low)")
 	fs.StringVar(&o.clusterOperator, "cluster-operator", "etcd", "name of the ClusterOperator quorumguard reports through; empty disables it")
 	fs.DurationVar(&o.hookHeldWarn, "hook-held-threshold", 30*time.Minute, "a preDrain hook held longer than this makes the ClusterOperator Degraded")
+	fs.BoolVar(&o.cacheAll, "cache-all-machines", false, "cache every Machine in the cluster instead of only control-plane ones (for the scale benchmark's comparison only)")
 }
 
 // applyEnv sets every flag not given on the command line from QUORUMGUARD_<NAME>.

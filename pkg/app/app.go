@@ -131,6 +131,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		mopts.LeaderElectionReleaseOnCancel = !o.NoReleaseOnCancel
 		mopts.LeaseDuration, mopts.RenewDeadline, mopts.RetryPeriod = &o.LeaseDuration, &o.RenewDeadline, &o.RetryPeriod
 	}
+	registerRuntimeMetrics()
 	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
 		return nil, fmt.Errorf("build manager: %w", err)

@@ -70,6 +70,7 @@ func (e *etcdClient) SetEndpoints(endpoints []string) {
 // Observe lists the members and probes each through its own endpoint; the leader and each
 // learner's progress come from those probes' raft status.
 func (e *etcdClient) Observe(ctx context.Context) ([]controlplane.EtcdMember, error) {
+	etcdRequests.WithLabelValues("observe").Inc()
 	cli, err := e.client()
 	if err != nil {
 		e.record(err)
@@ -112,6 +113,7 @@ func (e *etcdClient) record(err error) {
 
 // AddLearner adds a learner and returns its ID.
 func (e *etcdClient) AddLearner(ctx context.Context, token uint64, peerURL string) (uint64, error) {
+	etcdRequests.WithLabelValues("add_learner").Inc()
 	cli, err := e.client()
 	if err != nil {
 		return 0, err
@@ -122,6 +124,7 @@ func (e *etcdClient) AddLearner(ctx context.Context, token uint64, peerURL strin
 
 // Promote promotes a learner; a refusal because it is not in sync is a *NotInSyncError.
 func (e *etcdClient) Promote(ctx context.Context, token, id uint64) error {
+	etcdRequests.WithLabelValues("promote").Inc()
 	cli, err := e.client()
 	if err != nil {
 		return err
@@ -131,6 +134,7 @@ func (e *etcdClient) Promote(ctx context.Context, token, id uint64) error {
 
 // Remove removes a member.
 func (e *etcdClient) Remove(ctx context.Context, token, id uint64) error {
+	etcdRequests.WithLabelValues("remove").Inc()
 	cli, err := e.client()
 	if err != nil {
 		return err
@@ -140,6 +144,7 @@ func (e *etcdClient) Remove(ctx context.Context, token, id uint64) error {
 
 // MoveLeader hands leadership to member to.
 func (e *etcdClient) MoveLeader(ctx context.Context, token, to uint64) error {
+	etcdRequests.WithLabelValues("move_leader").Inc()
 	cli, err := e.client()
 	if err != nil {
 		return err

@@ -36,6 +36,9 @@ type ClusterOptions struct {
 	ProvisionDelay, DrainDelay time.Duration
 	// Dir holds etcd data and certificates; a temp dir when empty.
 	Dir string
+	// OnlyMasters makes the simulator look at control-plane Machines only, so a benchmark can
+	// park thousands of worker Machines in the apiserver without simulating them.
+	OnlyMasters bool
 }
 
 // Cluster is a simulated machine-api and etcd on a real apiserver.
@@ -83,6 +86,9 @@ func StartCluster(ctx context.Context, cp *ControlPlane, opts ClusterOptions) (*
 		Client: cp.Client, ProvisionDelay: opts.ProvisionDelay, DrainDelay: opts.DrainDelay,
 		AllocateIP: n.AllocateIP, OnRunning: c.Agent.MachineRunning, OnStopped: c.Agent.MachineStopped,
 	})
+	if opts.OnlyMasters {
+		c.Sim.opts.Labels = map[string]string{RoleLabel: "master"}
+	}
 	for i, name := range boot {
 		m := c.NewMaster(name, opts.ProviderSpec(i))
 		if opts.Hook != nil {

@@ -52,6 +52,8 @@ type SimulatorOptions struct {
 	OnRunning func(ctx context.Context, m *machinev1beta1.Machine, ip net.IP)
 	// OnStopped is called once when a Machine's instance is terminated.
 	OnStopped func(m *machinev1beta1.Machine)
+	// Labels, when set, limits the simulator to Machines carrying them.
+	Labels map[string]string
 }
 
 // Simulator plays the machine-api controller: it provisions Machines on loopback addresses and
@@ -89,7 +91,7 @@ func (s *Simulator) Run(ctx context.Context) {
 
 func (s *Simulator) pass(ctx context.Context) {
 	var list machinev1beta1.MachineList
-	if err := s.opts.Client.List(ctx, &list, client.InNamespace(s.opts.Namespace)); err != nil {
+	if err := s.opts.Client.List(ctx, &list, client.InNamespace(s.opts.Namespace), client.MatchingLabels(s.opts.Labels)); err != nil {
 		return
 	}
 	for i := range list.Items {
