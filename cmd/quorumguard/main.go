@@ -27,6 +27,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "status" {
+		return runStatus(args[1:])
+	}
 	fs := flag.NewFlagSet("quorumguard", flag.ContinueOnError)
 	var o options
 	o.bind(fs)
