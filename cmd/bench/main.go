@@ -22,6 +22,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
@@ -41,6 +44,7 @@ func main() {
 	bin := flag.String("quorumguard", filepath.Join(framework.RepoRoot(), "bin", "quorumguard"), "the quorumguard binary")
 	only := flag.String("only", "", "comma-separated subset: overhead,takeover,lease,scale")
 	flag.Parse()
+	ctrl.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	want := func(name string) bool { return *only == "" || strings.Contains(","+*only+",", ","+name+",") }
