@@ -46,6 +46,11 @@ tools: ## Build the test control plane (kube-apiserver, kube-controller-manager,
 test: tools ## Run every test with the race detector against the real control plane and real etcd.
 	go test -race -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
 
+.PHONY: chaos
+chaos: tools ## Run 50 seeded chaos scenarios (CHAOS_SCENARIOS, CHAOS_SEED to change); prints a table (~30 min).
+	QUORUMGUARD_CHAOS=$${CHAOS_SCENARIOS:-50} QUORUMGUARD_CHAOS_SEED=$${CHAOS_SEED:-1} \
+	  go test -race -count=1 -timeout 120m -run '^TestChaos$$' -v ./test/e2e/ | grep -v '^{'
+
 .PHONY: lint
 lint: $(BIN)/golangci-lint ## Run golangci-lint (pinned, installed into bin/).
 	$(BIN)/golangci-lint run ./...

@@ -10,7 +10,8 @@ import (
 )
 
 // QuorumMonitor samples the membership every 100 ms: how many voting members there are, how
-// many answer a status probe through their own endpoint, and how many learners exist. It is
+// many answer a status probe through their own endpoint, and how many learners exist. A
+// sample counts as quorum lost when fewer voting members answer than the quorum. It is
 // the "quorum never fell" check of the end-to-end tests.
 type QuorumMonitor struct {
 	cli    *clientv3.Client
@@ -28,6 +29,8 @@ type QuorumMonitor struct {
 	changes         int
 	lastFingerprint string
 	leaderChanges   []uint64
+	lastList        *clientv3.MemberListResponse
+	listMisses      int
 }
 
 // StartQuorumMonitor starts sampling until Stop.
@@ -65,12 +68,19 @@ func (m *QuorumMonitor) sample(ctx context.Context) {
 	list, err := m.cli.MemberList(lctx)
 	cancel()
 	if err != nil {
-		if ctx.Err() == nil {
-			m.mu.Lock()
-			m.lostAt = append(m.lostAt, fmt.Sprintf("%s: member list failed: %v", time.Now().Format("15:04:05.000"), err))
-			m.mu.Unlock()
+		// The request may have gone to the one frozen or cut-off member: judge quorum from the
+		// last list by probing each member directly, and count the miss separately.
+		m.mu.Lock()
+		m.listMisses++
+		list = m.lastList
+		m.mu.Unlock()
+		if list == nil || ctx.Err() != nil {
+			return
 		}
-		return
+	} else {
+		m.mu.Lock()
+		m.lastList = list
+		m.mu.Unlock()
 	}
 	voters, healthy, learners := 0, 0, 0
 	var leader uint64
@@ -127,6 +137,9 @@ type MonitorReport struct {
 	QuorumLost []string
 	// Leaders is the sequence of distinct leaders seen.
 	Leaders []uint64
+	// ListMisses counts samples whose member list request timed out (the request went to a
+	// member that could not answer); quorum was then judged by probing each member.
+	ListMisses int
 }
 
 func (r MonitorReport) String() string {
@@ -139,7 +152,8 @@ func (m *QuorumMonitor) Report() MonitorReport {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return MonitorReport{Samples: m.samples, MinVoters: m.minVoters, MinHealthy: m.minHealthy, MaxLearners: m.maxLearners,
-		MinTolerance: m.minTolerance, QuorumLost: append([]string(nil), m.lostAt...), Leaders: append([]uint64(nil), m.leaderChanges...)}
+		MinTolerance: m.minTolerance, QuorumLost: append([]string(nil), m.lostAt...), Leaders: append([]uint64(nil), m.leaderChanges...),
+		ListMisses: m.listMisses}
 }
 
 // Stop stops sampling and returns the report.
