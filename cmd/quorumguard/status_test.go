@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	configv1 "github.com/openshift/api/config/v1"
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
+	"github.com/quorumguard/quorumguard/pkg/quorum"
+	"github.com/quorumguard/quorumguard/test/e2e"
+	"github.com/quorumguard/quorumguard/test/framework"
+)
+
+// The control plane is started only by the tests that need it.
+var (
+	cpOnce sync.Once
+	cp     *framework.ControlPlane
+	cpErr  error
+)
+
+func controlPlane(t *testing.T) *framework.ControlPlane {
+	t.Helper()
+	cpOnce.Do(func() { cp, cpErr = framework.StartControlPlane(framework.ControlPlaneOptions{}) })
+	if cpErr != nil {
+		t.Fatal(cpErr)
+	}
+	return cp
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cp != nil {
+		_ = cp.Stop()
+	}
+	os.Exit(code)
+}
+
+func TestStatusCommandFlags(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"an unknown output format", []string{"-o", "yaml", "--etcd-ca-file=a", "--etcd-cert-file=b", "--etcd-key-file=c"}, nil, "-o must be table or json"},
+		{"the etcd client files are required", []string{"-o", "json"}, nil, "--etcd-ca-file, --etcd-cert-file and --etcd-key-file are all required"},
+		{"a controller-only flag is refused", []string{"--leader-elect=none"}, nil, "flag provided but not defined: -leader-elect"},
+		{"arguments are refused", []string{"now"}, nil, "status takes no arguments"},
+		{"an unknown flag is refused", []string{"--bogus"}, nil, "flag provided but not defined: -bogus"},
+		{"flags come from the environment too", nil, map[string]string{"QUORUMGUARD_O": "xml", "QUORUMGUARD_ETCD_CA_FILE": "a",
+			"QUORUMGUARD_ETCD_CERT_FILE": "b", "QUORUMGUARD_ETCD_KEY_FILE": "c"}, "-o must be table or json, not \"xml\""},
+	}
+	// The binary hands `status` and what follows to the status command.
+	if err := run([]string{"status", "--bogus"}); err == nil || !strings.Contains(err.Error(), "-bogus") {
+		t.Errorf("run(status --bogus) = %v; want the status command's flag error", err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var out bytes.Buffer
+			err := statusCommand(t.Context(), tc.args, &out)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("status %v = %v, want an error containing %q", tc.args, err, tc.want)
+			}
+			if out.Len() != 0 {
+				t.Errorf("printed %q on a refused command", out.String())
+			}
+		})
+	}
+}
+
+// TestStatusCommand runs `quorumguard status` against a running cluster and controller,
+// idle and then with a Machine being deleted, in both formats.
+func TestStatusCommand(t *testing.T) {
+	ctx := t.Context()
+	c, err := framework.StartCluster(ctx, controlPlane(t), framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
+	cpms := e2e.NewCPMS(c, e2e.CPMSInput{Zones: "abc"})
+	if err := c.Client.Create(ctx, cpms); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Client.Delete(context.Background(), cpms) })
+	unsafe := &machinev1beta1.MachineHealthCheck{
+		ObjectMeta: metav1.ObjectMeta{Name: "masters-unlimited", Namespace: framework.MachineNamespace},
+		Spec:       machinev1beta1.MachineHealthCheckSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{controlplane.RoleLabel: "master"}}},
+	}
+	if err := c.Client.Create(ctx, unsafe); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Client.Delete(context.Background(), unsafe) })
+
+	coName := "etcd-status-command"
+	o := e2e.ControllerOptions(c)
+	o.ClusterOperator, o.HookHeldThreshold = coName, 30*time.Minute
+	stop := startController(t, c, o)
+	defer stop()
+	t.Cleanup(func() {
+		_ = c.Client.Delete(context.Background(), &configv1.ClusterOperator{ObjectMeta: metav1.ObjectMeta{Name: coName}})
+	})
+	waitFor(t, "hooks, Voting conditions and the ClusterOperator", func() bool {
+		for i := range 3 {
+			m, err := c.Machine(ctx, fmt.Sprintf("cluster-master-%d", i))
+			if err != nil || !hooks.Has(m, hooks.Default) || reason(m) != quorum.ReasonVoting {
+				return false
+			}
+		}
+		co := &configv1.ClusterOperator{}
+		return c.Client.Get(ctx, client.ObjectKey{Name: coName}, co) == nil && len(co.Status.Conditions) > 0
+	})
+
+	ca, cert, key := c.Net.ClientFiles()
+	args := []string{"--kubeconfig", c.CP.KubeconfigFile, "--etcd-ca-file", ca, "--etcd-cert-file", cert, "--etcd-key-file", key,
+		"--cluster-operator", coName}
+	status := func(extra ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := statusCommand(ctx, append(append([]string{}, args...), extra...), &out); err != nil {
+			t.Fatalf("status %v: %v", extra, err)
+		}
+		return out.String()
+	}
+
+	table := status()
+	t.Logf("quorumguard status:\n%s", table)
+	mustContain(t, table,
+		"ETCD MEMBERS (desired voting members: 3)",
+		"ID", "NAME", "MACHINE", "ROLE", "HEALTH", "RAFT INDEX", "LEADER",
+		"CONTROL-PLANE MACHINES in openshift-machine-api",
+		"CLUSTEROPERATOR "+coName, "Available", "EtcdQuorate",
+		"MACHINEHEALTHCHECKS", "masters-unlimited",
+		"NEXT STEP: nothing to do", "FAULT TOLERANCE: 1")
+	for i := range 3 {
+		name := fmt.Sprintf("cluster-master-%d", i)
+		// The member's row (it starts with its ID) and the Machine's.
+		mustMatchLine(t, table, "", " "+name+" ", "voter", "healthy")
+		mustMatchLine(t, table, name+" ", "Running", "us-east-1a", "yes", "Voting")
+	}
+
+	// JSON holds the same.
+	var rep operatorstatus.Report
+	if err := json.Unmarshal([]byte(status("-o", "json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	leaders, voters := 0, 0
+	for _, m := range rep.Members {
+		if m.Leader {
+			leaders++
+		}
+		if m.Role == "voter" && m.Health == "healthy" && m.RaftIndex > 0 && strings.HasPrefix(m.Machine, "cluster-master-") {
+			voters++
+		}
+	}
+	if leaders != 1 || voters != 3 || rep.Desired != 3 || rep.EtcdError != "" {
+		t.Errorf("JSON members %+v (desired %d, etcd error %q); want 3 healthy voters, one leader", rep.Members, rep.Desired, rep.EtcdError)
+	}
+	if len(rep.Machines) != 3 || rep.Machines[0].FailureDomain != "us-east-1a" || !rep.Machines[0].Hook || rep.Machines[0].EtcdMember != quorum.ReasonVoting {
+		t.Errorf("JSON machines %+v", rep.Machines)
+	}
+	if rep.ClusterOperator == nil || len(rep.ClusterOperator.Conditions) != 4 {
+		t.Errorf("JSON ClusterOperator %+v; want its four conditions", rep.ClusterOperator)
+	}
+	if len(rep.MachineHealthChecks) != 1 || rep.MachineHealthChecks[0].Safe {
+		t.Errorf("JSON MachineHealthChecks %+v; want masters-unlimited judged unsafe", rep.MachineHealthChecks)
+	}
+	if rep.Next.Action != string(quorum.None) || rep.Next.FaultTolerance != 1 {
+		t.Errorf("JSON next step %+v", rep.Next)
+	}
+
+	// A Machine deleted with no replacement yet: the hook holds it and the planner waits.
+	if err := c.DeleteMachine(ctx, "cluster-master-0"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "cluster-master-0 to wait for its replacement and the ClusterOperator to say so", func() bool {
+		m, err := c.Machine(ctx, "cluster-master-0")
+		if err != nil || reason(m) != quorum.ReasonWaitingForReplacement {
+			return false
+		}
+		co := &configv1.ClusterOperator{}
+		if c.Client.Get(ctx, client.ObjectKey{Name: coName}, co) != nil {
+			return false
+		}
+		for _, cond := range co.Status.Conditions {
+			if cond.Type == configv1.OperatorProgressing && cond.Status == configv1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	})
+	table = status()
+	t.Logf("quorumguard status with a Machine deleted:\n%s", table)
+	mustMatchLine(t, table, "cluster-master-0 ", "Deleting", "yes", quorum.ReasonWaitingForReplacement)
+	mustMatchLine(t, table, "Progressing ", "True", operatorstatus.ReasonReplacementInProgress, "cluster-master-0")
+	mustMatchLine(t, table, "Upgradeable ", "False", operatorstatus.ReasonReplacementInProgress)
+
+	// Nothing was changed by the command: the Machine still holds its hook.
+	m, err := c.Machine(ctx, "cluster-master-0")
+	if err != nil || !hooks.Has(m, hooks.Default) {
+		t.Errorf("cluster-master-0 lost its hook (%v)", err)
+	}
+}
+
+// startController runs a controller with status reporting, as the binary would.
+func startController(t *testing.T, c *framework.Cluster, o app.Options) func() {
+	t.Helper()
+	a, err := app.New(c.CP.Config, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.EnableStatus(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	return func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("controller did not stop")
+		}
+	}
+}
+
+func reason(m *machinev1beta1.Machine) string {
+	if c := framework.Condition(m, controlplane.ConditionType); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if err := framework.WaitFor(t.Context(), 60*time.Second, what, func() (bool, error) { return cond(), nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustContain(t *testing.T, s string, subs ...string) {
+	t.Helper()
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			t.Errorf("output lacks %q", sub)
+		}
+	}
+}
+
+// mustMatchLine wants a line that starts with prefix and holds every one of subs.
+func mustMatchLine(t *testing.T, s, prefix string, subs ...string) {
+	t.Helper()
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(l, prefix) {
+			continue
+		}
+		all := true
+		for _, sub := range subs {
+			all = all && strings.Contains(l, sub)
+		}
+		if all {
+			return
+		}
+	}
+	t.Errorf("no line starting with %q holds all of %q", prefix, subs)
+}
