@@ -88,6 +88,7 @@ func (r *Reconciler) newMachine(snap *snapshot, a Action) (*machinev1beta1.Machi
 		m.Annotations = map[string]string{}
 	}
 	m.Annotations[AttemptAnnotation] = strconv.Itoa(a.Attempt)
+	m.Annotations[ReasonAnnotation] = shorten(a.Reason, maxReasonAnnotation)
 	if a.Domain != "" {
 		d, ok := snap.domains[a.Domain]
 		if !ok {
@@ -106,6 +107,9 @@ func (r *Reconciler) newMachine(snap *snapshot, a Action) (*machinev1beta1.Machi
 	}
 	return m, nil
 }
+
+// maxReasonAnnotation bounds the reason kept on a Machine.
+const maxReasonAnnotation = 1024
 
 func lowestIndex(ms []Machine) string {
 	best := -1

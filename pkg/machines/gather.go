@@ -170,6 +170,7 @@ func (r *Reconciler) machineFacts(cpms *machinev1.ControlPlaneMachineSet, m *mac
 		}
 	}
 	pm.Attempt, _ = strconv.Atoi(m.Annotations[AttemptAnnotation])
+	pm.Why = m.Annotations[ReasonAnnotation]
 	pm.FailedAttempts, _ = strconv.Atoi(m.Annotations[FailedAttemptsAnnotation])
 	if t, err := time.Parse(time.RFC3339Nano, m.Annotations[LastFailureAnnotation]); err == nil {
 		pm.LastFailure = t

@@ -44,8 +44,9 @@ type Machine struct {
 	Diff    string
 	Created time.Time
 	// Attempt is the attempt number this controller gave the Machine when it created it
-	// for its index; 0 for Machines it did not create.
+	// for its index; 0 for Machines it did not create. Why is the reason it was created.
 	Attempt int
+	Why     string
 	// FailedAttempts and LastFailure are carried by a Machine whose replacement failed: how
 	// many replacements of its index failed, and when the last one was deleted.
 	FailedAttempts int
@@ -534,6 +535,10 @@ func completeReplacement(in Input, slots []*slot, d *Decision) bool {
 		if old.Domain != s.target {
 			reason = ReasonRebalancing
 		}
+		replaces := fmt.Sprintf("Machine %s replaces %s at index %d", keep.Name, old.Name, s.index)
+		if keep.Why != "" {
+			replaces += " (" + keep.Why + ")"
+		}
 		var why string
 		switch {
 		case keep.Voting && ready(keep):
@@ -543,13 +548,13 @@ func completeReplacement(in Input, slots []*slot, d *Decision) bool {
 		default:
 			d.InFlight = true
 			d.Action = Action{Kind: None, Reason: fmt.Sprintf("waiting for %s to become a voting etcd member", keep.Name)}
-			d.Status.Progressing = Condition{metav1.ConditionTrue, ReasonWaitingForReplacement,
-				fmt.Sprintf("Machine %s replaces %s at index %d; %s is deleted once %s is a voting etcd member", keep.Name, old.Name, s.index, old.Name, keep.Name)}
+			d.Status.Progressing = Condition{metav1.ConditionTrue, reason,
+				fmt.Sprintf("%s; %s is deleted once %s is a voting etcd member", replaces, old.Name, keep.Name)}
 			return true
 		}
 		d.InFlight = true
 		d.Action = Action{Kind: Delete, Index: s.index, Machine: old.Name, Reason: why}
-		d.Status.Progressing = Condition{metav1.ConditionTrue, reason, fmt.Sprintf("deleting Machine %s: %s", old.Name, why)}
+		d.Status.Progressing = Condition{metav1.ConditionTrue, reason, fmt.Sprintf("%s; deleting %s: %s", replaces, old.Name, why)}
 		return true
 	}
 	return false

@@ -100,8 +100,9 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "the replacement in c is not yet voting: wait",
-			in:   input(RollingUpdate, abc, mc("m-0", 0, "a"), mc("m-1", 1, "b"), mc("m-2", 2, "a"), with(mc("m-x-2", 2, "c"), notVoting, newer)),
-			want: want{action: "None", progressing: ReasonWaitingForReplacement, inFlight: true, message: "m-x-2 replaces m-2"},
+			in: input(RollingUpdate, abc, mc("m-0", 0, "a"), mc("m-1", 1, "b"), mc("m-2", 2, "a"),
+				with(mc("m-x-2", 2, "c"), notVoting, newer, func(m *Machine) { m.Why = "index 2 moves from a to c" })),
+			want: want{action: "None", progressing: ReasonRebalancing, inFlight: true, message: "m-x-2 replaces m-2 at index 2 (index 2 moves from a to c)"},
 		},
 		{
 			name: "the replacement in c votes: the old Machine is deleted",

@@ -23,8 +23,10 @@ import (
 
 // Annotations this controller keeps on the Machines it creates and replaces.
 const (
-	// AttemptAnnotation is the attempt number of a Machine created for its index.
+	// AttemptAnnotation is the attempt number of a Machine created for its index, and
+	// ReasonAnnotation why it was created.
 	AttemptAnnotation = "machines.quorumguard.io/attempt"
+	ReasonAnnotation  = "machines.quorumguard.io/reason"
 	// FailedAttemptsAnnotation and LastFailureAnnotation are carried by a Machine being
 	// replaced whose replacements failed: how many, and when the last was deleted (RFC 3339).
 	FailedAttemptsAnnotation = "machines.quorumguard.io/failed-attempts"

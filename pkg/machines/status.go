@@ -3,6 +3,7 @@ package machines
 import (
 	"context"
 	"fmt"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -30,7 +31,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, snap *snapshot, d Decision
 		c   Condition
 	}{{ConditionAvailable, d.Status.Available}, {ConditionProgressing, d.Status.Progressing}, {ConditionDegraded, d.Status.Degraded}} {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: c.typ, Status: c.c.Status, Reason: c.c.Reason, Message: truncate(c.c.Message), ObservedGeneration: cpms.Generation,
+			Type: c.typ, Status: c.c.Status, Reason: c.c.Reason, Message: shorten(c.c.Message, maxConditionMessage), ObservedGeneration: cpms.Generation,
 			LastTransitionTime: metav1.NewTime(r.now()),
 		})
 	}
@@ -47,11 +48,17 @@ func (r *Reconciler) writeStatus(ctx context.Context, snap *snapshot, d Decision
 	return nil
 }
 
-// truncate keeps a condition message within the API's limit of 32768 bytes.
-func truncate(s string) string {
-	const limit = 32768
+// maxConditionMessage is the API's limit on a condition message.
+const maxConditionMessage = 32768
+
+// shorten cuts s to at most limit bytes, on a rune boundary, marking the cut.
+func shorten(s string, limit int) string {
 	if len(s) <= limit {
 		return s
 	}
-	return s[:limit-3] + "..."
+	cut := limit - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
