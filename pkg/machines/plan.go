@@ -186,32 +186,35 @@ const (
 	ConditionProgressing = "Progressing"
 	ConditionDegraded    = "Degraded"
 
-	ReasonAllReplicasAvailable   = "AllReplicasAvailable"
-	ReasonUnavailableReplicas    = "UnavailableReplicas"
-	ReasonAllReplicasUpdated     = "AllReplicasUpdated"
-	ReasonInactive               = "Inactive"
-	ReasonBlocked                = "Blocked"
-	ReasonRollingUpdate          = "RollingUpdate"
-	ReasonRebalancing            = "RebalancingFailureDomains"
-	ReasonReplacingDeleted       = "ReplacingDeletedMachine"
-	ReasonCreatingMissing        = "CreatingMissingMachine"
-	ReasonWaitingForReplacement  = "WaitingForReplacement"
-	ReasonWaitingForSurge        = "WaitingForSurge"
-	ReasonRetryingFailed         = "RetryingFailedMachine"
-	ReasonNeedsUpdate            = "NeedsUpdate"
-	ReasonAsExpected             = "AsExpected"
-	ReasonMachineFailed          = "MachineFailed"
-	ReasonReplacementFailed      = "ReplacementFailed"
-	ReasonInvalidReplicas        = "InvalidReplicas"
-	ReasonUnsupportedStrategy    = "UnsupportedStrategy"
-	ReasonNoMachinesSelected     = "NoMachinesSelected"
-	ReasonMachineNameHasNoIndex  = "MachineNameHasNoIndex"
-	ReasonTooManyIndexes         = "TooManyIndexes"
-	ReasonNodeWithoutMachine     = "NodeWithoutMachine"
-	ReasonInvalidPlacementInput  = "InvalidPlacementInput"
-	defaultMaxAttempts           = 3
-	defaultBackoff               = 10 * time.Second
-	progressingNothingToDoFormat = "all %d Machines match the template and sit in their failure domains"
+	ReasonAllReplicasAvailable  = "AllReplicasAvailable"
+	ReasonUnavailableReplicas   = "UnavailableReplicas"
+	ReasonAllReplicasUpdated    = "AllReplicasUpdated"
+	ReasonInactive              = "Inactive"
+	ReasonBlocked               = "Blocked"
+	ReasonRollingUpdate         = "RollingUpdate"
+	ReasonRebalancing           = "RebalancingFailureDomains"
+	ReasonReplacingDeleted      = "ReplacingDeletedMachine"
+	ReasonCreatingMissing       = "CreatingMissingMachine"
+	ReasonWaitingForReplacement = "WaitingForReplacement"
+	ReasonWaitingForSurge       = "WaitingForSurge"
+	ReasonRetryingFailed        = "RetryingFailedMachine"
+	ReasonNeedsUpdate           = "NeedsUpdate"
+	ReasonAsExpected            = "AsExpected"
+	ReasonMachineFailed         = "MachineFailed"
+	ReasonReplacementFailed     = "ReplacementFailed"
+	ReasonInvalidReplicas       = "InvalidReplicas"
+	ReasonUnsupportedStrategy   = "UnsupportedStrategy"
+	ReasonNoMachinesSelected    = "NoMachinesSelected"
+	ReasonMachineNameHasNoIndex = "MachineNameHasNoIndex"
+	ReasonTooManyIndexes        = "TooManyIndexes"
+	ReasonNodeWithoutMachine    = "NodeWithoutMachine"
+	ReasonInvalidPlacementInput = "InvalidPlacementInput"
+)
+
+// Defaults for Input.MaxAttempts and Input.Backoff.
+const (
+	defaultMaxAttempts = 3
+	defaultBackoff     = 10 * time.Second
 )
 
 // slot is one desired index and the Machines that stand for it.
@@ -260,9 +263,15 @@ func (s *slot) failures() (int, time.Time) {
 //  6. RollingUpdate, nothing else under way: the first index in pkg/failuredomain's move order
 //     whose Machine is outdated or misplaced gets a replacement beside it.
 //
-// Machine count: a Machine is created only while fewer than replicas+1 exist (deleting ones
-// count), so with 3 replicas there are never more than 4, and since 3 and 6 replace only
-// one index at a time, at most one index is ever short of a voting member.
+// Machine count and quorum, worked out for 3 replicas: a Machine is created only while
+// fewer than 4 exist, deleting ones included. A rolling step goes from 3 Machines to 4 (the
+// replacement), pkg/controlplane adds and promotes its learner (4 voting members), step 3
+// deletes the old Machine (4 Machines, its hook keeps its member), pkg/controlplane removes
+// that member (3 voting) and releases the hook, and the old Machine goes (3 Machines). Voting
+// members never fall below 3, and step 6 starts the next index only when no Machine is
+// deleting and every index has exactly one. Two Machines deleted at once are replaced one
+// after the other: the first replacement makes 4, and the second waits until the first old
+// Machine is gone.
 func Plan(in Input) Decision {
 	if in.MaxAttempts <= 0 {
 		in.MaxAttempts = defaultMaxAttempts
@@ -310,7 +319,7 @@ func Plan(in Input) Decision {
 		}
 	}
 	d.Action = Action{Kind: None, Reason: "every index has a Machine that matches the template in its failure domain"}
-	d.Status.Progressing = Condition{metav1.ConditionFalse, ReasonAllReplicasUpdated, fmt.Sprintf(progressingNothingToDoFormat, len(slots))}
+	d.Status.Progressing = Condition{metav1.ConditionFalse, ReasonAllReplicasUpdated, fmt.Sprintf("all %d Machines match the template and sit in their failure domains", len(slots))}
 	return d
 }
 
