@@ -60,17 +60,19 @@ func PromotionSafe(voters, healthy int, learnerHealthy bool) (bool, string) {
 //  1. a learner whose Machine is deleting or gone is removed (learners never count, so this
 //     is always safe, and etcd admits one learner at a time);
 //  2. a deleting Machine whose member is gone gets its hook released;
-//  3. a started learner of a live Machine is promoted (etcd refuses until it has caught up);
-//  4. the voting member of a deleting Machine is removed when a replacement has been promoted
-//     (voters exceed the desired count) or when it is unhealthy, and only if quorum is kept;
-//     leadership is moved away first if it leads. Unhealthy members go first. A dead member
-//     is removed before its replacement learner is promoted: removing it shrinks the quorum
-//     at once (3 voters with 1 dead become 2 of 2), while promoting first would make a
+//  3. the unhealthy voting member of a deleting Machine is removed, if quorum is kept. A dead
+//     member is removed before its replacement learner is promoted: removing it shrinks the
+//     quorum at once (3 voters with 1 dead become 2 of 2), while promoting first would make a
 //     4-member cluster whose quorum of 3 needs every live member, for as long as the learner
 //     takes to be promoted;
-//  5. a learner is added for a running, hooked Machine with an address and no member, when no
+//  4. a started learner of a live Machine is promoted (etcd refuses until it has caught up),
+//     only while every voting member is healthy, for the same reason;
+//  5. the voting member of a deleting Machine is removed once a replacement has been promoted
+//     (voters exceed the desired count), if quorum is kept; leadership is moved away first if
+//     it leads;
+//  6. a learner is added for a running, hooked Machine with an address and no member, when no
 //     other learner exists;
-//  6. an unhealthy member that matches no Machine is removed if quorum is kept.
+//  7. an unhealthy member that matches no Machine is removed if quorum is kept.
 func Decide(s State) Decision {
 	d := Decision{Conditions: map[string]Condition{}}
 	voters, healthy := 0, 0
@@ -159,9 +161,19 @@ func Decide(s State) Decision {
 		d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonHookReleased, Message: "hook released: " + why}
 		return set(Action{Kind: ReleaseHook, Machine: m.Name, Reason: why})
 	}
-	// 3. Promote a started learner of a live Machine.
+	// 3. Remove the dead members of deleting Machines before anything is promoted.
+	if a, ok := removeDeleting(s, &d, machines, members, byName, voters, healthy, false); ok {
+		return set(a)
+	}
+	// 4. Promote a started learner of a live Machine, only while every voting member answers:
+	// a promotion turns 3 voters into 4 whose quorum of 3 needs every healthy one.
 	for _, l := range learners {
 		if !l.Started {
+			continue
+		}
+		if healthy < voters {
+			d.Conditions[l.Machine] = Condition{Status: "False", Reason: ReasonLearner,
+				Message: fmt.Sprintf("learner %x at %.0f%%, not promoted while %d of %d voting members are unhealthy", l.ID, 100*l.Progress, voters-healthy, voters)}
 			continue
 		}
 		if ok, why := PromotionSafe(voters, healthy, l.Healthy); !ok {
@@ -171,7 +183,38 @@ func Decide(s State) Decision {
 		return set(Action{Kind: Promote, Machine: l.Machine, MemberID: l.ID,
 			Reason: fmt.Sprintf("learner has reached %.0f%% of the leader's index", 100*l.Progress)})
 	}
-	// 4. Voting members of deleting Machines, unhealthy first.
+	// 5. The voting member of a deleting Machine, once a replacement was promoted.
+	if a, ok := removeDeleting(s, &d, machines, members, byName, voters, healthy, true); ok {
+		return set(a)
+	}
+	// 6. Add a learner for a new Machine.
+	if len(learners) == 0 {
+		for _, m := range machines {
+			if m.Deleting || !m.Running || !m.HasHook || m.MemberID != 0 || len(m.InternalIPs) == 0 || m.AddressConflict {
+				continue
+			}
+			peer := "https://" + net.JoinHostPort(m.InternalIPs[0], "2380")
+			return set(Action{Kind: AddLearner, Machine: m.Name, PeerURL: peer,
+				Reason: "running control-plane Machine has no etcd member"})
+		}
+	}
+	// 7. Unhealthy members of no Machine.
+	for _, m := range s.Members {
+		if m.Machine != "" || m.Learner || m.Healthy {
+			continue
+		}
+		if ok, why := RemovalSafe(voters, healthy, false); ok && voters > 1 {
+			return set(Action{Kind: RemoveMember, MemberID: m.ID, Reason: "unhealthy member matches no Machine; " + why})
+		}
+	}
+	d.Action = Action{Kind: None, Reason: fmt.Sprintf("%d voting members (%d healthy), %d learners, fault tolerance %d", voters, healthy, len(learners), d.FaultTolerance)}
+	return d
+}
+
+// removeDeleting picks the voting member of a deleting Machine to remove: with surplus false,
+// only unhealthy ones; with surplus true, any one once voters exceed the desired count. Each
+// removal must keep quorum, and a leader has leadership moved away first.
+func removeDeleting(s State, d *Decision, machines []Machine, members map[uint64]Member, byName map[string]Machine, voters, healthy int, surplus bool) (Action, bool) {
 	var candidates []Member
 	for _, m := range machines {
 		if !m.Deleting || m.MemberID == 0 || m.AddressConflict {
@@ -183,7 +226,9 @@ func Decide(s State) Decision {
 	}
 	sort.SliceStable(candidates, func(i, j int) bool { return !candidates[i].Healthy && candidates[j].Healthy })
 	for _, c := range candidates {
-		surplus := voters > s.Desired
+		if surplus && voters <= s.Desired {
+			continue
+		}
 		if !surplus && c.Healthy {
 			continue
 		}
@@ -195,8 +240,8 @@ func Decide(s State) Decision {
 		}
 		if c.Leader {
 			if to := pickLeader(s.Members, byName, c.ID); to != 0 {
-				return set(Action{Kind: MoveLeader, Machine: c.Machine, MemberID: c.ID, To: to,
-					Reason: "the member to remove leads the cluster"})
+				return Action{Kind: MoveLeader, Machine: c.Machine, MemberID: c.ID, To: to,
+					Reason: "the member to remove leads the cluster"}, true
 			}
 			d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForReplacement,
 				Message: fmt.Sprintf("member %x leads and no healthy voting member of a live Machine can take over", c.ID)}
@@ -206,30 +251,9 @@ func Decide(s State) Decision {
 		if !c.Healthy {
 			reason = "the member is unhealthy; " + why
 		}
-		return set(Action{Kind: RemoveMember, Machine: c.Machine, MemberID: c.ID, Reason: reason})
+		return Action{Kind: RemoveMember, Machine: c.Machine, MemberID: c.ID, Reason: reason}, true
 	}
-	// 5. Add a learner for a new Machine.
-	if len(learners) == 0 {
-		for _, m := range machines {
-			if m.Deleting || !m.Running || !m.HasHook || m.MemberID != 0 || len(m.InternalIPs) == 0 || m.AddressConflict {
-				continue
-			}
-			peer := "https://" + net.JoinHostPort(m.InternalIPs[0], "2380")
-			return set(Action{Kind: AddLearner, Machine: m.Name, PeerURL: peer,
-				Reason: "running control-plane Machine has no etcd member"})
-		}
-	}
-	// 6. Unhealthy members of no Machine.
-	for _, m := range s.Members {
-		if m.Machine != "" || m.Learner || m.Healthy {
-			continue
-		}
-		if ok, why := RemovalSafe(voters, healthy, false); ok && voters > 1 {
-			return set(Action{Kind: RemoveMember, MemberID: m.ID, Reason: "unhealthy member matches no Machine; " + why})
-		}
-	}
-	d.Action = Action{Kind: None, Reason: fmt.Sprintf("%d voting members (%d healthy), %d learners, fault tolerance %d", voters, healthy, len(learners), d.FaultTolerance)}
-	return d
+	return Action{}, false
 }
 
 // pickLeader chooses a healthy voting member of a live Machine, lowest ID first.

@@ -66,6 +66,21 @@ func TestDecide(t *testing.T) {
 			s.Members = append(s.Members, Member{ID: 4, Machine: "m-3", Learner: true, Started: true, Healthy: true, Progress: 0.5})
 			return s
 		}, Promote, "m-3", 4, map[string]string{"m-0": ReasonReplacementCatchingUp, "m-3": ReasonLearner}},
+		{"a learner waits while a voting member is unhealthy", func() State {
+			s := steady()
+			s.Members[1].Healthy = false
+			s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", 4, false))
+			s.Members = append(s.Members, Member{ID: 4, Machine: "m-3", Learner: true, Started: true, Healthy: true, Progress: 1})
+			return s
+		}, None, "", 0, map[string]string{"m-3": ReasonLearner}},
+		{"a dead member of a deleting machine goes before its replacement is promoted", func() State {
+			s := steady()
+			s.Machines[0].Deleting = true
+			s.Members[0].Healthy = false
+			s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", 4, false))
+			s.Members = append(s.Members, Member{ID: 4, Machine: "m-3", Learner: true, Started: true, Healthy: true, Progress: 1})
+			return s
+		}, RemoveMember, "m-0", 1, nil},
 		{"a learner of a deleting machine is removed, not promoted", func() State {
 			s := steady()
 			s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", 4, true))

@@ -95,7 +95,7 @@ func (m *QuorumMonitor) sample(ctx context.Context) {
 		if len(mem.ClientURLs) == 0 {
 			continue
 		}
-		sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
 		st, err := m.cli.Status(sctx, mem.ClientURLs[0])
 		cancel()
 		if err == nil {
