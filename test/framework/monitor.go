@@ -31,6 +31,7 @@ type QuorumMonitor struct {
 	leaderChanges   []uint64
 	lastList        *clientv3.MemberListResponse
 	listMisses      int
+	belowPrev       bool
 }
 
 // StartQuorumMonitor starts sampling until Stop.
@@ -115,8 +116,16 @@ func (m *QuorumMonitor) sample(ctx context.Context) {
 	m.minHealthy = min(m.minHealthy, healthy)
 	m.maxLearners = max(m.maxLearners, learners)
 	m.minTolerance = min(m.minTolerance, healthy-(voters/2+1))
+	// A loss is two consecutive samples (at least 100 ms apart) in which fewer voting members
+	// answer than the quorum: one probe that misses its 1 s deadline on a starved machine is
+	// not a lost quorum, a member set that stays unable to answer is.
 	if healthy < voters/2+1 {
-		m.lostAt = append(m.lostAt, fmt.Sprintf("%s: %d healthy of %d voting members", time.Now().Format("15:04:05.000"), healthy, voters))
+		if m.belowPrev {
+			m.lostAt = append(m.lostAt, fmt.Sprintf("%s: %d healthy of %d voting members", time.Now().Format("15:04:05.000"), healthy, voters))
+		}
+		m.belowPrev = true
+	} else {
+		m.belowPrev = false
 	}
 	if fp != m.lastFingerprint {
 		if m.lastFingerprint != "" {
