@@ -667,16 +667,34 @@ func rollNext(in Input, slots []*slot, d *Decision) bool {
 	return create(in, slots, s, d, reason, fmt.Sprintf("replacing Machine %s: %s", s.live[0].Name, s.why()))
 }
 
-// waitDeleting reports a deletion still under way once every index has its Machine.
+// waitDeleting reports a deletion still under way once every index has its Machine. The
+// reason says why the index was replaced: the deleted Machine did not fit, or someone
+// deleted it.
 func waitDeleting(in Input, slots []*slot, d *Decision) bool {
 	for _, s := range slots {
-		if len(s.deleting) > 0 {
-			d.InFlight = true
-			d.Action = Action{Kind: None, Reason: fmt.Sprintf("Machine %s is deleting", s.deleting[0].Name)}
-			d.Status.Progressing = Condition{metav1.ConditionTrue, ReasonWaitingForReplacement,
-				fmt.Sprintf("Machine %s (index %d) is deleting; it goes once its etcd member is removed and its hook released", s.deleting[0].Name, s.index)}
-			return true
+		if len(s.deleting) == 0 {
+			continue
 		}
+		old := s.deleting[0]
+		reason := ReasonReplacingDeleted
+		switch {
+		case s.target != "" && old.Domain != s.target:
+			reason = ReasonRebalancing
+		case !old.Updated:
+			reason = ReasonRollingUpdate
+		}
+		msg := fmt.Sprintf("Machine %s (index %d) is deleting", old.Name, s.index)
+		if len(s.live) > 0 {
+			msg = fmt.Sprintf("Machine %s replaces %s at index %d", s.live[0].Name, old.Name, s.index)
+			if w := s.live[0].Why; w != "" {
+				msg += " (" + w + ")"
+			}
+			msg += "; " + old.Name + " is deleting"
+		}
+		d.InFlight = true
+		d.Action = Action{Kind: None, Reason: fmt.Sprintf("Machine %s is deleting", old.Name)}
+		d.Status.Progressing = Condition{metav1.ConditionTrue, reason, msg + ": it goes once its etcd member is removed and its hook released"}
+		return true
 	}
 	return false
 }

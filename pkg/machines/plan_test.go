@@ -112,7 +112,7 @@ func TestPlan(t *testing.T) {
 		{
 			name: "the old Machine is deleting: wait for it to go",
 			in:   input(RollingUpdate, abc, mc("m-0", 0, "a"), mc("m-1", 1, "b"), with(mc("m-2", 2, "a"), deleting), with(mc("m-x-2", 2, "c"), newer)),
-			want: want{action: "None", progressing: ReasonWaitingForReplacement, inFlight: true, counts: &[4]int32{4, 3, 3, 0}},
+			want: want{action: "None", progressing: ReasonRebalancing, inFlight: true, counts: &[4]int32{4, 3, 3, 0}, message: "m-2 is deleting"},
 		},
 		{
 			name: "removing domain b moves its Machine to the least-used remaining domain",
@@ -123,6 +123,12 @@ func TestPlan(t *testing.T) {
 			name: "OnDelete: a deleted Machine is replaced in its domain",
 			in:   input(OnDelete, abc, mc("m-0", 0, "a"), with(mc("m-1", 1, "b"), deleting), mc("m-2", 2, "c")),
 			want: want{action: "Create 1 b 1", progressing: ReasonReplacingDeleted, counts: &[4]int32{3, 2, 2, 1}},
+		},
+		{
+			name: "OnDelete: the deleted Machine goes once replaced",
+			in: input(OnDelete, abc, mc("m-0", 0, "a"), with(mc("m-1", 1, "b"), deleting),
+				with(mc("m-n-1", 1, "b"), newer, func(m *Machine) { m.Why = "Machine m-1 of index 1 is deleting" }), mc("m-2", 2, "c")),
+			want: want{action: "None", progressing: ReasonReplacingDeleted, inFlight: true, message: "m-n-1 replaces m-1 at index 1 (Machine m-1 of index 1 is deleting); m-1 is deleting"},
 		},
 		{
 			name: "OnDelete: outdated Machines are only reported",
