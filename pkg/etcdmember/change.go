@@ -46,8 +46,11 @@ func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string) (
 			}
 		}
 	}
+	if refused := etcdRefusal(members, Change{Kind: ChangeAddLearner}, err); refused != nil {
+		return Member{}, refused
+	}
 	if err != nil {
-		return Member{}, classify(Where{Op: "add learner", Endpoint: c.where(), Member: peerURL}, err, last)
+		return Member{}, c.classify(ctx, Where{Op: "add learner", Endpoint: c.where(), Member: peerURL}, err, last)
 	}
 	m := resp.Member
 	return Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: true, Started: m.Name != ""}, nil
@@ -79,6 +82,7 @@ func (c *Client) Promote(ctx context.Context, token, id uint64) error {
 		return err
 	})
 	w := Where{Op: "promote", Endpoint: c.where(), Member: m.String()}
+	refused := etcdRefusal(members, Change{Kind: ChangePromote, MemberID: id}, err)
 	switch {
 	case err == nil, isServerError(err, rpctypes.ErrGRPCMemberNotLearner):
 		c.syncBestEffort(ctx)
@@ -88,8 +92,10 @@ func (c *Client) Promote(ctx context.Context, token, id uint64) error {
 		return &NotInSyncError{Where: w, ID: id, Progress: p, Err: err}
 	case isServerError(err, rpctypes.ErrGRPCMemberNotFound):
 		return &MemberNotFoundError{ID: id, Endpoint: c.where()}
+	case refused != nil:
+		return refused
 	default:
-		return classify(w, err, last)
+		return c.classify(ctx, w, err, last)
 	}
 }
 
@@ -146,6 +152,20 @@ func (c *Client) WaitPromote(ctx context.Context, token, id uint64, interval tim
 		case <-tick.C:
 		}
 	}
+}
+
+// etcdRefusal turns etcd's own refusals of an unsafe change into an *UnsafeChangeError.
+// With strict reconfiguration checks on, etcd refuses a change that would leave too few
+// started members, or when the member handling it has not been connected to enough peers
+// for the last 5 seconds; it allows one learner at a time by default.
+func etcdRefusal(members []Member, c Change, err error) error {
+	for _, r := range []error{rpctypes.ErrGRPCUnhealthy, rpctypes.ErrGRPCMemberNotEnoughStarted, rpctypes.ErrGRPCTooManyLearners} {
+		if isServerError(err, r) {
+			return &UnsafeChangeError{Change: c, Before: Count(members), After: Count(Apply(members, c)),
+				Reason: "etcd refused: " + rpctypes.ErrorDesc(err)}
+		}
+	}
+	return nil
 }
 
 func permanent(err error) bool {
@@ -214,8 +234,11 @@ func (c *Client) remove(ctx context.Context, token uint64, members []Member, id 
 		_, err := c.etcd.MemberRemove(ctx, id)
 		return err
 	})
+	if refused := etcdRefusal(members, Change{Kind: ChangeRemove, MemberID: id}, err); refused != nil {
+		return refused
+	}
 	if err != nil && !isServerError(err, rpctypes.ErrGRPCMemberNotFound) {
-		return classify(Where{Op: "remove", Endpoint: c.where(), Member: m.String()}, err, last)
+		return c.classify(ctx, Where{Op: "remove", Endpoint: c.where(), Member: m.String()}, err, last)
 	}
 	if rest := slices.DeleteFunc(c.Endpoints(), func(ep string) bool { return slices.Contains(m.ClientURLs, ep) }); len(rest) > 0 {
 		c.SetEndpoints(rest...)

@@ -107,6 +107,26 @@ func (c *testCluster) write(ctx context.Context, prefix string, total, size int)
 	}
 }
 
+// burst puts n small values at once, so that they take n raft entries quickly even while
+// the leader is slow.
+func (c *testCluster) burst(ctx context.Context, prefix string, n int) {
+	c.t.Helper()
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_, err := c.raw.Put(pctx, fmt.Sprintf("%s/%d", prefix, i), "v")
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			c.t.Fatalf("burst put: %v", err)
+		}
+	}
+}
+
 // addLearner adds a learner through the Client and starts an etcd member for it at ip, or at
 // a fresh loopback address when ip is nil.
 func (c *testCluster) addLearner(ctx context.Context, token uint64, name string, ip net.IP) (Member, *etcdnet.Member) {
@@ -143,6 +163,18 @@ func (c *testCluster) addLearner(ctx context.Context, token uint64, name string,
 	}
 	c.members[name] = em
 	return m, em
+}
+
+// retryYoung runs fn until etcd stops refusing it for connections younger than 5 s.
+func retryYoung(t testing.TB, ctx context.Context, what string, fn func() error) {
+	t.Helper()
+	eventually(t, ctx, 20*time.Second, what, func() (bool, string) {
+		err := fn()
+		if err != nil && !youngCluster(err) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return err == nil, errString(err)
+	})
 }
 
 // youngCluster is etcd's refusal to change membership until its members have been
@@ -199,4 +231,19 @@ func (c *testCluster) waitHealth(ctx context.Context, id uint64, healthy bool) (
 		return false, "not listed: " + names(ms)
 	})
 	return ms, hs
+}
+
+// waitCounts waits until the probed counts satisfy ok.
+func (c *testCluster) waitCounts(ctx context.Context, what string, ok func(Counts) bool) []Member {
+	c.t.Helper()
+	var ms []Member
+	eventually(c.t, ctx, 30*time.Second, what, func() (bool, string) {
+		var err error
+		ms, _, err = c.client.State(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return ok(Count(ms)), Count(ms).String()
+	})
+	return ms
 }

@@ -45,7 +45,7 @@ func (c *Client) Fence(ctx context.Context, token uint64) error {
 		return err
 	})
 	if err != nil {
-		return classify(Where{Op: "fence", Endpoint: c.where()}, err, last)
+		return c.classify(ctx, Where{Op: "fence", Endpoint: c.where()}, err, last)
 	}
 	if !resp.Succeeded {
 		return nil
@@ -71,7 +71,7 @@ func (c *Client) FenceToken(ctx context.Context) (uint64, error) {
 		return err
 	})
 	if err != nil {
-		return 0, classify(Where{Op: "read fence", Endpoint: c.where()}, err, last)
+		return 0, c.classify(ctx, Where{Op: "read fence", Endpoint: c.where()}, err, last)
 	}
 	if len(resp.Kvs) == 0 {
 		return 0, nil

@@ -54,7 +54,7 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 		return err
 	})
 	if err != nil {
-		return nil, classify(Where{Op: "list members", Endpoint: c.where()}, err, last)
+		return nil, c.classify(ctx, Where{Op: "list members", Endpoint: c.where()}, err, last)
 	}
 	out := make([]Member, 0, len(resp.Members))
 	for _, m := range resp.Members {
@@ -158,11 +158,11 @@ func readStatus(ctx context.Context, e endpointAPI, ep string) (Status, error) {
 func (c *Client) onEndpoint(ctx context.Context, w Where, timeout time.Duration, fn func(context.Context, endpointAPI) error) error {
 	e, done, err := c.open(w.Endpoint)
 	if err != nil {
-		return classify(w, err, nil)
+		return c.classify(ctx, w, err, nil)
 	}
 	defer done()
 	err, last := call(ctx, timeout, func(ctx context.Context) error { return fn(ctx, e) })
-	return classify(w, err, last)
+	return c.classify(ctx, w, err, last)
 }
 
 // Progress is how far a learner's raft log has come against the leader's.

@@ -3,6 +3,7 @@ package etcdmember
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -45,10 +46,19 @@ func TestReplaceMember(t *testing.T) {
 			st, err := cl.client.Status(ctx, Member{ID: d.ID, Name: "d", Started: true, ClientURLs: []string{dm.ClientURL()}})
 			return err == nil && st.Leader != 0, "status " + errString(err)
 		})
-		// Cut d off and move the leader's index well past 90% of whatever d holds.
+		// Cut d off, and move the leader's index well past what d holds if d had caught up.
 		dm.Partition()
 		defer dm.Heal()
-		cl.write(ctx, "more", 200<<10, 1<<10)
+		for i := 0; ; i++ {
+			p, err := cl.client.Progress(ctx, d.ID)
+			if err != nil {
+				t.Fatalf("progress of d: %v", err)
+			}
+			if p.Ratio() < 0.8 {
+				break
+			}
+			cl.burst(ctx, fmt.Sprintf("more-%d", i), 30)
+		}
 		err := cl.client.Promote(ctx, token, d.ID)
 		var ns *NotInSyncError
 		if !errors.As(err, &ns) {
@@ -81,9 +91,7 @@ func TestReplaceMember(t *testing.T) {
 	t.Run("the old member is removed, and removing it again succeeds", func(t *testing.T) {
 		old := cl.id("c")
 		oldURL := cl.members["c"].ClientURL()
-		if err := cl.client.RemoveMember(ctx, token, old); err != nil {
-			t.Fatalf("RemoveMember c: %v", err)
-		}
+		retryYoung(t, ctx, "RemoveMember c", func() error { return cl.client.RemoveMember(ctx, token, old) })
 		if err := cl.client.Remove(ctx, token, old); err != nil {
 			t.Fatalf("Remove c again = %v, want nil", err)
 		}
