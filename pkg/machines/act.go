@@ -128,7 +128,7 @@ func lowestIndex(ms []Machine) string {
 func (r *Reconciler) delete(ctx context.Context, snap *snapshot, name string) error {
 	m := snap.machines[name]
 	if m == nil {
-		return fmt.Errorf("Machine %s was not gathered", name)
+		return fmt.Errorf("no Machine %s was gathered in this pass", name)
 	}
 	pre := client.Preconditions{UID: &m.UID, ResourceVersion: &m.ResourceVersion}
 	if err := r.Client.Delete(ctx, m, pre); err != nil && !apierrors.IsNotFound(err) {
@@ -141,7 +141,7 @@ func (r *Reconciler) delete(ctx context.Context, snap *snapshot, name string) er
 func (r *Reconciler) recordFailure(ctx context.Context, snap *snapshot, a Action) error {
 	c := snap.machines[a.Carrier]
 	if c == nil {
-		return fmt.Errorf("Machine %s was not gathered", a.Carrier)
+		return fmt.Errorf("no Machine %s was gathered in this pass", a.Carrier)
 	}
 	base := c.DeepCopy()
 	if c.Annotations == nil {

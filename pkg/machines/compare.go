@@ -52,11 +52,11 @@ func providerSpecDiff(cpms *machinev1.ControlPlaneMachineSet, m *machinev1beta1.
 	}
 	w, err := decodeJSON(want)
 	if err != nil {
-		return "", fmt.Errorf("ControlPlaneMachineSet %s/%s: %s: %w", cpms.Namespace, cpms.Name, templateProviderSpec, err)
+		return "", fmt.Errorf("the template of ControlPlaneMachineSet %s/%s: %s: %w", cpms.Namespace, cpms.Name, templateProviderSpec, err)
 	}
 	g, err := decodeJSON(got)
 	if err != nil {
-		return "", fmt.Errorf("Machine %s/%s: %s: %w", m.Namespace, m.Name, machineProviderSpec, err)
+		return "", fmt.Errorf("the providerSpec of Machine %s/%s: %s: %w", m.Namespace, m.Name, machineProviderSpec, err)
 	}
 	var paths []string
 	diff("", prune(w), prune(g), &paths)
@@ -76,7 +76,7 @@ func asMachineError(err error, m *machinev1beta1.Machine) error {
 		c.Field = strings.Replace(c.Field, templateProviderSpec, machineProviderSpec, 1)
 		return &c
 	}
-	return fmt.Errorf("Machine %s/%s: %w", m.Namespace, m.Name, err)
+	return fmt.Errorf("the providerSpec of Machine %s/%s: %w", m.Namespace, m.Name, err)
 }
 
 func decodeJSON(raw *runtime.RawExtension) (any, error) {

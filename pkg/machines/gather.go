@@ -212,7 +212,8 @@ func domainProblems(err error) []Problem {
 	var out []Problem
 	var walk func(error)
 	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
+		var j interface{ Unwrap() []error }
+		if errors.As(e, &j) {
 			for _, x := range j.Unwrap() {
 				walk(x)
 			}

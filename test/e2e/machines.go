@@ -102,7 +102,7 @@ func (mc *MachineController) Stop() error {
 	case err := <-mc.done:
 		return err
 	case <-time.After(30 * time.Second):
-		return errors.New("Machine controller did not stop within 30s")
+		return errors.New("the Machine controller did not stop within 30s")
 	}
 }
 
@@ -551,7 +551,7 @@ func UntouchedSpec(ctx context.Context, c *framework.Cluster, d time.Duration) e
 		return strings.Join(out, " ")
 	}
 	if len(r.Created) > 0 || names(before) != names(after) {
-		return fmt.Errorf("Machines changed: before %s, after %s, created %v, deleted %v", names(before), names(after), r.Created, r.Deleted)
+		return fmt.Errorf("the Machines changed: before %s, after %s, created %v, deleted %v", names(before), names(after), r.Created, r.Deleted)
 	}
 	return nil
 }
