@@ -84,9 +84,10 @@ type finding struct{ reason, message string }
 //   - Progressing is True while a replacement is under way: a deleting Machine still holds
 //     the hook, a learner exists, or the pass decided a step. Its message names the Machines
 //     and the step.
-//   - Degraded is True for unhealthy members, a hook held longer than HookHeldThreshold, an
-//     invalid ControlPlaneMachineSet, an unsafe MachineHealthCheck, or FailingPasses failed
-//     passes in a row. Several reasons are joined with "::", their messages by new lines.
+//   - Degraded is True for unhealthy members, a lost quorum, etcd out of reach, a hook held
+//     longer than HookHeldThreshold, an invalid ControlPlaneMachineSet, an unsafe
+//     MachineHealthCheck, or FailingPasses failed passes in a row. Several reasons are
+//     joined with "::", their messages by new lines.
 //   - Upgradeable is False while etcd tolerates no failure, a replacement is under way, or
 //     a MachineHealthCheck is unsafe.
 //
@@ -119,8 +120,10 @@ func Decide(in Input) configv1.ClusterOperatorStatus {
 	}
 
 	var degraded []finding
-	if msg := probedNow[ReasonMembersUnhealthy]; msg != "" {
-		degraded = append(degraded, finding{ReasonMembersUnhealthy, msg})
+	for _, reason := range []string{ReasonMembersUnhealthy, ReasonNoQuorum, ReasonEtcdUnreachable} {
+		if msg := probedNow[reason]; msg != "" {
+			degraded = append(degraded, finding{reason, msg})
+		}
 	}
 	if f, ok := heldTooLong(in); ok {
 		degraded = append(degraded, f)

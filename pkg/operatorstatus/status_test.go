@@ -87,7 +87,7 @@ func TestDecide(t *testing.T) {
 			in:          input(now, twoDeadSample, nil),
 			available:   want{"False", ReasonNoQuorum, []string{"1 of 3 voting members are healthy, below the quorum of 2"}},
 			progressing: want{"False", ReasonAsExpected, nil},
-			degraded:    want{"True", ReasonMembersUnhealthy, []string{"m-1 (b), m-2 (c)"}},
+			degraded:    want{"True", ReasonMembersUnhealthy + "::" + ReasonNoQuorum, []string{"m-1 (b), m-2 (c)", "below the quorum"}},
 			upgradeable: want{"False", ReasonNoFaultTolerance, nil},
 		},
 		{
@@ -97,7 +97,7 @@ func TestDecide(t *testing.T) {
 			}),
 			available:   want{"False", ReasonEtcdUnreachable, []string{"context deadline exceeded"}},
 			progressing: want{"False", ReasonAsExpected, nil},
-			degraded:    want{"True", ReasonReconcileFailing, []string{"3 or more passes in a row failed", "context deadline exceeded"}},
+			degraded:    want{"True", ReasonEtcdUnreachable + "::" + ReasonReconcileFailing, []string{"3 or more passes in a row failed", "context deadline exceeded"}},
 			upgradeable: want{"False", ReasonNoFaultTolerance, []string{"unknown"}},
 		},
 		{
