@@ -13,11 +13,13 @@ import (
 	configv1 "github.com/openshift/api/config/v1"
 	machinev1 "github.com/openshift/api/machine/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -275,6 +277,7 @@ func WaitCPMSCondition(ctx context.Context, c *framework.Cluster, timeout time.D
 // Placed is one control-plane Machine as the layout shows it.
 type Placed struct {
 	Name, Zone, Phase, Instance string
+	UID                         types.UID
 	Index                       int
 	Deleting, Voting            bool
 }
@@ -288,7 +291,7 @@ func Layout(ctx context.Context, c *framework.Cluster) ([]Placed, error) {
 	out := make([]Placed, 0, len(list.Items))
 	for i := range list.Items {
 		m := &list.Items[i]
-		p := Placed{Name: m.Name, Phase: framework.Phase(m), Deleting: m.DeletionTimestamp != nil}
+		p := Placed{Name: m.Name, UID: m.UID, Phase: framework.Phase(m), Deleting: m.DeletionTimestamp != nil}
 		p.Index, _ = failuredomain.IndexOf(m.Name)
 		if cond := framework.Condition(m, controlplane.ConditionType); cond != nil {
 			p.Voting = cond.Reason == quorum.ReasonVoting
@@ -455,10 +458,11 @@ type RolloutResult struct {
 }
 
 // RolloutSpec makes a change and checks that the controller carries it out through
-// protected replacements: the layout ends as wanted with the right Machines replaced,
-// never more than 4 Machines exist, one index is replaced at a time, voting members never
-// fall below 3, no write is lost and quorum never falls. It ends once the
-// ControlPlaneMachineSet reports Progressing False.
+// protected replacements: the layout ends as wanted with the right Machines replaced, each
+// new Machine's learner added and promoted and each old Machine's member removed and its
+// hook released (their events), never more than 4 Machines and 1 learner at once, one
+// index replaced at a time, voting members never below 3, no write lost and quorum never
+// lost. It ends once the ControlPlaneMachineSet reports Progressing False.
 func RolloutSpec(ctx context.Context, in RolloutInput) (RolloutResult, error) {
 	var res RolloutResult
 	c := in.Cluster
@@ -507,6 +511,9 @@ func RolloutSpec(ctx context.Context, in RolloutInput) (RolloutResult, error) {
 	if res.Watch.MaxReplacing > 1 {
 		problems = append(problems, fmt.Sprintf("%d indexes were replaced at once, want 1", res.Watch.MaxReplacing))
 	}
+	if res.Monitor.MaxLearners > 1 {
+		problems = append(problems, fmt.Sprintf("%d learners existed at once, want at most 1", res.Monitor.MaxLearners))
+	}
 	for _, p := range before {
 		now := slices.IndexFunc(res.Layout, func(q Placed) bool { return q.Name == p.Name })
 		switch replaced := slices.Contains(in.Replaced, p.Index); {
@@ -514,12 +521,35 @@ func RolloutSpec(ctx context.Context, in RolloutInput) (RolloutResult, error) {
 			problems = append(problems, fmt.Sprintf("Machine %s (index %d) was not replaced", p.Name, p.Index))
 		case !replaced && now < 0:
 			problems = append(problems, fmt.Sprintf("Machine %s (index %d) was replaced, want it left alone", p.Name, p.Index))
+		case replaced:
+			// The old Machine went through the protected removal.
+			problems = append(problems, missingEvents(ctx, c, p, "MemberRemoved", quorum.ReasonHookReleased)...)
+		}
+	}
+	for _, p := range res.Layout {
+		if slices.Contains(res.Watch.Created, p.Name) {
+			problems = append(problems, missingEvents(ctx, c, p, "LearnerAdded", "LearnerPromoted")...)
 		}
 	}
 	if len(problems) > 0 {
 		return res, fmt.Errorf("%s (layout: %s; watch: %+v)", strings.Join(problems, "; "), LayoutString(res.Layout), res.Watch)
 	}
 	return res, nil
+}
+
+// missingEvents lists the event reasons, of those wanted, that the Machine never got.
+func missingEvents(ctx context.Context, c *framework.Cluster, p Placed, reasons ...string) []string {
+	var list corev1.EventList
+	if err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace)); err != nil {
+		return []string{fmt.Sprintf("list events: %v", err)}
+	}
+	var out []string
+	for _, r := range reasons {
+		if !slices.ContainsFunc(list.Items, func(e corev1.Event) bool { return e.InvolvedObject.UID == p.UID && e.Reason == r }) {
+			out = append(out, fmt.Sprintf("Machine %s has no %s event", p.Name, r))
+		}
+	}
+	return out
 }
 
 // UntouchedSpec checks for the given time that no control-plane Machine is created or
