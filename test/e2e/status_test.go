@@ -363,8 +363,8 @@ func TestMetricsDuringReplacement(t *testing.T) {
 	type seen struct {
 		sync.Mutex
 		maxLearners, maxHeld, maxCatchUp float64
-		catchUpSeries, progressing      string
-		scrapeErr                       error
+		catchUpSeries, progressing       string
+		scrapeErr                        error
 	}
 	var s seen
 	ctx, stop := context.WithCancel(t.Context())
