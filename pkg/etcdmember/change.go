@@ -23,13 +23,15 @@ func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string) (
 	if err != nil {
 		return Member{}, err
 	}
+	// The fence comes before even the no-op answer: a replica that lost its leadership learns
+	// so on its next call, whatever that call would have done.
+	if err := c.Fence(ctx, token); err != nil {
+		return Member{}, err
+	}
 	if m, ok := byPeerURL(members, peerURL); ok {
 		return m, nil
 	}
 	if err := CheckChange(members, Change{Kind: ChangeAddLearner}); err != nil {
-		return Member{}, err
-	}
-	if err := c.Fence(ctx, token); err != nil {
 		return Member{}, err
 	}
 	c.notify(ctx, "add learner", 0)
@@ -63,6 +65,9 @@ func (c *Client) Promote(ctx context.Context, token, id uint64) error {
 	if err != nil {
 		return err
 	}
+	if err := c.Fence(ctx, token); err != nil {
+		return err
+	}
 	m, ok := find(members, id)
 	if !ok {
 		return &MemberNotFoundError{ID: id, Endpoint: c.where()}
@@ -71,9 +76,6 @@ func (c *Client) Promote(ctx context.Context, token, id uint64) error {
 		return nil
 	}
 	if err := CheckChange(members, Change{Kind: ChangePromote, MemberID: id}); err != nil {
-		return err
-	}
-	if err := c.Fence(ctx, token); err != nil {
 		return err
 	}
 	c.notify(ctx, "promote", id)
@@ -219,14 +221,14 @@ func (c *Client) RemoveMember(ctx context.Context, token, id uint64) error {
 }
 
 func (c *Client) remove(ctx context.Context, token uint64, members []Member, id uint64) error {
+	if err := c.Fence(ctx, token); err != nil {
+		return err
+	}
 	m, ok := find(members, id)
 	if !ok {
 		return nil
 	}
 	if err := CheckChange(members, Change{Kind: ChangeRemove, MemberID: id}); err != nil {
-		return err
-	}
-	if err := c.Fence(ctx, token); err != nil {
 		return err
 	}
 	c.notify(ctx, "remove", id)
@@ -258,6 +260,9 @@ func (c *Client) MoveLeader(ctx context.Context, token, to uint64) error {
 }
 
 func (c *Client) moveLeader(ctx context.Context, token uint64, members []Member, health []Health, to uint64) error {
+	if err := c.Fence(ctx, token); err != nil {
+		return err
+	}
 	t, ok := find(members, to)
 	if !ok {
 		return &MemberNotFoundError{ID: to, Endpoint: c.where()}
@@ -280,9 +285,6 @@ func (c *Client) moveLeader(ctx context.Context, token uint64, members []Member,
 		return &CallError{w, fmt.Errorf("leader %x has no client URL", lead)}
 	}
 	w.Endpoint, w.Member = lm.ClientURLs[0], lm.String()
-	if err := c.Fence(ctx, token); err != nil {
-		return err
-	}
 	c.notify(ctx, "move leader", to)
 	return c.onEndpoint(ctx, w, c.cfg.CallTimeout, func(ctx context.Context, e endpointAPI) error {
 		_, err := e.MoveLeader(ctx, to)
