@@ -13,8 +13,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Every change below gathers the members and their health, refuses what CheckChange
-// refuses, fences with the caller's token, and only then asks etcd.
+// Every change below gathers the members and their health, fences with the caller's token
+// (even when the call turns out to change nothing), refuses what CheckChange refuses, and
+// only then asks etcd.
 
 // AddLearner adds a learner with peerURL and returns it. A member that already has that
 // peer URL, learner or not, is returned as it is.
@@ -195,6 +196,9 @@ func (c *Client) Remove(ctx context.Context, token, id uint64) error {
 func (c *Client) RemoveMember(ctx context.Context, token, id uint64) error {
 	members, health, err := c.State(ctx)
 	if err != nil {
+		return err
+	}
+	if err := c.Fence(ctx, token); err != nil {
 		return err
 	}
 	m, ok := find(members, id)
