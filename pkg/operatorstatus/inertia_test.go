@@ -252,3 +252,36 @@ func TestNewSample(t *testing.T) {
 		t.Errorf("NewSample =\n%+v, want\n%+v", got, want)
 	}
 }
+
+// FuzzSettle feeds random pass sequences to Settle and checks its two promises: a finding
+// that every kept pass shows, over at least Passes passes and For, is reported; one that no
+// pass shows, and that the previous status did not report, is not.
+func FuzzSettle(f *testing.F) {
+	f.Add([]byte{0, 1, 1, 1, 0, 2, 2, 3, 1}, uint16(300))
+	f.Add([]byte{1, 1, 1, 1, 1, 1, 1, 1}, uint16(1000))
+	f.Fuzz(func(t *testing.T, script []byte, stepMillis uint16) {
+		step := time.Duration(stepMillis%2000+1) * time.Millisecond
+		kinds := []func(time.Time) Sample{healthySample, oneDeadSample, twoDeadSample, unreachableSample}
+		var h []Sample
+		now := t0
+		for _, b := range script {
+			now = now.Add(step)
+			h = DefaultInertia.Record(h, kinds[int(b)%len(kinds)](now))
+		}
+		got := Settle(h, now, DefaultInertia, func(string) bool { return false })
+		for _, reason := range probed {
+			every, none := len(h) > 0, true
+			for _, s := range h {
+				_, has := s.findings()[reason]
+				every, none = every && has, none && !has
+			}
+			_, reported := got[reason]
+			if none && reported {
+				t.Fatalf("%s reported though no pass showed it", reason)
+			}
+			if every && len(h) >= DefaultInertia.Passes && now.Sub(h[0].Time) >= DefaultInertia.For && !reported {
+				t.Fatalf("%s, shown by all %d passes over %s, is not reported", reason, len(h), now.Sub(h[0].Time))
+			}
+		}
+	})
+}
