@@ -102,7 +102,7 @@ func scale(ctx context.Context, bin string, workers int) ([]row, error) {
 		{figure: "API writes per minute, steady state", value: pick(filtered, func(s sample) float64 { return s.writesPerMin }), unit: "/min",
 			note: fmt.Sprintf("API reads %.1f/min", pick(filtered, func(s sample) float64 { return s.getsListsPerMin }))},
 		{figure: "etcd observations per minute, steady state", value: pick(filtered, func(s sample) float64 { return s.etcdCallsPerMin }), unit: "/min",
-			note: "each is a member list plus one status and one read per member; idle resync every 30 s"},
+			note: "each is a member list plus one status and one read per member; idle resync every 10 s"},
 	}, nil
 }
 

@@ -171,6 +171,18 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		r.Fence = c.fence
 		r.Elected = c.elected.Load
 	}
+	if err := c.EnableStatus(); err != nil {
+		return nil, err
+	}
+	// A replica that is not (yet) leading has no member list to take endpoints from; its
+	// readiness probe dials the control-plane Machines' addresses instead.
+	etcd.discover = func(ctx context.Context) []string {
+		var list machinev1beta1.MachineList
+		if err := mgr.GetClient().List(ctx, &list, client.InNamespace(o.Namespace), client.MatchingLabels{controlplane.RoleLabel: "master"}); err != nil {
+			return nil
+		}
+		return controlplane.MachineEndpoints(list.Items)
+	}
 	return c, nil
 }
 

@@ -24,6 +24,8 @@ type etcdClient struct {
 	endpoints []string
 	lastOK    time.Time
 	lastErr   error
+	// discover, when set, gives endpoints from the Machines for a client that has none yet.
+	discover func(context.Context) []string
 }
 
 var _ controlplane.Etcd = (*etcdClient)(nil)
@@ -154,6 +156,14 @@ func (e *etcdClient) MoveLeader(ctx context.Context, token, to uint64) error {
 
 // readyCheck is ready while etcd answers a member list.
 func (e *etcdClient) readyCheck(req *http.Request) error {
+	e.mu.Lock()
+	empty := len(e.endpoints) == 0
+	e.mu.Unlock()
+	if empty && e.discover != nil {
+		if eps := e.discover(req.Context()); len(eps) > 0 {
+			e.SetEndpoints(eps)
+		}
+	}
 	cli, err := e.client()
 	if err != nil {
 		return err

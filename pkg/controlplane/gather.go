@@ -62,7 +62,7 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 
 	// Until a member list has been seen, the Machines' addresses are the endpoints.
 	if len(r.endpoints) == 0 {
-		if eps := machineEndpoints(list.Items); len(eps) > 0 {
+		if eps := MachineEndpoints(list.Items); len(eps) > 0 {
 			r.Etcd.SetEndpoints(eps)
 		}
 	}
@@ -147,7 +147,9 @@ func internalIPs(m *machinev1beta1.Machine) []string {
 	return out
 }
 
-func machineEndpoints(ms []machinev1beta1.Machine) []string {
+// MachineEndpoints are the etcd client URLs (port 2379) on the InternalIPs of the Machines
+// that are not being deleted.
+func MachineEndpoints(ms []machinev1beta1.Machine) []string {
 	var out []string
 	for i := range ms {
 		if ms[i].DeletionTimestamp != nil {

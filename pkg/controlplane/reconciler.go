@@ -99,7 +99,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.PollInterval = 250 * time.Millisecond
 	}
 	if r.IdleResync == 0 {
-		r.IdleResync = 30 * time.Second
+		r.IdleResync = 10 * time.Second
 	}
 	if r.clock == nil {
 		r.clock = time.Now
