@@ -2,6 +2,7 @@ package etcdmember
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -25,6 +26,15 @@ type testCluster struct {
 	started time.Time
 }
 
+// Test clusters tick at etcd's defaults rather than etcdnet's quicker ones, and the Client
+// waits longer than its defaults: the machines running these tests are shared and at
+// times so loaded that shorter limits turn into spurious elections and timeouts.
+const (
+	testTickMs, testElectionMs = 100, 1000
+	testProbeTimeout           = 5 * time.Second
+	testCallTimeout            = 10 * time.Second
+)
+
 func newCluster(t testing.TB, ctx context.Context, names ...string) *testCluster {
 	t.Helper()
 	n, err := etcdnet.NewNetwork(t.TempDir())
@@ -41,12 +51,32 @@ func newCluster(t testing.TB, ctx context.Context, names ...string) *testCluster
 		}
 		wg.Wait()
 	})
-	ms, err := n.Bootstrap(ctx, names...)
-	if err != nil {
-		t.Fatal(err)
+	ips := map[string]net.IP{}
+	initial := map[string]string{}
+	for _, name := range names {
+		ip, err := n.AllocateIP()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ips[name], initial[name] = ip, "https://"+net.JoinHostPort(ip.String(), fmt.Sprint(etcdnet.PeerPort))
+	}
+	var ms []*etcdnet.Member
+	for _, name := range names {
+		m, err := n.StartMember(etcdnet.MemberConfig{Name: name, IP: ips[name], InitialCluster: initial,
+			TickMs: testTickMs, ElectionMs: testElectionMs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	for _, m := range ms {
+		if err := m.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ca, cert, key := n.ClientFiles()
-	c, err := NewFromFiles(Config{Endpoints: etcdnet.ClientURLs(ms)}, TLSFiles{CA: ca, Cert: cert, Key: key})
+	c, err := NewFromFiles(Config{Endpoints: etcdnet.ClientURLs(ms), ProbeTimeout: testProbeTimeout, CallTimeout: testCallTimeout},
+		TLSFiles{CA: ca, Cert: cert, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,24 +116,48 @@ func (c *testCluster) id(name string) uint64 {
 	return id
 }
 
-// write puts total bytes in values of size bytes, retrying each put a few times as a real
-// client does while a member is down.
+// write puts total bytes in values of size bytes, four puts at a time, retrying each put a
+// few times as a real client does while a member is down.
 func (c *testCluster) write(ctx context.Context, prefix string, total, size int) {
 	c.t.Helper()
 	val := strings.Repeat("x", size)
-	for i := 0; i*size < total; i++ {
-		var err error
-		for range 5 {
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err = c.raw.Put(pctx, fmt.Sprintf("%s/%06d", prefix, i), val)
-			cancel()
-			if err == nil {
-				break
+	keys := make(chan string)
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for k := range keys {
+				var err error
+				for range 5 {
+					pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					_, err = c.raw.Put(pctx, k, val)
+					cancel()
+					if err == nil {
+						break
+					}
+				}
+				if err != nil {
+					errs <- fmt.Errorf("put %s: %w", k, err)
+					return
+				}
 			}
+		})
+	}
+	for i := 0; i*size < total; i++ {
+		select {
+		case keys <- fmt.Sprintf("%s/%06d", prefix, i):
+		case err := <-errs:
+			close(keys)
+			wg.Wait()
+			c.t.Fatal(err)
 		}
-		if err != nil {
-			c.t.Fatalf("put %s/%06d: %v", prefix, i, err)
-		}
+	}
+	close(keys)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		c.t.Fatal(err)
+	default:
 	}
 }
 
@@ -139,14 +193,13 @@ func (c *testCluster) addLearner(ctx context.Context, token uint64, name string,
 	}
 	peerURL := "https://" + net.JoinHostPort(ip.String(), fmt.Sprint(etcdnet.PeerPort))
 	var m Member
-	eventually(c.t, ctx, 20*time.Second, "add learner "+name, func() (bool, string) {
+	if err := retryTransient(c.t, ctx, func() error {
 		var err error
 		m, err = c.client.AddLearner(ctx, token, peerURL)
-		if err != nil && !youngCluster(err) {
-			c.t.Fatalf("add learner %s: %v", name, err)
-		}
-		return err == nil, errString(err)
-	})
+		return err
+	}); err != nil {
+		c.t.Fatalf("add learner %s: %v", name, err)
+	}
 	members, err := c.client.Members(ctx)
 	if err != nil {
 		c.t.Fatal(err)
@@ -157,7 +210,8 @@ func (c *testCluster) addLearner(ctx context.Context, token uint64, name string,
 			initial[o.Name] = o.PeerURLs[0]
 		}
 	}
-	em, err := c.net.StartMember(etcdnet.MemberConfig{Name: name, IP: ip, InitialCluster: initial, Existing: true})
+	em, err := c.net.StartMember(etcdnet.MemberConfig{Name: name, IP: ip, InitialCluster: initial, Existing: true,
+		TickMs: testTickMs, ElectionMs: testElectionMs})
 	if err != nil {
 		c.t.Fatalf("start learner %s: %v", name, err)
 	}
@@ -165,22 +219,39 @@ func (c *testCluster) addLearner(ctx context.Context, token uint64, name string,
 	return m, em
 }
 
-// retryYoung runs fn until etcd stops refusing it for connections younger than 5 s.
-func retryYoung(t testing.TB, ctx context.Context, what string, fn func() error) {
+// retryTransient runs fn until it returns nil or an error that waiting would not cure, for
+// up to 30 s, and returns that. Curable: a timeout or lost connection, a leader change,
+// quorum lost for the moment, and etcd refusing changes until its members have been
+// connected for 5 s.
+func retryTransient(t testing.TB, ctx context.Context, fn func() error) error {
 	t.Helper()
-	eventually(t, ctx, 20*time.Second, what, func() (bool, string) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		err := fn()
-		if err != nil && !youngCluster(err) {
-			t.Fatalf("%s: %v", what, err)
+		if err == nil || !transient(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
 		}
-		return err == nil, errString(err)
-	})
+		t.Logf("retrying after: %v", err)
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
-// youngCluster is etcd's refusal to change membership until its members have been
-// connected for a few seconds, as they have not right after a test starts them.
-func youngCluster(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "unhealthy cluster")
+func transient(err error) bool {
+	var (
+		te *TimeoutError
+		re *UnreachableError
+		ue *UnsafeChangeError
+		ce *CallError
+	)
+	switch {
+	case errors.As(err, &te), errors.As(err, &re):
+		return true
+	case errors.As(err, &ue):
+		return ue.Before.Healthy < ue.Before.Quorum || strings.HasPrefix(ue.Reason, "etcd refused")
+	case errors.As(err, &ce):
+		return strings.Contains(ce.Err.Error(), "leader")
+	}
+	return false
 }
 
 // eventually polls cond every 20 ms until it holds or d passes.
@@ -233,8 +304,8 @@ func (c *testCluster) waitHealth(ctx context.Context, id uint64, healthy bool) (
 	return ms, hs
 }
 
-// waitCounts waits until the probed counts satisfy ok.
-func (c *testCluster) waitCounts(ctx context.Context, what string, ok func(Counts) bool) []Member {
+// waitMembers waits until the probed members satisfy ok.
+func (c *testCluster) waitMembers(ctx context.Context, what string, ok func([]Member) bool) []Member {
 	c.t.Helper()
 	var ms []Member
 	eventually(c.t, ctx, 30*time.Second, what, func() (bool, string) {
@@ -243,7 +314,7 @@ func (c *testCluster) waitCounts(ctx context.Context, what string, ok func(Count
 		if err != nil {
 			return false, err.Error()
 		}
-		return ok(Count(ms)), Count(ms).String()
+		return ok(ms), Count(ms).String()
 	})
 	return ms
 }

@@ -50,7 +50,7 @@ func TestFenceRefusesStaleTokens(t *testing.T) {
 		{name: "the previous token is now refused", token: 10, stored: 11},
 	} {
 		t.Run(step.name, func(t *testing.T) {
-			err := cl.client.Fence(ctx, step.token)
+			err := retryTransient(t, ctx, func() error { return cl.client.Fence(ctx, step.token) })
 			if step.stored != 0 {
 				fenced(t, err, step.stored, step.token)
 				return
@@ -81,14 +81,16 @@ func TestFenceRefusesStaleTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = cl.client.AddLearner(ctx, stale, "https://"+ip.String()+":2380")
-		fenced(t, err, 11, stale)
+		fenced(t, retryTransient(t, ctx, func() error {
+			_, err := cl.client.AddLearner(ctx, stale, "https://"+ip.String()+":2380")
+			return err
+		}), 11, stale)
 	})
 	t.Run("a stale remove does not remove", func(t *testing.T) {
-		fenced(t, cl.client.Remove(ctx, stale, follower), 11, stale)
+		fenced(t, retryTransient(t, ctx, func() error { return cl.client.Remove(ctx, stale, follower) }), 11, stale)
 	})
 	t.Run("a stale leadership move does not move", func(t *testing.T) {
-		fenced(t, cl.client.MoveLeader(ctx, stale, follower), 11, stale)
+		fenced(t, retryTransient(t, ctx, func() error { return cl.client.MoveLeader(ctx, stale, follower) }), 11, stale)
 	})
 	after, hs, err := cl.client.State(ctx)
 	if err != nil {

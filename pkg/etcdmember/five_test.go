@@ -2,6 +2,8 @@ package etcdmember
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -21,10 +23,13 @@ func TestFiveMembersReplaceDeadMember(t *testing.T) {
 	}
 	e := cl.id("e")
 	cl.members["e"].Kill()
-	cl.waitCounts(ctx, "e down, the other four healthy", func(c Counts) bool { return c.Healthy == 4 })
+	cl.waitMembers(ctx, "e down, the other four healthy", func(ms []Member) bool { return Count(ms).Healthy == 4 })
 	cl.settle(ctx)
 	f, _ := cl.addLearner(ctx, token, "f", nil)
-	ms, _ = cl.waitHealth(ctx, f.ID, true)
+	ms = cl.waitMembers(ctx, "f and a to d healthy", func(ms []Member) bool {
+		l, ok := find(ms, f.ID)
+		return ok && l.Healthy && Count(ms).Healthy == 4
+	})
 	if c := Count(ms); c.Voters != 5 || c.Healthy != 4 || c.Learners != 1 || c.Tolerance != 1 {
 		t.Fatalf("e dead, f learning: %s, %d learners; want 5 voting, 4 healthy, tolerance 1", c, c.Learners)
 	}
@@ -38,10 +43,9 @@ func TestFiveMembersReplaceDeadMember(t *testing.T) {
 		{StepPromoteLearner, 5, 2},
 		{StepNone, 5, 2},
 	} {
-		ms, _, err := cl.client.State(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ms := cl.waitMembers(ctx, "every member but e healthy", func(ms []Member) bool {
+			return !slices.ContainsFunc(ms, func(m Member) bool { return m.ID != e && !m.Healthy })
+		})
 		step, reason := DeadMemberOrder(ms, e, f.ID)
 		t.Logf("%s: %s", step, reason)
 		if step != want.step {
@@ -49,7 +53,7 @@ func TestFiveMembersReplaceDeadMember(t *testing.T) {
 		}
 		switch step {
 		case StepRemoveOld:
-			retryYoung(t, ctx, "remove e", func() error { return cl.client.RemoveMember(ctx, token, e) })
+			err = retryTransient(t, ctx, func() error { return cl.client.RemoveMember(ctx, token, e) })
 		case StepPromoteLearner:
 			wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			err = cl.client.WaitPromote(wctx, token, f.ID, 50*time.Millisecond)
@@ -58,12 +62,9 @@ func TestFiveMembersReplaceDeadMember(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
-		ms, _, err = cl.client.State(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c := Count(ms); c.Voters != want.voters || c.Healthy != want.voters || c.Tolerance != want.tol {
-			t.Fatalf("after %s: %s, want %d voting, all healthy, tolerance %d", step, c, want.voters, want.tol)
-		}
+		cl.waitMembers(ctx, fmt.Sprintf("after %s, %d voting, all healthy", step, want.voters), func(ms []Member) bool {
+			c := Count(ms)
+			return c.Voters == want.voters && c.Healthy == want.voters && c.Tolerance == want.tol
+		})
 	}
 }

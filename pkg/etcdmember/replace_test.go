@@ -49,17 +49,22 @@ func TestReplaceMember(t *testing.T) {
 		// Cut d off, and move the leader's index well past what d holds if d had caught up.
 		dm.Partition()
 		defer dm.Heal()
-		for i := 0; ; i++ {
-			p, err := cl.client.Progress(ctx, d.ID)
-			if err != nil {
-				t.Fatalf("progress of d: %v", err)
+		var err error
+		for range 30 {
+			var p Progress
+			if p, err = cl.client.Progress(ctx, d.ID); err == nil && p.Ratio() >= 0.8 {
+				cl.burst(ctx, fmt.Sprintf("more-%d", p.LeaderIndex), 30)
+				continue
 			}
-			if p.Ratio() < 0.8 {
+			if err == nil {
+				err = cl.client.Promote(ctx, token, d.ID)
+			}
+			if !transient(err) {
 				break
 			}
-			cl.burst(ctx, fmt.Sprintf("more-%d", i), 30)
+			t.Logf("retrying after: %v", err)
+			time.Sleep(200 * time.Millisecond)
 		}
-		err := cl.client.Promote(ctx, token, d.ID)
 		var ns *NotInSyncError
 		if !errors.As(err, &ns) {
 			t.Fatalf("Promote of a learner cut off from its leader = %v, want a *NotInSyncError", err)
@@ -91,7 +96,9 @@ func TestReplaceMember(t *testing.T) {
 	t.Run("the old member is removed, and removing it again succeeds", func(t *testing.T) {
 		old := cl.id("c")
 		oldURL := cl.members["c"].ClientURL()
-		retryYoung(t, ctx, "RemoveMember c", func() error { return cl.client.RemoveMember(ctx, token, old) })
+		if err := retryTransient(t, ctx, func() error { return cl.client.RemoveMember(ctx, token, old) }); err != nil {
+			t.Fatalf("RemoveMember c: %v", err)
+		}
 		if err := cl.client.Remove(ctx, token, old); err != nil {
 			t.Fatalf("Remove c again = %v, want nil", err)
 		}
