@@ -348,7 +348,7 @@ func LayoutString(layout []Placed) string {
 	return strings.Join(parts, " ")
 }
 
-// MachineWatch samples the control-plane Machines every 25 ms: the most that existed at
+// MachineWatch samples the control-plane Machines every 100 ms: the most that existed at
 // once, the most indexes being replaced at once (with more than one Machine, or a deleting
 // one), the order Machines appeared and were deleted in, and the CPMS Progressing messages.
 type MachineWatch struct {
@@ -381,7 +381,7 @@ func WatchMachines(ctx context.Context, c *framework.Cluster) *MachineWatch {
 		defer close(w.done)
 		for ctx.Err() == nil {
 			w.sample(ctx, c)
-			time.Sleep(25 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
 	}()
 	return w
