@@ -102,15 +102,19 @@ func (c *Client) Promote(ctx context.Context, token, id uint64) error {
 	}
 }
 
-// WaitPromote promotes learner id as soon as etcd allows, polling every interval
-// (DefaultPromoteInterval when 0): it reads the learner's progress and asks for the
-// promotion once the learner holds 90% of the leader's index, or when progress cannot be
-// read. It returns when the learner votes, on a refusal that waiting cannot cure (fenced,
-// no such member, certificate rejected), or when ctx ends, with the last refusal.
+// WaitPromote promotes learner id as soon as etcd allows. Every interval
+// (DefaultPromoteInterval when 0) it reads the learner's progress through the learner's
+// own endpoint, and once the learner holds 90% of the leader's index it asks for the
+// promotion. A learner serves clients only once it has caught up with the cluster as it
+// was when it joined; each read waits a little longer than the interval, so that a read is
+// pending when the learner starts serving and answers at once. WaitPromote returns when
+// the learner votes, on a refusal that waiting cannot cure (fenced, no such member,
+// certificate rejected), or when ctx ends, with the last refusal.
 func (c *Client) WaitPromote(ctx context.Context, token, id uint64, interval time.Duration) error {
 	if interval <= 0 {
 		interval = DefaultPromoteInterval
 	}
+	poll := min(max(4*interval, minProgressPoll), c.cfg.ProbeTimeout)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	var members []Member
@@ -131,17 +135,19 @@ func (c *Client) WaitPromote(ctx context.Context, token, id uint64, interval tim
 			if !m.IsLearner {
 				return nil
 			}
-			p, perr := c.progress(ctx, members, id)
-			if perr != nil {
-				members = nil
-			}
-			if perr != nil || p.Ratio() >= promoteAttemptThreshold {
+			pctx, cancel := context.WithTimeout(ctx, poll)
+			p, err := c.progress(pctx, members, id)
+			cancel()
+			switch {
+			case err != nil:
+				members, last = nil, err
+			case p.Ratio() >= promoteAttemptThreshold:
 				err := c.Promote(ctx, token, id)
 				if err == nil || permanent(err) {
 					return err
 				}
 				last = err
-			} else {
+			default:
 				last = &NotInSyncError{Where: Where{Op: "wait to promote", Endpoint: c.where(), Member: m.String()}, ID: id, Progress: p,
 					Err: errors.New("learner below 90% of the leader's index")}
 			}
@@ -157,6 +163,15 @@ func (c *Client) WaitPromote(ctx context.Context, token, id uint64, interval tim
 	}
 }
 
+func permanent(err error) bool {
+	var (
+		fe *FencedError
+		ne *MemberNotFoundError
+		ce *CertificateError
+	)
+	return errors.As(err, &fe) || errors.As(err, &ne) || errors.As(err, &ce)
+}
+
 // etcdRefusal turns etcd's own refusals of an unsafe change into an *UnsafeChangeError.
 // With strict reconfiguration checks on, etcd refuses a change that would leave too few
 // started members, or when the member handling it has not been connected to enough peers
@@ -169,16 +184,6 @@ func etcdRefusal(members []Member, c Change, err error) error {
 		}
 	}
 	return nil
-}
-
-func permanent(err error) bool {
-	var (
-		fe *FencedError
-		ne *MemberNotFoundError
-		ce *CertificateError
-	)
-	return errors.As(err, &fe) || errors.As(err, &ne) || errors.As(err, &ce) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // Remove removes member id. A member that is not there counts as removed. Its client URLs

@@ -75,6 +75,7 @@ const (
 	keepaliveTimeout        = 5 * time.Second
 	bestEffortSyncTimeout   = 2 * time.Second
 	promoteAttemptThreshold = 0.9
+	minProgressPoll         = 200 * time.Millisecond
 )
 
 // Config says how to reach etcd.
