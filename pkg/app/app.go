@@ -174,6 +174,9 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if err := c.EnableStatus(); err != nil {
 		return nil, err
 	}
+	if err := setupMachines(mgr, o, r.Fence); err != nil {
+		return nil, err
+	}
 	// A replica that is not (yet) leading has no member list to take endpoints from; its
 	// readiness probe dials the control-plane Machines' addresses instead.
 	etcd.discover = func(ctx context.Context) []string {

@@ -9,8 +9,9 @@ import (
 
 // setupMachines registers the Machine controller, which creates and deletes control-plane
 // Machines as the ControlPlaneMachineSet describes. With ManageMachines off it registers
-// nothing: quorumguard then only protects quorum.
-func setupMachines(mgr manager.Manager, o Options) error {
+// nothing: quorumguard then only protects quorum. It writes only while fence gives a token,
+// that is, while this replica leads.
+func setupMachines(mgr manager.Manager, o Options, fence controlplane.Fence) error {
 	if !o.ManageMachines {
 		return nil
 	}
@@ -19,7 +20,7 @@ func setupMachines(mgr manager.Manager, o Options) error {
 		APIReader:    mgr.GetAPIReader(),
 		Namespace:    o.Namespace,
 		Hook:         o.Hook,
-		Fence:        controlplane.StaticFence(1),
+		Fence:        fence,
 		Recorder:     mgr.GetEventRecorder("quorumguard-machines"),
 		PollInterval: o.PollInterval,
 	}
