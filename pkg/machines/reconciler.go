@@ -114,8 +114,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		d = Plan(snap.input)
 	}
 	if _, err := r.Fence.Token(ctx); err != nil {
-		log.Info("not the leader; nothing is changed", "reason", err.Error())
-		return reconcile.Result{}, nil
+		log.V(1).Info("not the leader; nothing is changed", "reason", err.Error())
+		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}
 	actErr := r.act(ctx, snap, d.Action)
 	if actErr != nil {
