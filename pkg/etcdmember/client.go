@@ -158,13 +158,14 @@ func New(cfg Config) (*Client, error) {
 			},
 		}
 	}
-	cli, err := clientv3.New(v3cfg(0, recordAttempt))
+	const defaultRetries, singleAttempt = 0, 1
+	cli, err := clientv3.New(v3cfg(defaultRetries, recordAttempt))
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	// Calls to one member's own endpoint make a single attempt that fails as soon as the
 	// connection does, so a dead member is reported at once rather than at the timeout.
-	probe, err := clientv3.New(v3cfg(1, recordAttempt, failFast))
+	probe, err := clientv3.New(v3cfg(singleAttempt, recordAttempt, failFast))
 	if err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("etcd client for %s: %w", strings.Join(cfg.Endpoints, ","), err)
@@ -275,6 +276,8 @@ func recordAttempt(ctx context.Context, method string, req, reply any, cc *grpc.
 	return err
 }
 
+// failFast lets a call fail as soon as its connection has failed, instead of waiting for a
+// reconnection until the deadline.
 func failFast(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	return invoker(ctx, method, req, reply, cc, append(opts, grpc.WaitForReady(false))...)
 }

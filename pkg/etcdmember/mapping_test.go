@@ -113,3 +113,25 @@ func shuffle[T any](r *rand.Rand, in []T) []T {
 	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
 }
+
+func FuzzMapMachines(f *testing.F) {
+	f.Add("https://[::1]:2380", "::1", "10.0.0.1", "https://10.0.0.1:2380")
+	f.Add("https://[fe80::1%25eth0]:2380", "[fe80::1]", "::ffff:10.0.0.2", "https://[::ffff:10.0.0.2]:2380")
+	f.Add("%zz", "", "not-an-ip", "https://etcd:2380")
+	f.Fuzz(func(t *testing.T, peer1, addr1, addr2, peer2 string) {
+		members := []Member{peer(1, peer1), peer(2, peer2, peer1)}
+		machines := []MachineAddrs{{"m-1", []string{addr1, addr2}}, {"m-2", []string{addr2}}}
+		got := MapMachines(members, machines)
+		placed := len(got.MachineOf) + len(got.UnmatchedMembers)
+		for _, c := range got.Conflicts {
+			for _, id := range c.Members {
+				if _, ok := got.MachineOf[id]; ok {
+					t.Fatalf("member %x is both mapped and in conflict %s", id, c)
+				}
+			}
+		}
+		if placed > len(members) {
+			t.Fatalf("%d members placed out of %d: %+v", placed, len(members), got)
+		}
+	})
+}
