@@ -8,12 +8,15 @@
 // members to Machines by comparing peer URL hosts with InternalIPs.
 //
 // The other half is Client, over go.etcd.io/etcd/client/v3 with mutual TLS and bounded
-// timeouts. Each of its membership changes gathers the members and their health, refuses
-// what CheckChange refuses, and runs only after Fence has accepted the caller's token, so
-// a controller that lost leadership cannot act on stale state. Errors are typed and name
-// the endpoint and the member: *UnreachableError, *CertificateError, *TimeoutError,
-// *MemberNotFoundError, *UnsafeChangeError, *NotInSyncError, *FencedError, *CallError.
+// timeouts. State lists the members and probes each through its own endpoint in parallel
+// (a linearizable read for a voter, Status for a learner). Each membership change fences
+// with the caller's token first, then refuses what CheckChange refuses, and only then asks
+// etcd, so a controller that lost leadership changes nothing. WaitPromote promotes a
+// learner as soon as etcd finds it in sync; RemoveMember moves leadership away from the
+// member it removes. Errors are typed and name the endpoint and the member:
+// *UnreachableError, *CertificateError, *TimeoutError, *MemberNotFoundError,
+// *UnsafeChangeError, *NotInSyncError, *FencedError, *CallError.
 //
 // It never decides which Machine to replace or when, never touches Machines, and never
-// forces a change past a refusal.
+// forces a change past a refusal, its own or etcd's.
 package etcdmember
