@@ -128,3 +128,17 @@ func machine() string {
 	}
 	return fmt.Sprintf("%d cores (%s)%s, %s/%s, %s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
+
+// startControlPlane starts a control plane in a fresh temporary directory; stop removes both.
+func startControlPlane(gc bool) (*framework.ControlPlane, string, func(), error) {
+	dir, err := os.MkdirTemp("", "quorumguard-bench-")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cp, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: dir, GarbageCollector: gc})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", nil, err
+	}
+	return cp, dir, func() { _ = cp.Stop(); os.RemoveAll(dir) }, nil
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -19,16 +18,11 @@ import (
 // the leader's, polled every 5 ms) and everything else: the controller's reaction at each step
 // plus etcd's own admission rules (promotion at 90% of the log, strict reconfiguration checks).
 func overhead(ctx context.Context, trials int) ([]row, error) {
-	dir, err := os.MkdirTemp("", "quorumguard-bench-")
+	cp, dir, stop, err := startControlPlane(false)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	cp, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: dir})
-	if err != nil {
-		return nil, err
-	}
-	defer cp.Stop()
+	defer stop()
 	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: dir, ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
 	if err != nil {
 		return nil, err

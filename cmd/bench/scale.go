@@ -34,16 +34,11 @@ func scale(ctx context.Context, bin string, workers int) ([]row, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s: run `make build` first: %w", bin, err)
 	}
-	dir, err := os.MkdirTemp("", "quorumguard-bench-")
+	cp, dir, stop, err := startControlPlane(false)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	cp, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: dir})
-	if err != nil {
-		return nil, err
-	}
-	defer cp.Stop()
+	defer stop()
 	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: dir, OnlyMasters: true})
 	if err != nil {
 		return nil, err

@@ -29,16 +29,11 @@ import (
 // The SDK's own package (operator-lib) could not be downloaded on this machine, so its loop is
 // re-implemented here from its documentation and source; the figure is labelled accordingly.
 func takeover(ctx context.Context, trials int) ([]row, error) {
-	dir, err := os.MkdirTemp("", "quorumguard-bench-")
+	cp, _, stop, err := startControlPlane(true)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	cp, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: dir, GarbageCollector: true})
-	if err != nil {
-		return nil, err
-	}
-	defer cp.Stop()
+	defer stop()
 	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: framework.Scheme()})
 	if err != nil {
 		return nil, err
@@ -144,16 +139,11 @@ func sdkStyleBecome(ctx context.Context, c client.Client, ns, lock, podName stri
 // options, after a graceful stop (the lease is released) and after a crash (it must expire),
 // with controller-runtime's default timings (15 s lease, 10 s renew, 2 s retry).
 func lease(ctx context.Context, trials int) ([]row, error) {
-	dir, err := os.MkdirTemp("", "quorumguard-bench-")
+	cp, dir, stop, err := startControlPlane(false)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	cp, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: dir})
-	if err != nil {
-		return nil, err
-	}
-	defer cp.Stop()
+	defer stop()
 	files := map[string]string{}
 	for _, f := range []string{"ca", "cert", "key"} {
 		files[f] = dir + "/" + f

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,16 +20,7 @@ import (
 
 var cp *framework.ControlPlane
 
-func TestMain(m *testing.M) {
-	var err error
-	if cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = cp.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { framework.Main(m, framework.ControlPlaneOptions{}, &cp) }
 
 // options are a controller's options with placeholder etcd files: these tests exercise the
 // election, not etcd.

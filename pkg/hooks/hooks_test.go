@@ -2,7 +2,6 @@ package hooks_test
 
 import (
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -17,16 +16,7 @@ import (
 
 var cp *framework.ControlPlane
 
-func TestMain(m *testing.M) {
-	var err error
-	if cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = cp.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { framework.Main(m, framework.ControlPlaneOptions{}, &cp) }
 
 var other = machinev1beta1.LifecycleHook{Name: "SomeoneElse", Owner: "team/other"}
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -20,14 +19,7 @@ import (
 var cp *framework.ControlPlane
 
 func TestMain(m *testing.M) {
-	var err error
-	if cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{GarbageCollector: true}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = cp.Stop()
-	os.Exit(code)
+	framework.Main(m, framework.ControlPlaneOptions{GarbageCollector: true}, &cp)
 }
 
 func namespace(t *testing.T) string {

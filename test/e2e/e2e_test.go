@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -24,14 +23,7 @@ import (
 var cp *framework.ControlPlane
 
 func TestMain(m *testing.M) {
-	var err error
-	if cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{GarbageCollector: true}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = cp.Stop()
-	os.Exit(code)
+	framework.Main(m, framework.ControlPlaneOptions{GarbageCollector: true}, &cp)
 }
 
 // setup starts a three-master cluster and a controller, and waits until every master carries

@@ -228,3 +228,17 @@ func (cp *ControlPlane) Stop() error {
 	cp.mu.Unlock()
 	return cp.Env.Stop()
 }
+
+// Main is a test package's TestMain: it starts one control plane for the whole package into
+// *cp, runs the tests, stops it and exits with the tests' code. A control plane that cannot
+// start fails the package with the reason (a missing tool names `make tools`).
+func Main(m interface{ Run() int }, opts ControlPlaneOptions, cp **ControlPlane) {
+	var err error
+	if *cp, err = StartControlPlane(opts); err != nil {
+		fmt.Fprintln(os.Stderr, "starting the test control plane:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = (*cp).Stop()
+	os.Exit(code)
+}

@@ -3,7 +3,6 @@ package framework_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,17 +18,7 @@ import (
 
 var cp *framework.ControlPlane
 
-func TestMain(m *testing.M) {
-	var err error
-	cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "framework tests:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = cp.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { framework.Main(m, framework.ControlPlaneOptions{}, &cp) }
 
 var hook = machinev1beta1.LifecycleHook{Name: "EtcdQuorumOperator", Owner: "clusteroperator/etcd"}
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -247,10 +248,17 @@ func (m *Member) shutdown(hard bool) {
 	m.running = false
 	m.client.close()
 	m.peer.close()
-	if hard {
+	if hard || !isClosed(m.etcd.Server.ReadyNotify()) {
+		// A member that never became ready cannot hand anything over, and etcd's graceful
+		// close waits for it forever.
 		m.etcd.Server.HardStop()
 	}
-	m.etcd.Close()
+	done := make(chan struct{})
+	go func() { m.etcd.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+	}
 }
 
 // Restart starts a stopped or killed member again from its data directory.

@@ -144,13 +144,13 @@ func (n *Network) Members() []*Member {
 	return out
 }
 
-// Close stops every member.
+// Close kills every member: a test's cluster needs no graceful goodbye.
 func (n *Network) Close() {
 	n.closedOnce.Do(func() {
 		var wg sync.WaitGroup
 		for _, m := range n.Members() {
 			wg.Add(1)
-			go func() { defer wg.Done(); m.Stop() }()
+			go func() { defer wg.Done(); m.Kill() }()
 		}
 		wg.Wait()
 	})
