@@ -111,7 +111,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	if err := d.step(ctx, "protected replacement of cluster-master-1", 3*time.Minute, func(ctx context.Context) (bool, error) {
-		if err := d.replaceIfNobodyDoes(ctx, "cluster-master-1", "cluster-replacement-1"); err != nil {
+		if err := d.replacementAppears(ctx, "cluster-master-1"); err != nil {
 			return false, err
 		}
 		return d.gone(ctx, "cluster-master-1") && d.voters(ctx) == 3, nil
@@ -126,7 +126,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.step(ctx, "rebalance onto us-east-1c", 3*time.Minute, func(ctx context.Context) (bool, error) {
 		return d.zonesBalanced(ctx) && d.voters(ctx) == 3, nil
 	}); err != nil {
-		d.say("rebalance did not finish: %v (it needs the ControlPlaneMachineSet controller)", err)
+		return err
 	}
 
 	leaderPod, err := d.leader(ctx)
@@ -254,24 +254,14 @@ func (d *demo) addDomain(ctx context.Context, zone string) error {
 	return d.cp.Client.Update(ctx, cpms)
 }
 
-// replaceIfNobodyDoes creates a replacement for a deleting Machine when no ControlPlaneMachineSet
-// controller has done so within ten seconds, the way a person would.
-func (d *demo) replaceIfNobodyDoes(ctx context.Context, old, name string) error {
+// replacementAppears fails when the ControlPlaneMachineSet controller has not created a
+// replacement for a deleting Machine within ten seconds.
+func (d *demo) replacementAppears(ctx context.Context, old string) error {
 	m, err := d.cluster.Machine(ctx, old)
-	if err != nil || m.DeletionTimestamp == nil || time.Since(m.DeletionTimestamp.Time) < 10*time.Second {
+	if err != nil || m.DeletionTimestamp == nil || time.Since(m.DeletionTimestamp.Time) < 10*time.Second || len(d.masters(ctx)) > 3 {
 		return nil
 	}
-	if n := len(d.masters(ctx)); n > 3 {
-		return nil
-	}
-	err = d.cp.Client.Create(ctx, d.cluster.NewMaster(name, framework.AWSProviderSpec("us-east-1b", "subnet-us-east-1b")))
-	if err == nil {
-		d.say("no ControlPlaneMachineSet controller created a replacement; created %s by hand", name)
-	}
-	if apierrors.IsAlreadyExists(err) {
-		return nil
-	}
-	return err
+	return fmt.Errorf("no replacement for %s after 10s: the ControlPlaneMachineSet controller did not create one", old)
 }
 
 func (d *demo) gone(ctx context.Context, name string) bool {
