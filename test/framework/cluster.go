@@ -208,12 +208,15 @@ func (c *Cluster) Stop(ctx context.Context) {
 	if err := c.Client.List(ctx, &list, client.InNamespace(MachineNamespace)); err == nil {
 		for i := range list.Items {
 			m := &list.Items[i]
+			if len(m.Finalizers) == 0 && len(m.Spec.LifecycleHooks.PreDrain) == 0 && len(m.Spec.LifecycleHooks.PreTerminate) == 0 {
+				continue
+			}
 			m.Finalizers = nil
 			m.Spec.LifecycleHooks = machinev1beta1.LifecycleHooks{}
 			_ = c.Client.Update(ctx, m)
-			_ = c.Client.Delete(ctx, m)
 		}
 	}
+	_ = c.Client.DeleteAllOf(ctx, &machinev1beta1.Machine{}, client.InNamespace(MachineNamespace))
 	var nodes corev1.NodeList
 	if err := c.Client.List(ctx, &nodes); err == nil {
 		for i := range nodes.Items {
