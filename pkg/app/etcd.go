@@ -83,17 +83,7 @@ func (e *etcdClient) Observe(ctx context.Context) ([]controlplane.EtcdMember, er
 	if err != nil {
 		return nil, err
 	}
-	var leader uint64
-	index := map[uint64]uint64{}
-	for _, h := range health {
-		if h.Status == nil {
-			continue
-		}
-		index[h.ID] = h.Status.Index
-		if h.Healthy && leader == 0 && h.Status.Leader != 0 {
-			leader = h.Status.Leader
-		}
-	}
+	leader, index := raftView(health)
 	out := make([]controlplane.EtcdMember, len(members))
 	for i, m := range members {
 		out[i] = controlplane.EtcdMember{Member: m, Leader: m.ID == leader}
@@ -181,4 +171,20 @@ func (e *etcdClient) Close() {
 	if e.cli != nil {
 		_ = e.cli.Close()
 	}
+}
+
+// raftView reads, from the members' own status probes, the leader a healthy member names and
+// each member's committed raft index.
+func raftView(health []etcdmember.Health) (leader uint64, index map[uint64]uint64) {
+	index = map[uint64]uint64{}
+	for _, h := range health {
+		if h.Status == nil {
+			continue
+		}
+		index[h.ID] = h.Status.Index
+		if h.Healthy && leader == 0 && h.Status.Leader != 0 {
+			leader = h.Status.Leader
+		}
+	}
+	return leader, index
 }

@@ -439,17 +439,7 @@ func inspectEtcd(ctx context.Context, o Options, machines []machinev1beta1.Machi
 // progress against the leader's raft index.
 func snapshotState(machines []machinev1beta1.Machine, members []etcdmember.Member, health []etcdmember.Health, desired int, hook machinev1beta1.LifecycleHook) quorum.State {
 	st := quorum.State{Desired: desired}
-	var leaderID uint64
-	index := map[uint64]uint64{}
-	for _, h := range health {
-		if h.Status == nil {
-			continue
-		}
-		index[h.ID] = h.Status.Index
-		if h.Healthy && leaderID == 0 && h.Status.Leader != 0 {
-			leaderID = h.Status.Leader
-		}
-	}
+	leaderID, index := raftView(health)
 	addrs := make([]etcdmember.MachineAddrs, 0, len(machines))
 	for i := range machines {
 		addrs = append(addrs, etcdmember.MachineAddrs{Name: machines[i].Name, InternalIPs: internalIPs(&machines[i])})
