@@ -9,12 +9,16 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/quorumguard/quorumguard/test/framework/pki"
 )
@@ -40,9 +44,12 @@ type Member struct {
 	Name string
 	IP   net.IP
 
-	net     *Network
-	cfg     MemberConfig
-	dir     string
+	net *Network
+	cfg MemberConfig
+	dir string
+	// life serialises start and shutdown, which can take seconds; mu guards the fields below
+	// for short reads only, so that asking whether a member runs never waits on a shutdown.
+	life    sync.Mutex
 	mu      sync.Mutex
 	etcd    *embed.Etcd
 	client  *proxy
@@ -96,9 +103,12 @@ func (n *Network) StartMember(cfg MemberConfig) (*Member, error) {
 }
 
 func (m *Member) start() error {
+	m.life.Lock()
+	defer m.life.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.running {
+	running := m.running
+	m.mu.Unlock()
+	if running {
 		return nil
 	}
 	if err := os.MkdirAll(m.dir, 0o700); err != nil {
@@ -121,6 +131,8 @@ func (m *Member) start() error {
 		return err
 	}
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
+	var served atomic.Pointer[embed.Etcd]
+	cfg.GRPCAdditionalServerOptions = stoppedMemberGuard(m.Name, &served)
 	cfg.LogOutputs = []string{logFile}
 	cfg.ListenClientUrls = []url.URL{mustURL(urlFor(m.IP, memberClientPort))}
 	cfg.AdvertiseClientUrls = []url.URL{mustURL(m.ClientURL())}
@@ -146,23 +158,25 @@ func (m *Member) start() error {
 		cfg.ClusterState = embed.ClusterStateFlagExisting
 	}
 
-	m.client, err = n.startProxy(m.Name, m.IP, ClientPort, memberClientPort, false)
+	clientProxy, err := n.startProxy(m.Name, m.IP, ClientPort, memberClientPort, false)
 	if err != nil {
 		return err
 	}
-	m.peer, err = n.startProxy(m.Name, m.IP, PeerPort, memberPeerPort, true)
+	peerProxy, err := n.startProxy(m.Name, m.IP, PeerPort, memberPeerPort, true)
 	if err != nil {
-		m.client.close()
+		clientProxy.close()
 		return err
 	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
-		m.client.close()
-		m.peer.close()
+		clientProxy.close()
+		peerProxy.close()
 		return fmt.Errorf("start etcd member %s at %s: %w (log: %s)", m.Name, m.IP, err, cfg.LogOutputs[0])
 	}
-	m.etcd = e
-	m.running = true
+	served.Store(e)
+	m.mu.Lock()
+	m.client, m.peer, m.etcd, m.running = clientProxy, peerProxy, e, true
+	m.mu.Unlock()
 	return nil
 }
 
@@ -179,6 +193,47 @@ func memberLogger(path string) (*zap.Logger, error) {
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(f), zapcore.WarnLevel)
 	return zap.New(core, zap.WithPanicHook(zapcore.WriteThenGoexit)), nil
+}
+
+// stoppedMemberGuard answers Unavailable, as a dead process's closed socket would, to any
+// call that reaches a member whose server has stopped while its gRPC listener still runs:
+// between a kill and the listener's close, or after etcd stops a member that learnt it was
+// removed. Without it such a call can dereference the closed backend and, since members run
+// in-process, crash every test. A panic in a member that has not stopped is a real bug and
+// is passed on.
+func stoppedMemberGuard(name string, served *atomic.Pointer[embed.Etcd]) []grpc.ServerOption {
+	stopped := func() bool {
+		e := served.Load()
+		return e != nil && isClosed(e.Server.StoppingNotify())
+	}
+	unavailable := status.Errorf(codes.Unavailable, "etcd member %s has stopped", name)
+	guard := func(call func() error) (err error) {
+		if stopped() {
+			return unavailable
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				if !stopped() {
+					panic(r)
+				}
+				err = unavailable
+			}
+		}()
+		return call()
+	}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+			err = guard(func() error {
+				var herr error
+				resp, herr = h(ctx, req)
+				return herr
+			})
+			return resp, err
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			return guard(func() error { return h(srv, ss) })
+		}),
+	}
 }
 
 func mustURL(s string) url.URL {
@@ -240,21 +295,25 @@ func (m *Member) Stop() { m.shutdown(false) }
 func (m *Member) Kill() { m.shutdown(true) }
 
 func (m *Member) shutdown(hard bool) {
+	m.life.Lock()
+	defer m.life.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if !m.running {
+		m.mu.Unlock()
 		return
 	}
 	m.running = false
-	m.client.close()
-	m.peer.close()
-	if hard || !isClosed(m.etcd.Server.ReadyNotify()) {
+	e, clientProxy, peerProxy := m.etcd, m.client, m.peer
+	m.mu.Unlock()
+	clientProxy.close()
+	peerProxy.close()
+	if hard || !isClosed(e.Server.ReadyNotify()) {
 		// A member that never became ready cannot hand anything over, and etcd's graceful
 		// close waits for it forever.
-		m.etcd.Server.HardStop()
+		e.Server.HardStop()
 	}
 	done := make(chan struct{})
-	go func() { m.etcd.Close(); close(done) }()
+	go func() { e.Close(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(15 * time.Second):
@@ -263,9 +322,9 @@ func (m *Member) shutdown(hard bool) {
 
 // Restart starts a stopped or killed member again from its data directory.
 func (m *Member) Restart() error {
-	m.mu.Lock()
+	m.life.Lock()
 	m.cfg.Existing = true
-	m.mu.Unlock()
+	m.life.Unlock()
 	return m.start()
 }
 
