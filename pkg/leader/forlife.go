@@ -6,7 +6,9 @@
 // removes it after that Pod is deleted. Unlike the SDK, a standby watches the lock instead of
 // polling with a backoff that grows to 16 s, so it takes over as soon as the lock is gone. An
 // evicted or preempted leader Pod is deleted by the standby, and a leader on a NotReady Node is
-// deleted together with its lock, as the SDK does.
+// deleted together with its lock, as the SDK does. Where the SDK returns on any unexpected
+// API error (and the container restarts), Become waits out an apiserver that is briefly away,
+// with a backoff up to 16 s; a missing or forbidden own Pod still fails at once.
 //
 // Neither leader-for-life nor a lease stops a paused old leader from acting when it wakes up.
 // Each leadership therefore carries a token that grows at every change of leader (an epoch
@@ -63,38 +65,81 @@ func (l *ForLife) Become(ctx context.Context) (uint64, error) {
 	if l.Recheck == 0 {
 		l.Recheck = 5 * time.Second
 	}
+	// An apiserver that is briefly away (a restart, a network blip) is waited out with a
+	// backoff; only a missing own Pod (a wrong POD_NAME) or the end of ctx ends the wait.
+	backoff := time.Duration(0)
+	retry := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		backoff = min(max(2*backoff, 500*time.Millisecond), 16*time.Second)
+		l.Log.Error(err, "leader election: will retry", "after", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+			return nil
+		}
+	}
 	pod := &corev1.Pod{}
-	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: l.Namespace, Name: l.PodName}, pod); err != nil {
-		return 0, fmt.Errorf("read own Pod %s/%s (POD_NAME): %w", l.Namespace, l.PodName, err)
+	for {
+		err := l.Client.Get(ctx, client.ObjectKey{Namespace: l.Namespace, Name: l.PodName}, pod)
+		if err == nil {
+			break
+		}
+		err = fmt.Errorf("read own Pod %s/%s (POD_NAME): %w", l.Namespace, l.PodName, err)
+		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+			return 0, err
+		}
+		if rerr := retry(err); rerr != nil {
+			return 0, rerr
+		}
 	}
 	l.pod = pod
 	owner := metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}
 	for {
-		lock := &corev1.ConfigMap{}
-		err := l.Client.Get(ctx, l.key(), lock)
+		token, done, err := l.try(ctx, owner)
 		switch {
-		case err == nil && ownedBy(lock, pod.UID):
-			l.Log.Info("found my own lock; continuing as the leader", "lock", l.LockName)
-			return l.claimToken(ctx)
-		case err == nil:
-			if err := l.handleLeader(ctx, lock); err != nil {
-				return 0, err
+		case done:
+			return token, nil
+		case err != nil:
+			if rerr := retry(err); rerr != nil {
+				return 0, rerr
 			}
-			if err := l.waitGone(ctx, lock.ResourceVersion); err != nil {
-				return 0, err
-			}
-			continue
-		case !apierrors.IsNotFound(err):
-			return 0, fmt.Errorf("read lock %s/%s: %w", l.Namespace, l.LockName, err)
-		}
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: l.LockName, Namespace: l.Namespace, OwnerReferences: []metav1.OwnerReference{owner}}}
-		if err := l.Client.Create(ctx, cm); err == nil {
-			l.Log.Info("became the leader", "lock", l.LockName, "pod", pod.Name)
-			return l.claimToken(ctx)
-		} else if !apierrors.IsAlreadyExists(err) {
-			return 0, fmt.Errorf("create lock %s/%s: %w", l.Namespace, l.LockName, err)
+		default:
+			backoff = 0
 		}
 	}
+}
+
+// try is one round of Become: it takes the lock and claims a token (done), or waits until the
+// lock is gone or Recheck passes (not done, no error), or fails (to be retried).
+func (l *ForLife) try(ctx context.Context, owner metav1.OwnerReference) (uint64, bool, error) {
+	lock := &corev1.ConfigMap{}
+	err := l.Client.Get(ctx, l.key(), lock)
+	switch {
+	case err == nil && ownedBy(lock, owner.UID):
+		l.Log.Info("found my own lock; continuing as the leader", "lock", l.LockName)
+		token, err := l.claimToken(ctx)
+		return token, err == nil, err
+	case err == nil:
+		if err := l.handleLeader(ctx, lock); err != nil {
+			return 0, false, err
+		}
+		return 0, false, l.waitGone(ctx, lock.ResourceVersion)
+	case !apierrors.IsNotFound(err):
+		return 0, false, fmt.Errorf("read lock %s/%s: %w", l.Namespace, l.LockName, err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: l.LockName, Namespace: l.Namespace, OwnerReferences: []metav1.OwnerReference{owner}}}
+	if err := l.Client.Create(ctx, cm); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return 0, false, nil
+		}
+		return 0, false, fmt.Errorf("create lock %s/%s: %w", l.Namespace, l.LockName, err)
+	}
+	l.Log.Info("became the leader", "lock", l.LockName, "pod", owner.Name)
+	token, err := l.claimToken(ctx)
+	return token, err == nil, err
 }
 
 func (l *ForLife) key() client.ObjectKey {

@@ -85,6 +85,20 @@ func TestLeaderForLife(t *testing.T) {
 	case <-time.After(time.Second):
 	}
 
+	t.Run("a waiting standby rides out an apiserver restart", func(t *testing.T) {
+		if err := cp.RestartAPIServer(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-bDone:
+			t.Fatalf("the standby's Become returned during an apiserver restart: %+v", r)
+		case <-time.After(2 * time.Second):
+		}
+		if _, err := a.Token(ctx); err != nil {
+			t.Fatalf("the leader after an apiserver restart: %v", err)
+		}
+	})
+
 	t.Run("deleting the leader's Pod lets the garbage collector free the lock for the standby", func(t *testing.T) {
 		deleted := time.Now()
 		if err := cp.Client.Delete(ctx, podA); err != nil {

@@ -4,27 +4,37 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	machinev1 "github.com/openshift/api/machine/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
-// ChaosInput describes one seeded chaos scenario on a running cluster and controller.
+// ChaosInput describes one seeded chaos scenario on a running cluster whose
+// ControlPlaneMachineSet (zones Zones, RollingUpdate) is kept by Replicas: quorumguard
+// replicas with leader election and the Machine controller on.
 type ChaosInput struct {
-	Seed    uint64
-	Cluster *framework.Cluster
-	// Restart stops the running controller and starts a new one; the scenario calls it for
-	// "controller crash" events.
-	Restart func(ctx context.Context) error
-	Events  int
-	// Settle bounds how long, after the last fault clears, every deleting Machine may take to
-	// disappear and every voting member to be healthy.
+	Seed     uint64
+	Cluster  *framework.Cluster
+	Replicas *Replicas
+	// Zones are the ControlPlaneMachineSet's failure domains by letter when the scenario starts.
+	Zones  string
+	Events int
+	// Only, when set, limits the events drawn to these kinds.
+	Only []string
+	// Settle bounds how long, after an event's faults clear, the cluster may take to be
+	// whole again: no deleting Machine, three Machines balanced over the listed domains,
+	// each with its hook, three healthy voting members and no learner.
 	Settle time.Duration
 }
 
@@ -35,24 +45,32 @@ type ChaosResult struct {
 	Timeline []string
 	Writer   framework.WriterReport
 	Monitor  framework.MonitorReport
-	Took     time.Duration
-	Err      error
+	// MaxMachines is the most control-plane Machines, deleting ones included, seen at once.
+	MaxMachines int
+	Took        time.Duration
+	Err         error
 }
 
-// The kinds of event a scenario draws from.
-var chaosEvents = []string{"delete-one", "delete-two", "kill-then-delete", "freeze", "partition", "controller-crash", "delete-during-restart"}
+// ChaosEvents are the kinds of event a scenario draws from.
+var ChaosEvents = []string{
+	"delete-one", "delete-two", "kill-then-delete", "freeze", "partition",
+	"controller-crash", "delete-during-crash", "paused-leader", "apiserver-restart", "domain-change",
+}
 
-// ChaosSpec plays Events random events drawn from Seed, one after another, each waiting for
-// the cluster to settle, while checking continuously that quorum never falls (faults here take
-// out at most one member at a time, so quorum must hold throughout), no acknowledged write is
-// lost, no more than replicas+1 live Machines exist, and no two membership changes overlap;
-// and at the end that every deleting Machine is gone and no hook is stuck.
+// chaosZoneSets are the failure-domain lists a domain-change event picks from.
+var chaosZoneSets = []string{"ab", "abc", "ac", "bc", "abcd"}
+
+// ChaosSpec plays Events random events drawn from Seed, one after another, each followed by
+// a wait for the cluster to settle, while checking throughout that quorum never falls (every
+// fault here takes out at most one member, so quorum must hold), no acknowledged write is
+// lost, never more than replicas+1 control-plane Machines exist, and no two membership
+// changes overlap; a paused leader must step down on resuming without acting.
 func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 	res := ChaosResult{Seed: in.Seed}
 	rng := rand.New(rand.NewPCG(in.Seed, in.Seed^0x9e3779b97f4a7c15))
 	c := in.Cluster
 	if in.Settle == 0 {
-		in.Settle = 2 * time.Minute
+		in.Settle = 3 * time.Minute
 	}
 	var mu sync.Mutex
 	logf := func(format string, args ...any) {
@@ -66,55 +84,75 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 		res.Err = err
 		return res
 	}
-	machinesCtx, stopMachines := context.WithCancel(ctx)
-	maxLive := 0
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
 	go func() {
-		for machinesCtx.Err() == nil {
-			if live := len(liveMasters(machinesCtx, c)); live > maxLive {
+		defer close(watchDone)
+		for watchCtx.Err() == nil {
+			if all, _ := masters(watchCtx, c); len(all) > res.MaxMachines {
 				mu.Lock()
-				maxLive = live
+				res.MaxMachines = len(all)
 				mu.Unlock()
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
 		}
 	}()
-	next := 0
-	fail := func(err error) ChaosResult {
-		stopMachines()
-		res.Writer, res.Monitor, _ = g.Check(ctx, 0)
-		res.Err, res.Took = err, time.Since(start)
+	finish := func(err error) ChaosResult {
+		stopWatch()
+		<-watchDone
+		res.Took = time.Since(start)
+		var check error
+		res.Writer, res.Monitor, check = g.Check(ctx, 2)
+		var problems []string
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		if check != nil {
+			problems = append(problems, check.Error())
+		}
+		if res.Monitor.MaxLearners > 1 {
+			problems = append(problems, fmt.Sprintf("%d learners at once: two membership changes overlapped", res.Monitor.MaxLearners))
+		}
+		if res.MaxMachines > 4 {
+			problems = append(problems, fmt.Sprintf("%d control-plane Machines at once (replicas+1 is 4)", res.MaxMachines))
+		}
+		if len(problems) > 0 {
+			res.Err = fmt.Errorf("%s", strings.Join(problems, "; "))
+		}
 		return res
 	}
-	for i := 0; i < in.Events; i++ {
-		ev := chaosEvents[rng.IntN(len(chaosEvents))]
+	zones := in.Zones
+	kinds := ChaosEvents
+	if len(in.Only) > 0 {
+		kinds = in.Only
+	}
+	for range in.Events {
+		ev := kinds[rng.IntN(len(kinds))]
 		res.Events = append(res.Events, ev)
 		live := liveMasters(ctx, c)
 		if len(live) == 0 {
-			return fail(fmt.Errorf("no live masters"))
+			return finish(fmt.Errorf("no live masters"))
 		}
 		pick := func() string { return live[rng.IntN(len(live))] }
-		replaceOne := func(old string) error {
-			name := fmt.Sprintf("chaos-%d-%d", in.Seed%1000, next)
-			next++
-			logf("delete %s, create %s", old, name)
-			if err := c.DeleteMachine(ctx, old); err != nil {
-				return err
+		del := func(names ...string) error {
+			logf("delete %s", strings.Join(names, ", "))
+			for _, n := range names {
+				if err := c.DeleteMachine(ctx, n); err != nil {
+					return err
+				}
 			}
-			return CreateReplacement(ctx, c, name)
+			return nil
 		}
 		var err error
 		switch ev {
 		case "delete-one":
-			err = replaceOne(pick())
+			err = del(pick())
 		case "delete-two":
-			a := pick()
-			b := pick()
+			a, b := pick(), pick()
 			for b == a && len(live) > 1 {
 				b = pick()
 			}
-			if err = replaceOne(a); err == nil && b != a {
-				err = replaceOne(b)
-			}
+			err = del(a, b)
 		case "kill-then-delete":
 			victim := pick()
 			if m := c.Agent.Member(victim); m != nil {
@@ -122,7 +160,7 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 				m.Kill()
 			}
 			time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
-			err = replaceOne(victim)
+			err = del(victim)
 		case "freeze", "partition":
 			victim := pick()
 			m := c.Agent.Member(victim)
@@ -142,119 +180,184 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 			}
 			logf("%s of %s cleared", ev, victim)
 		case "controller-crash":
-			logf("controller crash and restart")
-			err = in.Restart(ctx)
-		case "delete-during-restart":
-			if err = replaceOne(pick()); err == nil {
+			logf("leader replica (token %d) crashes; its Pod is replaced", in.Replicas.Token())
+			err = in.Replicas.CrashLeader(ctx)
+		case "delete-during-crash":
+			if err = del(pick()); err == nil {
 				time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond)
-				logf("controller crash and restart mid-replacement")
-				err = in.Restart(ctx)
+				logf("leader replica (token %d) crashes mid-replacement", in.Replicas.Token())
+				err = in.Replicas.CrashLeader(ctx)
 			}
+		case "paused-leader":
+			err = pausedLeader(ctx, in.Replicas, logf, func() error { return del(pick()) })
+		case "apiserver-restart":
+			if err = del(pick()); err == nil {
+				time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+				d := time.Duration(1000+rng.IntN(2000)) * time.Millisecond
+				logf("kube-apiserver restarts, down for %s", d)
+				err = c.CP.RestartAPIServer(d)
+				logf("kube-apiserver back")
+			}
+		case "domain-change":
+			next := zones
+			for next == zones {
+				next = chaosZoneSets[rng.IntN(len(chaosZoneSets))]
+			}
+			logf("failure domains %s -> %s", zones, next)
+			zones = next
+			err = UpdateCPMS(ctx, c, func(cpms *machinev1.ControlPlaneMachineSet) { SetZones(cpms, next) })
+		default:
+			err = fmt.Errorf("unknown chaos event %q (known: %s)", ev, strings.Join(ChaosEvents, ", "))
 		}
 		if err != nil {
-			return fail(fmt.Errorf("event %s: %w", ev, err))
+			return finish(fmt.Errorf("event %s: %w", ev, err))
 		}
-		if err := waitSettled(ctx, c, in.Settle); err != nil {
+		if err := waitSettled(ctx, c, zones, in.Settle); err != nil {
 			logf("not settled: %v", err)
-			return fail(fmt.Errorf("after %s: %w", ev, err))
+			return finish(fmt.Errorf("after %s: %w", ev, err))
 		}
 		logf("settled after %s", ev)
 	}
-	stopMachines()
-	res.Took = time.Since(start)
-	res.Writer, res.Monitor, err = g.Check(ctx, 2)
-	var problems []string
-	if err != nil {
-		problems = append(problems, err.Error())
-	}
-	if res.Monitor.MaxLearners > 1 {
-		problems = append(problems, fmt.Sprintf("%d learners at once: two membership changes overlapped", res.Monitor.MaxLearners))
-	}
-	if maxLive > 4 {
-		problems = append(problems, fmt.Sprintf("%d live control-plane Machines at once (replicas+1 is 4)", maxLive))
-	}
-	if len(problems) > 0 {
-		res.Err = fmt.Errorf("%s", strings.Join(problems, "; "))
-	}
-	return res
+	return finish(nil)
 }
 
-// waitSettled waits until no control-plane Machine is deleting, there are three voting
-// members, all healthy, and no learner.
-func waitSettled(ctx context.Context, c *framework.Cluster, timeout time.Duration) error {
-	return framework.WaitFor(ctx, timeout, "deleting Machines gone and three healthy voting members", func() (bool, error) {
-		var list machinev1beta1.MachineList
-		if err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace), client.MatchingLabels{framework.RoleLabel: "master"}); err != nil {
+// pausedLeader holds the leader at its next action, makes it act by deleting a Machine,
+// lets the standby take over once the paused leader's Pod is deleted, then resumes the old
+// leader, which must step down without acting.
+func pausedLeader(ctx context.Context, rs *Replicas, logf func(string, ...any), trigger func() error) error {
+	p, token, err := rs.PauseLeader()
+	if err != nil {
+		return err
+	}
+	if err := trigger(); err != nil {
+		p.Release()
+		return err
+	}
+	select {
+	case act := <-p.Reached:
+		logf("leader (token %d) paused before: %s", token, act)
+	case <-time.After(time.Minute):
+		p.Release()
+		return fmt.Errorf("the leader (token %d) took no action within a minute of the deletion", token)
+	}
+	if err := rs.FencePaused(ctx, p, token, 2*time.Second); err != nil {
+		return err
+	}
+	logf("paused leader (token %d) resumed and stepped down; token now %d", token, rs.Token())
+	return nil
+}
+
+// waitSettled waits until the cluster is whole: no deleting control-plane Machine, three
+// Machines each with the quorum hook, spread over exactly the domains in zones with counts
+// no more than one apart, the ControlPlaneMachineSet reporting every replica updated, and
+// three voting members all running with no learner.
+func waitSettled(ctx context.Context, c *framework.Cluster, zones string, timeout time.Duration) error {
+	var why string
+	err := framework.WaitFor(ctx, timeout, "the cluster to settle", func() (bool, error) {
+		why = ""
+		all, err := masters(ctx, c)
+		if err != nil {
 			return false, err
 		}
-		for _, m := range list.Items {
-			if m.DeletionTimestamp != nil {
+		if len(all) != 3 {
+			why = fmt.Sprintf("%d control-plane Machines", len(all))
+			return false, nil
+		}
+		for _, m := range all {
+			if m.DeletionTimestamp != nil || !hooks.Has(&m, hooks.Default) {
+				why = fmt.Sprintf("Machine %s deleting or without its hook", m.Name)
 				return false, nil
 			}
 		}
-		names, err := VotingMembers(ctx, c)
-		if err != nil || len(names) != 3 {
+		layout, err := Layout(ctx, c)
+		if err != nil {
 			return false, err
 		}
-		for _, n := range names {
-			m := c.Agent.Member(n)
-			if n == "" || m == nil || !m.Running() {
+		if why = unbalanced(layout, zones); why != "" {
+			return false, nil
+		}
+		cpms, err := GetCPMS(ctx, c)
+		if err != nil {
+			return false, err
+		}
+		cond := meta.FindStatusCondition(cpms.Status.Conditions, "Progressing")
+		if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != machines.ReasonAllReplicasUpdated || cpms.Status.ObservedGeneration != cpms.Generation {
+			why = "the ControlPlaneMachineSet is still progressing"
+			return false, nil
+		}
+		list, err := memberList(ctx, c)
+		if err != nil {
+			return false, err
+		}
+		voters := 0
+		for _, m := range list {
+			if m.IsLearner {
+				why = "a learner remains"
 				return false, nil
 			}
+			if em := c.Agent.Member(m.Name); m.Name == "" || em == nil || !em.Running() {
+				why = fmt.Sprintf("member %q is not running", m.Name)
+				return false, nil
+			}
+			voters++
+		}
+		if voters != 3 {
+			why = fmt.Sprintf("%d voting members", voters)
+			return false, nil
 		}
 		return true, nil
 	})
+	if err != nil && why != "" {
+		err = fmt.Errorf("%w: %s", err, why)
+	}
+	return err
+}
+
+// unbalanced says why the layout does not use exactly the listed zones evenly, or "".
+func unbalanced(layout []Placed, zones string) string {
+	count := map[string]int{}
+	for _, p := range layout {
+		count[p.Zone]++
+	}
+	listed := make([]string, 0, len(zones))
+	for i := range len(zones) {
+		listed = append(listed, Zone(zones[i]))
+	}
+	lo, hi := len(layout), 0
+	for z, n := range count {
+		if !slices.Contains(listed, z) {
+			return fmt.Sprintf("a Machine is in %s, which is not listed", z)
+		}
+		hi = max(hi, n)
+	}
+	for _, z := range listed {
+		lo = min(lo, count[z])
+	}
+	if len(listed) <= len(layout) && hi-lo > 1 {
+		return fmt.Sprintf("unbalanced over %v: %v", listed, count)
+	}
+	if len(listed) > len(layout) && hi > 1 {
+		return fmt.Sprintf("two Machines share a domain while others are free: %v", count)
+	}
+	return ""
+}
+
+func masters(ctx context.Context, c *framework.Cluster) ([]machinev1beta1.Machine, error) {
+	var list machinev1beta1.MachineList
+	err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace), client.MatchingLabels{framework.RoleLabel: "master"})
+	return list.Items, err
 }
 
 func liveMasters(ctx context.Context, c *framework.Cluster) []string {
-	var list machinev1beta1.MachineList
-	if err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace), client.MatchingLabels{framework.RoleLabel: "master"}); err != nil {
+	all, err := masters(ctx, c)
+	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, m := range list.Items {
+	for _, m := range all {
 		if m.DeletionTimestamp == nil {
 			out = append(out, m.Name)
 		}
 	}
 	return out
-}
-
-// RestartableController keeps one controller running and replaces it on Restart.
-type RestartableController struct {
-	c    *framework.Cluster
-	o    app.Options
-	mu   sync.Mutex
-	curr *Controller
-}
-
-// NewRestartableController starts a controller that Restart can crash and start again.
-func NewRestartableController(ctx context.Context, c *framework.Cluster, o app.Options) (*RestartableController, error) {
-	rc, err := StartController(ctx, c, o)
-	if err != nil {
-		return nil, err
-	}
-	return &RestartableController{c: c, o: o, curr: rc}, nil
-}
-
-// Restart stops the current controller without any hand-over and starts a new one.
-func (r *RestartableController) Restart(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.curr.Stop(); err != nil {
-		return err
-	}
-	next, err := StartController(ctx, r.c, r.o)
-	if err != nil {
-		return err
-	}
-	r.curr = next
-	return nil
-}
-
-// Stop stops the current controller.
-func (r *RestartableController) Stop() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.curr.Stop()
 }

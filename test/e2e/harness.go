@@ -12,6 +12,7 @@ import (
 	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -141,8 +142,8 @@ func WaitGone(ctx context.Context, c *framework.Cluster, timeout time.Duration, 
 	})
 }
 
-// VotingMembers are the started voting members' names, sorted.
-func VotingMembers(ctx context.Context, c *framework.Cluster) ([]string, error) {
+// memberList lists the etcd members.
+func memberList(ctx context.Context, c *framework.Cluster) ([]*etcdserverpb.Member, error) {
 	cli, err := c.EtcdClient()
 	if err != nil {
 		return nil, err
@@ -154,8 +155,17 @@ func VotingMembers(ctx context.Context, c *framework.Cluster) ([]string, error) 
 	if err != nil {
 		return nil, err
 	}
+	return list.Members, nil
+}
+
+// VotingMembers are the started voting members' names, sorted.
+func VotingMembers(ctx context.Context, c *framework.Cluster) ([]string, error) {
+	members, err := memberList(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	for _, m := range list.Members {
+	for _, m := range members {
 		if !m.IsLearner {
 			out = append(out, m.Name)
 		}

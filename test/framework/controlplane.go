@@ -124,8 +124,9 @@ type ControlPlane struct {
 	KubeconfigFile string
 	Dir            string
 
-	mu sync.Mutex
-	gc *exec.Cmd
+	mu        sync.Mutex
+	gc        *exec.Cmd
+	restartMu sync.Mutex
 }
 
 // StartControlPlane starts the real apiserver on bin/, installs the CRDs and the machine
@@ -148,11 +149,21 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 			return nil, err
 		}
 	}
+	// The apiserver keeps its certificates in a directory of ours, so that RestartAPIServer
+	// brings it back on the same port with the same serving and client CAs.
+	certDir := filepath.Join(dir, "kube-apiserver")
+	if err := os.MkdirAll(certDir, 0o700); err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: BinDir(),
 		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: crds, ErrorIfPathMissing: true, Scheme: Scheme()},
 		Scheme:                Scheme(),
+		// kube-apiserver's graceful stop waits for open watches for up to a minute; after
+		// 5 s envtest kills it, which is a restart too.
+		ControlPlaneStopTimeout: 5 * time.Second,
 	}
+	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start kube-apiserver from %s: %w", BinDir(), err)
@@ -217,6 +228,29 @@ func (cp *ControlPlane) startGC() error {
 	cp.mu.Unlock()
 	go func() { _ = cmd.Wait(); logf.Close() }()
 	return nil
+}
+
+// RestartAPIServer stops kube-apiserver (SIGTERM, then SIGKILL after 5 s as a kubelet does
+// past the grace period), leaves it down for down, and starts it again on the same port,
+// certificates and storage. Every client's connections and watches break and are refused
+// until it is back; nothing stored is lost.
+func (cp *ControlPlane) RestartAPIServer(down time.Duration) error {
+	cp.restartMu.Lock()
+	defer cp.restartMu.Unlock()
+	api := cp.Env.ControlPlane.APIServer
+	if err := api.Stop(); err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
+		return fmt.Errorf("stop kube-apiserver: %w", err)
+	}
+	time.Sleep(down)
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		// A killed process can hold its port for a moment.
+		if err = api.Start(); err == nil {
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+	return fmt.Errorf("start kube-apiserver again: %w", err)
 }
 
 // Stop stops the garbage collector and the apiserver.

@@ -244,3 +244,43 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestAPIServerRestart: while the apiserver is down requests fail; afterwards the same client
+// and credentials work again and what was stored before is still there.
+func TestAPIServerRestart(t *testing.T) {
+	ctx := t.Context()
+	cm := &corev1.ConfigMap{}
+	cm.Name, cm.Namespace, cm.Data = "restart-probe", framework.MachineNamespace, map[string]string{"k": "v"}
+	must(t, cp.Client.Create(ctx, cm))
+	t.Cleanup(func() { _ = cp.Client.Delete(context.Background(), cm) })
+
+	downSeen := make(chan error, 1)
+	go func() {
+		// Poll until a request fails: the apiserver has gone down.
+		for {
+			err := cp.Client.Get(ctx, client.ObjectKeyFromObject(cm), &corev1.ConfigMap{})
+			if err != nil || ctx.Err() != nil {
+				downSeen <- err
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	must(t, cp.RestartAPIServer(2*time.Second))
+	select {
+	case err := <-downSeen:
+		if err == nil {
+			t.Fatal("no request failed while the apiserver was down")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request failed while the apiserver was down")
+	}
+	got := &corev1.ConfigMap{}
+	must(t, framework.WaitFor(ctx, 30*time.Second, "the apiserver to answer again", func() (bool, error) {
+		err := cp.Client.Get(ctx, client.ObjectKeyFromObject(cm), got)
+		return err == nil, err
+	}))
+	if got.Data["k"] != "v" {
+		t.Fatalf("ConfigMap after the restart has data %v, want k=v", got.Data)
+	}
+}

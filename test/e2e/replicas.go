@@ -1,0 +1,253 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/quorum"
+	"github.com/quorumguard/quorumguard/test/framework"
+)
+
+// Replicas runs quorumguard as a Deployment would: two replicas with leader-for-life
+// election, each with a Pod object that owns its lock, so that deleting a crashed leader's
+// Pod lets the garbage collector free the lock for the standby.
+type Replicas struct {
+	c      *framework.Cluster
+	o      app.Options
+	prefix string
+
+	mu   sync.Mutex
+	next int
+	live []*replica
+}
+
+type replica struct {
+	pod  *corev1.Pod
+	ctrl *Controller
+	// pause, when set, is taken by the replica's next action: it blocks right after the
+	// fencing token is taken and before the etcd call, as a process paused there would.
+	pauseMu sync.Mutex
+	pause   *Pause
+	held    *Pause
+}
+
+// Pause is a replica held in the middle of an action.
+type Pause struct {
+	// Reached is closed with the held action once the replica reaches it.
+	Reached chan quorum.Action
+	release chan struct{}
+	once    sync.Once
+}
+
+// Release lets the held replica go on.
+func (p *Pause) Release() { p.once.Do(func() { close(p.release) }) }
+
+// StartReplicas starts n replicas with options o (election and Pod fields are set here),
+// named <prefix>-<i>, all electing on the lock <prefix>-lock.
+func StartReplicas(ctx context.Context, c *framework.Cluster, o app.Options, prefix string, n int) (*Replicas, error) {
+	o.LeaderElect, o.ElectionNS, o.ElectionID = "for-life", framework.MachineNamespace, prefix+"-lock"
+	rs := &Replicas{c: c, o: o, prefix: prefix}
+	for range n {
+		if err := rs.add(ctx); err != nil {
+			_ = rs.Stop()
+			return nil, err
+		}
+	}
+	return rs, nil
+}
+
+func (rs *Replicas) add(ctx context.Context) error {
+	rs.mu.Lock()
+	name := fmt.Sprintf("%s-%d", rs.prefix, rs.next)
+	rs.next++
+	rs.mu.Unlock()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: framework.MachineNamespace},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
+	if err := rs.c.Client.Create(ctx, pod); err != nil {
+		return fmt.Errorf("create Pod %s: %w", name, err)
+	}
+	o := rs.o
+	o.PodName = name
+	r := &replica{pod: pod}
+	ctrl, err := StartControllerWith(ctx, rs.c, o, func(a *app.Controller) error {
+		a.Reconciler.BeforeAct = func(ctx context.Context, act quorum.Action) {
+			r.pauseMu.Lock()
+			p := r.pause
+			r.pause, r.held = nil, p
+			r.pauseMu.Unlock()
+			if p == nil {
+				return
+			}
+			p.Reached <- act
+			<-p.release
+		}
+		return nil
+	})
+	if err != nil {
+		_ = rs.c.Client.Delete(context.Background(), pod)
+		return err
+	}
+	r.ctrl = ctrl
+	rs.mu.Lock()
+	rs.live = append(rs.live, r)
+	rs.mu.Unlock()
+	return nil
+}
+
+// leader is the live replica that holds the lock (the highest token among those elected).
+func (rs *Replicas) leader() *replica {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	var best *replica
+	for _, r := range rs.live {
+		if t := r.ctrl.App.Token.Load(); t > 0 && (best == nil || t > best.ctrl.App.Token.Load()) {
+			best = r
+		}
+	}
+	return best
+}
+
+// Token is the current leader's fencing token, 0 while none leads.
+func (rs *Replicas) Token() uint64 {
+	if l := rs.leader(); l != nil {
+		return l.ctrl.App.Token.Load()
+	}
+	return 0
+}
+
+// WaitLeader waits until a live replica leads with a token above after.
+func (rs *Replicas) WaitLeader(ctx context.Context, after uint64, timeout time.Duration) (uint64, error) {
+	var tok uint64
+	err := framework.WaitFor(ctx, timeout, fmt.Sprintf("a replica to lead with a token above %d", after), func() (bool, error) {
+		tok = rs.Token()
+		return tok > after, nil
+	})
+	return tok, err
+}
+
+func (rs *Replicas) drop(r *replica) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for i, x := range rs.live {
+		if x == r {
+			rs.live = append(rs.live[:i], rs.live[i+1:]...)
+			return
+		}
+	}
+}
+
+// deletePod deletes a replica's Pod, as the kubelet's eviction or a person would.
+func (rs *Replicas) deletePod(ctx context.Context, r *replica) error {
+	if err := rs.c.Client.Delete(ctx, r.pod); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete Pod %s: %w", r.pod.Name, err)
+	}
+	return nil
+}
+
+// CrashLeader kills the leading replica with no hand-over, deletes its Pod, and starts a
+// new replica in its place, as a Deployment would; it returns once some replica leads again.
+func (rs *Replicas) CrashLeader(ctx context.Context) error {
+	l := rs.leader()
+	if l == nil {
+		return errors.New("no replica leads")
+	}
+	old := l.ctrl.App.Token.Load()
+	err := l.ctrl.Stop()
+	rs.drop(l)
+	if err != nil && !strings.Contains(err.Error(), "context canceled") {
+		return fmt.Errorf("stop leader %s: %w", l.pod.Name, err)
+	}
+	if err := rs.deletePod(ctx, l); err != nil {
+		return err
+	}
+	if err := rs.add(ctx); err != nil {
+		return err
+	}
+	_, err = rs.WaitLeader(ctx, old, time.Minute)
+	return err
+}
+
+// PauseLeader arms the leader to stop at its next action and returns the pause, with the
+// paused replica's token.
+func (rs *Replicas) PauseLeader() (*Pause, uint64, error) {
+	l := rs.leader()
+	if l == nil {
+		return nil, 0, errors.New("no replica leads")
+	}
+	p := &Pause{Reached: make(chan quorum.Action, 1), release: make(chan struct{})}
+	l.pauseMu.Lock()
+	l.pause = p
+	l.pauseMu.Unlock()
+	return p, l.ctrl.App.Token.Load(), nil
+}
+
+// FencePaused deletes the Pod of the replica holding token (so the standby takes over), waits
+// until another replica leads and then for extra (the new leader's work), releases the pause,
+// and waits for the old leader to step down by itself. A new replica replaces it.
+func (rs *Replicas) FencePaused(ctx context.Context, p *Pause, token uint64, extra time.Duration) error {
+	var old *replica
+	rs.mu.Lock()
+	for _, r := range rs.live {
+		if r.ctrl.App.Token.Load() == token {
+			old = r
+		}
+	}
+	rs.mu.Unlock()
+	if old == nil {
+		p.Release()
+		return fmt.Errorf("no live replica holds token %d", token)
+	}
+	if err := rs.deletePod(ctx, old); err != nil {
+		p.Release()
+		return err
+	}
+	if _, err := rs.WaitLeader(ctx, token, time.Minute); err != nil {
+		p.Release()
+		return err
+	}
+	time.Sleep(extra)
+	p.Release()
+	var stepDown error
+	select {
+	case stepDown = <-old.ctrl.Done():
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("the paused leader %s (token %d) did not step down within 30s of resuming", old.pod.Name, token)
+	}
+	rs.drop(old)
+	if stepDown == nil || !strings.Contains(stepDown.Error(), "stepped down") {
+		return fmt.Errorf("the paused leader %s exited with %v, want a step-down", old.pod.Name, stepDown)
+	}
+	return rs.add(ctx)
+}
+
+// Stop stops every replica and deletes their Pods.
+func (rs *Replicas) Stop() error {
+	rs.mu.Lock()
+	live := rs.live
+	rs.live = nil
+	rs.mu.Unlock()
+	var errs []error
+	for _, r := range live {
+		r.pauseMu.Lock()
+		for _, p := range []*Pause{r.pause, r.held} {
+			if p != nil {
+				p.Release()
+			}
+		}
+		r.pauseMu.Unlock()
+		if err := r.ctrl.Stop(); err != nil && !strings.Contains(err.Error(), "context canceled") && !strings.Contains(err.Error(), "stepped down") {
+			errs = append(errs, err)
+		}
+		_ = rs.c.Client.Delete(context.Background(), r.pod)
+	}
+	return errors.Join(errs...)
+}
