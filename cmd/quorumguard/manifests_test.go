@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"flag"
 	"io"
 	"net"
@@ -24,11 +22,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/quorumguard/quorumguard/pkg/failuredomain"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
+	"github.com/quorumguard/quorumguard/test/framework"
 )
 
 // manifestDir is the repository's manifests/, from this package's directory.
@@ -42,29 +40,13 @@ type manifest struct {
 
 func loadManifests(t *testing.T) []manifest {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(manifestDir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests under %s: %v", manifestDir, err)
+	ms, err := framework.Manifests()
+	if err != nil {
+		t.Fatal(err)
 	}
-	var out []manifest
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
-		for {
-			u := &unstructured.Unstructured{}
-			if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
-			out = append(out, manifest{file: filepath.Base(f), obj: u})
-		}
+	out := make([]manifest, len(ms))
+	for i, m := range ms {
+		out[i] = manifest{file: m.File, obj: m.Obj}
 	}
 	return out
 }

@@ -20,13 +20,10 @@ import (
 // AddLearner adds a learner with peerURL and returns it. A member that already has that
 // peer URL, learner or not, is returned as it is.
 func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string) (Member, error) {
-	members, _, err := c.State(ctx)
-	if err != nil {
-		return Member{}, err
-	}
 	// The fence comes before even the no-op answer: a replica that lost its leadership learns
 	// so on its next call, whatever that call would have done.
-	if err := c.Fence(ctx, token); err != nil {
+	members, _, err := c.fencedState(ctx, token)
+	if err != nil {
 		return Member{}, err
 	}
 	if m, ok := byPeerURL(members, peerURL); ok {
@@ -59,14 +56,24 @@ func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string) (
 	return Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: true, Started: m.Name != ""}, nil
 }
 
+// fencedState reads the members and their health, then passes the fence with token: the
+// prologue of every membership change.
+func (c *Client) fencedState(ctx context.Context, token uint64) ([]Member, []Health, error) {
+	members, health, err := c.State(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.Fence(ctx, token); err != nil {
+		return nil, nil, err
+	}
+	return members, health, nil
+}
+
 // Promote makes learner id a voting member. Promoting a voter does nothing. etcd refuses a
 // learner that is not in sync yet with a *NotInSyncError; see WaitPromote.
 func (c *Client) Promote(ctx context.Context, token, id uint64) error {
-	members, _, err := c.State(ctx)
+	members, _, err := c.fencedState(ctx, token)
 	if err != nil {
-		return err
-	}
-	if err := c.Fence(ctx, token); err != nil {
 		return err
 	}
 	m, ok := find(members, id)
@@ -199,11 +206,8 @@ func (c *Client) Remove(ctx context.Context, token, id uint64) error {
 // RemoveMember is Remove that first hands raft leadership to the most up-to-date healthy
 // voting member when id leads, so that removing it costs no election.
 func (c *Client) RemoveMember(ctx context.Context, token, id uint64) error {
-	members, health, err := c.State(ctx)
+	members, health, err := c.fencedState(ctx, token)
 	if err != nil {
-		return err
-	}
-	if err := c.Fence(ctx, token); err != nil {
 		return err
 	}
 	m, ok := find(members, id)
