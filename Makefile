@@ -66,5 +66,5 @@ demo: tools build ## Show a protected replacement, a rebalance and a leader fail
 
 .PHONY: bench
 bench: tools build ## Run the Go benchmarks and the bench program; writes BENCHMARKS.md (takes ~20 min).
-	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./pkg/... | tee $(BIN)/go-bench.txt
+	go test -run '^$$' -bench . -benchtime 3x -timeout 30m ./pkg/... | tee $(BIN)/go-bench.txt
 	go run ./cmd/bench $(BENCH_FLAGS)

@@ -43,6 +43,7 @@ func main() {
 	out := flag.String("out", filepath.Join(framework.RepoRoot(), "BENCHMARKS.md"), "where to write the table")
 	bin := flag.String("quorumguard", filepath.Join(framework.RepoRoot(), "bin", "quorumguard"), "the quorumguard binary")
 	only := flag.String("only", "", "comma-separated subset: overhead,takeover,lease,scale")
+	goBench := flag.String("go-bench", filepath.Join(framework.RepoRoot(), "bin", "go-bench.txt"), "the saved output of the Go benchmarks")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -71,7 +72,8 @@ func main() {
 	table := render(rows)
 	fmt.Println(table)
 	doc := "# Benchmarks\n\nProduced by `make bench` (`go run ./cmd/bench`) on " + machine() + ", " + time.Now().UTC().Format("2006-01-02") +
-		". Each figure is a median over repeated trials with its comparison measured in the same run.\n\n" + table
+		". Each figure is a median over repeated trials with its comparison measured in the same run.\n\n" + table +
+		"\n" + goBenchSection(*goBench) + readingNotes
 	if err := os.WriteFile(*out, []byte(doc), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
