@@ -90,6 +90,15 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		if _, err := r.Fence.Token(ctx); err != nil {
 			return fmt.Errorf("not releasing the hook of %s: %w", m.Name, err)
 		}
+		// The HookReleased condition goes first, so that the next pass, seeing the hook gone,
+		// knows it was this controller that released it (not someone else) even if it runs
+		// before this pass's conditions are written. Like the release, it is refused if the
+		// Machine changed since it was read, and then nothing is released.
+		if want, ok := d.Conditions[m.Name]; ok {
+			if err := r.setCondition(ctx, m, want); err != nil {
+				return r.failed(m, a, fmt.Errorf("record the release before making it: %w", err))
+			}
+		}
 		// The member list this decision rests on was read from etcd in this pass; the write
 		// below is refused if the Machine changed since it was read.
 		if err := hooks.Release(ctx, r.Client, m, r.Hook); err != nil {

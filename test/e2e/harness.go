@@ -94,7 +94,17 @@ func StartGuards(ctx context.Context, c *framework.Cluster) (*Guards, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Guards{Writer: w, Monitor: m}, nil
+	g := &Guards{Writer: w, Monitor: m}
+	// Armed before any fault: a scenario that finished before the writer's first write had
+	// been acknowledged, or the monitor's first sample taken, would check nothing.
+	if err := framework.WaitFor(ctx, 30*time.Second, "the writer's first write and the monitor's first sample", func() (bool, error) {
+		return w.Acked() > 0 && m.Report().Samples > 0, nil
+	}); err != nil {
+		g.Monitor.Stop()
+		_, _ = g.Writer.Stop(ctx)
+		return nil, err
+	}
+	return g, nil
 }
 
 // Check stops both and fails if a write was lost, quorum fell, or voting members went

@@ -23,6 +23,9 @@ type Agent struct {
 	Net       *etcdnet.Network
 	Bootstrap []string
 
+	// work serialises MachineRunning and Close, which talk to etcd and start members (seconds);
+	// mu guards the maps for short reads, so that RunningEndpoints never waits on a start.
+	work         sync.Mutex
 	mu           sync.Mutex
 	bootIPs      map[string]net.IP
 	bootstrapped bool
@@ -66,13 +69,15 @@ func (a *Agent) RunningEndpoints() []string {
 
 // MachineRunning is the simulator's OnRunning hook.
 func (a *Agent) MachineRunning(ctx context.Context, m *machinev1beta1.Machine, ip net.IP) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.work.Lock()
+	defer a.work.Unlock()
 	if m.Labels[RoleLabel] != "master" {
+		a.mu.Lock()
 		a.ignored[m.Name] = true
+		a.mu.Unlock()
 		return
 	}
-	if _, ok := a.members[m.Name]; ok {
+	if a.Member(m.Name) != nil {
 		return
 	}
 	if !a.bootstrapped && containsString(a.Bootstrap, m.Name) {
@@ -87,7 +92,7 @@ func (a *Agent) MachineRunning(ctx context.Context, m *machinev1beta1.Machine, i
 		for name, bip := range a.bootIPs {
 			mem, err := a.Net.StartMember(etcdnet.MemberConfig{Name: name, IP: bip, InitialCluster: initial})
 			if err == nil {
-				a.members[name] = mem
+				a.setMember(name, mem)
 			}
 		}
 		a.bootstrapped = true
@@ -121,19 +126,19 @@ func (a *Agent) MachineRunning(ctx context.Context, m *machinev1beta1.Machine, i
 	}
 	mem, err := a.Net.StartMember(etcdnet.MemberConfig{Name: m.Name, IP: ip, InitialCluster: initial, Existing: true})
 	if err == nil {
-		a.members[m.Name] = mem
+		a.setMember(m.Name, mem)
 	}
 }
 
-// memberList asks the running members for the member list; a.mu is held.
+func (a *Agent) setMember(name string, mem *etcdnet.Member) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.members[name] = mem
+}
+
+// memberList asks the running members for the member list; a.work is held.
 func (a *Agent) memberList(ctx context.Context) (*clientv3.MemberListResponse, error) {
-	var eps []string
-	for _, m := range a.members {
-		if m.Running() {
-			eps = append(eps, m.ClientURL())
-		}
-	}
-	sort.Strings(eps)
+	eps := a.RunningEndpoints()
 	if a.cli == nil {
 		tc, err := a.Net.ClientTLS()
 		if err != nil {
@@ -163,8 +168,8 @@ func (a *Agent) MachineStopped(m *machinev1beta1.Machine) {
 
 // Close stops the agent's own client; members are stopped with the network.
 func (a *Agent) Close() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.work.Lock()
+	defer a.work.Unlock()
 	if a.cli != nil {
 		a.cli.Close()
 		a.cli = nil
