@@ -125,8 +125,9 @@ func machine() string {
 	mem := ""
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		var kb int
-		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb)
-		mem = fmt.Sprintf(", %d GiB", (kb+(1<<19))>>20)
+		if _, err := fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb); err == nil {
+			mem = fmt.Sprintf(", %d GiB", (kb+(1<<19))>>20)
+		}
 	}
 	return fmt.Sprintf("%d cores (%s)%s, %s/%s, %s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
@@ -139,8 +140,8 @@ func startControlPlane(gc bool) (*framework.ControlPlane, string, func(), error)
 	}
 	cp, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: dir, GarbageCollector: gc})
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, "", nil, err
 	}
-	return cp, dir, func() { _ = cp.Stop(); os.RemoveAll(dir) }, nil
+	return cp, dir, func() { _ = cp.Stop(); _ = os.RemoveAll(dir) }, nil
 }

@@ -32,7 +32,7 @@ func overhead(ctx context.Context, trials int) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Stop()
+	defer func() { _ = rc.Stop() }()
 	cli, err := c.EtcdClient()
 	if err != nil {
 		return nil, err
@@ -76,7 +76,7 @@ func overhead(ctx context.Context, trials int) ([]row, error) {
 			m, err := c.Machine(ctx, old)
 			if err != nil || !hooks.Has(m, hooks.Default) {
 				released = now
-				return !running.IsZero(), nil
+				return !running.IsZero(), nil //nolint:nilerr // a Machine that cannot be read is gone: released
 			}
 			return false, nil
 		})

@@ -188,11 +188,11 @@ func lease(ctx context.Context, trials int) ([]row, error) {
 		if err != nil {
 			return 0, err
 		}
-		defer func() { stopB(); <-doneB }()
+		defer func() { stopB(); <-doneB }() //nolint:errcheck // how the standby exits after its cancel is not measured
 		time.Sleep(time.Second)
 		stopped := time.Now()
 		stopA()
-		<-doneA
+		<-doneA //nolint:errcheck // the leader was stopped on purpose
 		if err := framework.WaitFor(ctx, time.Minute, "second leader", func() (bool, error) { return holder() == b.Lease.Identity, nil }); err != nil {
 			return 0, err
 		}

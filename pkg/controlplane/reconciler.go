@@ -141,7 +141,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		log.Error(st.etcdErr, "etcd unreachable; nothing is changed")
 		r.markUnreachable(ctx, st)
 		r.observe(st, quorum.Decision{}, st.etcdErr)
-		return reconcile.Result{RequeueAfter: time.Second}, nil
+		return reconcile.Result{RequeueAfter: time.Second}, nil //nolint:nilerr // reported on every Machine; retried in a second
 	}
 	d := quorum.Decide(st.state)
 	actErr := r.act(ctx, st, &d)

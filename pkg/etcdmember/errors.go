@@ -37,7 +37,7 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return e.Where.String() + ": unreachable: " + e.Err.Error()
+	return e.String() + ": unreachable: " + e.Err.Error()
 }
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
@@ -49,7 +49,7 @@ type CertificateError struct {
 }
 
 func (e *CertificateError) Error() string {
-	return e.Where.String() + ": certificate rejected: " + e.Err.Error()
+	return e.String() + ": certificate rejected: " + e.Err.Error()
 }
 func (e *CertificateError) Unwrap() error { return e.Err }
 
@@ -59,7 +59,7 @@ type TimeoutError struct {
 	Err error
 }
 
-func (e *TimeoutError) Error() string { return e.Where.String() + ": timed out: " + e.Err.Error() }
+func (e *TimeoutError) Error() string { return e.String() + ": timed out: " + e.Err.Error() }
 func (e *TimeoutError) Unwrap() error { return e.Err }
 
 // CallError is any other failed call, such as a refusal by the etcd server.
@@ -68,7 +68,7 @@ type CallError struct {
 	Err error
 }
 
-func (e *CallError) Error() string { return e.Where.String() + ": " + e.Err.Error() }
+func (e *CallError) Error() string { return e.String() + ": " + e.Err.Error() }
 func (e *CallError) Unwrap() error { return e.Err }
 
 // MemberNotFoundError: no member has this ID.

@@ -127,7 +127,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	switch {
 	case actErr != nil:
-		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
+		return reconcile.Result{RequeueAfter: r.PollInterval}, nil //nolint:nilerr // logged and reported in status; retried after the poll interval
 	case d.RetryAfter > 0:
 		return reconcile.Result{RequeueAfter: d.RetryAfter}, nil
 	case d.InFlight:

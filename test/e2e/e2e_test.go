@@ -112,7 +112,7 @@ func TestReplaceOneMaster(t *testing.T) {
 	res := replace(t, e2e.ReplaceInput{Cluster: c, Delete: []string{"cluster-master-0"}, Replacements: []string{"cluster-new-0"}, MinVoters: 3})
 	old := res.Reasons["cluster-master-0"]
 	if !inOrder(old, quorum.ReasonRemovingMember, quorum.ReasonHookReleased) ||
-		!(slices.Contains(old, quorum.ReasonWaitingForReplacement) || slices.Contains(old, quorum.ReasonReplacementCatchingUp)) {
+		!slices.Contains(old, quorum.ReasonWaitingForReplacement) && !slices.Contains(old, quorum.ReasonReplacementCatchingUp) {
 		t.Errorf("old Machine's EtcdMember reasons %v; want a wait for the replacement, then RemovingMember, then HookReleased", old)
 	}
 	if repl := res.Reasons["cluster-new-0"]; !inOrder(repl, quorum.ReasonVoting) || slices.Index(repl, quorum.ReasonVoting) < 0 {

@@ -224,7 +224,7 @@ func (rs *Replicas) FencePaused(ctx context.Context, p *Pause, token uint64, ext
 	}
 	rs.drop(old)
 	if stepDown == nil || !strings.Contains(stepDown.Error(), "stepped down") {
-		return fmt.Errorf("the paused leader %s exited with %v, want a step-down", old.pod.Name, stepDown)
+		return fmt.Errorf("the paused leader %s exited with %w, want a step-down", old.pod.Name, stepDown)
 	}
 	return rs.add(ctx)
 }

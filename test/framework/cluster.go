@@ -187,7 +187,7 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 		}
 		if time.Now().After(deadline) {
 			if last != nil {
-				return fmt.Errorf("timed out after %s waiting for %s (last error: %v)", timeout, what, last)
+				return fmt.Errorf("timed out after %s waiting for %s (last error: %w)", timeout, what, last)
 			}
 			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
 		}

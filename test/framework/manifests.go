@@ -22,8 +22,11 @@ type Manifest struct {
 func Manifests() ([]Manifest, error) {
 	dir := filepath.Join(RepoRoot(), "manifests")
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("no manifests under %s: %v", dir, err)
+	if err != nil {
+		return nil, fmt.Errorf("list manifests under %s: %w", dir, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no manifests under %s", dir)
 	}
 	var out []Manifest
 	for _, f := range files {
