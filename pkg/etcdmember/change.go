@@ -204,32 +204,33 @@ func (c *Client) Remove(ctx context.Context, token, id uint64) error {
 }
 
 // RemoveMember is Remove that first hands raft leadership to the most up-to-date healthy
-// voting member when id leads, so that removing it costs no election.
+// voting member when id leads, so that removing it costs no election. Only then is the fence
+// passed twice: before the hand-over, and again by the removal after it.
 func (c *Client) RemoveMember(ctx context.Context, token, id uint64) error {
-	members, health, err := c.fencedState(ctx, token)
+	members, health, err := c.State(ctx)
 	if err != nil {
 		return err
 	}
-	m, ok := find(members, id)
-	if !ok {
-		return nil
-	}
-	if err := CheckChange(members, Change{Kind: ChangeRemove, MemberID: id}); err != nil {
-		return err
-	}
-	if !m.IsLearner && leaderOf(health) == id {
+	if m, ok := find(members, id); ok && !m.IsLearner && leaderOf(health) == id {
+		if err := c.Fence(ctx, token); err != nil {
+			return err
+		}
+		if err := CheckChange(members, Change{Kind: ChangeRemove, MemberID: id}); err != nil {
+			return err
+		}
 		to, ok := successor(members, health, id)
 		if !ok {
 			return &CallError{Where{Op: "remove", Endpoint: c.where(), Member: m.String()},
 				errors.New("it leads and no other healthy voting member can take over")}
 		}
-		if err := c.moveLeader(ctx, token, members, health, to); err != nil {
+		if err := c.moveLeader(ctx, members, health, to); err != nil {
 			return err
 		}
 		if members, _, err = c.State(ctx); err != nil {
 			return err
 		}
 	}
+	// remove fences first, answers "not there" as removed, and refuses what CheckChange does.
 	return c.remove(ctx, token, members, id)
 }
 
@@ -265,17 +266,15 @@ func (c *Client) remove(ctx context.Context, token uint64, members []Member, id 
 // MoveLeader hands raft leadership to voting member to. The request goes to the current
 // leader's own endpoint, as etcd requires; it returns once to leads.
 func (c *Client) MoveLeader(ctx context.Context, token, to uint64) error {
-	members, health, err := c.State(ctx)
+	members, health, err := c.fencedState(ctx, token)
 	if err != nil {
 		return err
 	}
-	return c.moveLeader(ctx, token, members, health, to)
+	return c.moveLeader(ctx, members, health, to)
 }
 
-func (c *Client) moveLeader(ctx context.Context, token uint64, members []Member, health []Health, to uint64) error {
-	if err := c.Fence(ctx, token); err != nil {
-		return err
-	}
+// moveLeader moves leadership to to; the caller has passed the fence.
+func (c *Client) moveLeader(ctx context.Context, members []Member, health []Health, to uint64) error {
 	t, ok := find(members, to)
 	if !ok {
 		return &MemberNotFoundError{ID: to, Endpoint: c.where()}
