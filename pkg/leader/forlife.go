@@ -98,48 +98,46 @@ func (l *ForLife) Become(ctx context.Context) (uint64, error) {
 	l.pod = pod
 	owner := metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}
 	for {
-		token, done, err := l.try(ctx, owner)
+		token, err := l.try(ctx, owner)
 		switch {
-		case done:
-			return token, nil
 		case err != nil:
 			if rerr := retry(err); rerr != nil {
 				return 0, rerr
 			}
+		case token > 0:
+			return token, nil
 		default:
 			backoff = 0
 		}
 	}
 }
 
-// try is one round of Become: it takes the lock and claims a token (done), or waits until the
-// lock is gone or Recheck passes (not done, no error), or fails (to be retried).
-func (l *ForLife) try(ctx context.Context, owner metav1.OwnerReference) (uint64, bool, error) {
+// try is one round of Become: it takes the lock and claims a token (which is never 0), or
+// waits until the lock is gone or Recheck passes (0, no error), or fails (to be retried).
+func (l *ForLife) try(ctx context.Context, owner metav1.OwnerReference) (uint64, error) {
 	lock := &corev1.ConfigMap{}
 	err := l.Client.Get(ctx, l.key(), lock)
 	switch {
 	case err == nil && ownedBy(lock, owner.UID):
 		l.Log.Info("found my own lock; continuing as the leader", "lock", l.LockName)
-		token, err := l.claimToken(ctx)
-		return token, err == nil, err
+		return l.claimToken(ctx)
 	case err == nil:
 		if err := l.handleLeader(ctx, lock); err != nil {
-			return 0, false, err
+			return 0, err
 		}
-		return 0, false, l.waitGone(ctx, lock.ResourceVersion)
+		return 0, l.waitGone(ctx, lock.ResourceVersion)
 	case !apierrors.IsNotFound(err):
-		return 0, false, fmt.Errorf("read lock %s/%s: %w", l.Namespace, l.LockName, err)
+		return 0, fmt.Errorf("read lock %s/%s: %w", l.Namespace, l.LockName, err)
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: l.LockName, Namespace: l.Namespace, OwnerReferences: []metav1.OwnerReference{owner}}}
 	if err := l.Client.Create(ctx, cm); err != nil {
 		if apierrors.IsAlreadyExists(err) {
-			return 0, false, nil
+			return 0, nil
 		}
-		return 0, false, fmt.Errorf("create lock %s/%s: %w", l.Namespace, l.LockName, err)
+		return 0, fmt.Errorf("create lock %s/%s: %w", l.Namespace, l.LockName, err)
 	}
 	l.Log.Info("became the leader", "lock", l.LockName, "pod", owner.Name)
-	token, err := l.claimToken(ctx)
-	return token, err == nil, err
+	return l.claimToken(ctx)
 }
 
 func (l *ForLife) key() client.ObjectKey {
