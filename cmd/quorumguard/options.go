@@ -47,7 +47,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.hookOwner, "hook-owner", "clusteroperator/etcd", "owner of the preDrain lifecycle hook")
 	fs.IntVar(&o.replicas, "replicas", 3, "desired voting members when there is no ControlPlaneMachineSet")
 	fs.BoolVar(&o.manageMachines, "manage-machines", true, "create and delete control-plane Machines from the ControlPlaneMachineSet; false only protects quorum")
-	fs.DurationVar(&o.pollInterval, "poll-interval", 250*time.Millisecond, "how often etcd is polled while a change is in flight (nothing is polled when idle)")
+	fs.DurationVar(&o.pollInterval, "poll-interval", 250*time.Millisecond, "how often etcd is polled while a change is in flight (when idle it is only re-read every 10s)")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables them")
 	fs.StringVar(&o.leaderElect, "leader-elect", "for-life", "leader election: for-life (a ConfigMap lock owned by this Pod, as the Operator SDK does), lease (a coordination.k8s.io Lease, as controller-runtime does) or none")
