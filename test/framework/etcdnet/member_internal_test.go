@@ -2,11 +2,16 @@ package etcdnet
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 )
 
@@ -32,19 +37,25 @@ func TestStoppedMemberAnswersUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Straight to the member's own listener, past the proxy, which is still open too.
-	direct := urlFor(m.IP, memberClientPort)
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{direct}, TLS: tc, DialTimeout: 3 * time.Second})
+	// Straight to the member's own listener, past the proxy, which is still open too, and on a
+	// bare gRPC connection: the etcd client retries Unavailable until its deadline, which
+	// would hide the answer this test is about.
+	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort(m.IP.String(), fmt.Sprint(memberClientPort)),
+		grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer conn.Close()
+	mc := pb.NewMaintenanceClient(conn)
 	for range 3 {
-		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-		_, err = c.Status(ctx, direct)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		_, err = mc.Status(ctx, &pb.StatusRequest{}, grpc.WaitForReady(true))
 		cancel()
 		if status.Code(err) != codes.Unavailable {
 			t.Fatalf("status of a stopped member: want Unavailable, got %v", err)
+		}
+		if !strings.Contains(status.Convert(err).Message(), "has stopped") {
+			t.Fatalf("status of a stopped member: want the guard's answer, got %v", err)
 		}
 	}
 }
