@@ -113,9 +113,13 @@ func printTable(out io.Writer, rep *operatorstatus.Report, coName string) error 
 	}
 
 	row(fmt.Sprintf("ETCD MEMBERS (desired voting members: %d)", rep.Desired))
-	if rep.EtcdError != "" {
+	switch {
+	case rep.EtcdError != "" && len(rep.Members) == 0:
 		row("etcd could not be observed: " + rep.EtcdError)
-	} else {
+	case rep.EtcdError != "":
+		row("etcd has lost quorum; the members are as one member sees them: " + rep.EtcdError)
+	}
+	if len(rep.Members) > 0 {
 		row("ID", "NAME", "MACHINE", "ROLE", "HEALTH", "RAFT INDEX", "LEADER")
 		for _, m := range rep.Members {
 			role := m.Role

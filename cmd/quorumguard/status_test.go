@@ -216,6 +216,23 @@ func TestStatusCommand(t *testing.T) {
 	if err != nil || !hooks.Has(m, hooks.Default) {
 		t.Errorf("cluster-master-0 lost its hook (%v)", err)
 	}
+
+	// Two of three members dead: the survivor still answers for itself, so the command
+	// shows the members and says quorum is lost, not that etcd is unreachable.
+	for _, name := range []string{"cluster-master-1", "cluster-master-2"} {
+		c.Agent.Member(name).Kill()
+	}
+	table = status()
+	t.Logf("quorumguard status with two members dead:\n%s", table)
+	mustContain(t, table, "etcd has lost quorum; the members are as one member sees them",
+		"etcd has no quorum: 0 of 3 voting members are healthy and 2 are needed, 1 answer on their own",
+		"NEXT STEP: nothing: etcd has lost quorum")
+	for i := range 3 {
+		mustMatchLine(t, table, "", fmt.Sprintf(" cluster-master-%d ", i), "voter", "unhealthy")
+	}
+	if m, err := c.Machine(ctx, "cluster-master-0"); err != nil || !hooks.Has(m, hooks.Default) {
+		t.Errorf("cluster-master-0 lost its hook with quorum lost (%v)", err)
+	}
 }
 
 // startController runs a controller with status reporting, as the binary would.

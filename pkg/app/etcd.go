@@ -70,7 +70,8 @@ func (e *etcdClient) SetEndpoints(endpoints []string) {
 }
 
 // Observe lists the members and probes each through its own endpoint; the leader and each
-// learner's progress come from those probes' raft status.
+// learner's progress come from those probes' raft status. With quorum lost it returns one
+// member's own view of the membership together with the *etcdmember.NoQuorumError.
 func (e *etcdClient) Observe(ctx context.Context) ([]controlplane.EtcdMember, error) {
 	etcdRequests.WithLabelValues("observe").Inc()
 	cli, err := e.client()
@@ -80,7 +81,8 @@ func (e *etcdClient) Observe(ctx context.Context) ([]controlplane.EtcdMember, er
 	}
 	members, health, err := cli.State(ctx)
 	e.record(err)
-	if err != nil {
+	var nq *etcdmember.NoQuorumError
+	if err != nil && !errors.As(err, &nq) {
 		return nil, err
 	}
 	leader, index := raftView(health)
@@ -91,7 +93,7 @@ func (e *etcdClient) Observe(ctx context.Context) ([]controlplane.EtcdMember, er
 			out[i].Progress = min(1, float64(index[m.ID])/float64(index[leader]))
 		}
 	}
-	return out, nil
+	return out, err
 }
 
 func (e *etcdClient) record(err error) {

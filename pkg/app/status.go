@@ -116,14 +116,20 @@ type reporter struct {
 	readAt  time.Time
 }
 
+// etcdObserved says the pass saw the members: a pass that could not observe etcd reports
+// a Decision without conditions, every other one has the planner's conditions map. With
+// quorum lost a pass sees the members, but the planner is not asked.
+func etcdObserved(o controlplane.Observation) bool {
+	var nq *etcdmember.NoQuorumError
+	return o.Decision.Conditions != nil || errors.As(o.Err, &nq) && len(o.Members) > 0
+}
+
 // NeedLeaderElection is false: every replica keeps its metrics; writes check leadership.
 func (r *reporter) NeedLeaderElection() bool { return false }
 
 // observe runs on the reconcile goroutine after every pass, so it only records.
 func (r *reporter) observe(o controlplane.Observation) {
-	// A pass that could not observe etcd reports a zero Decision; every other one has
-	// the planner's conditions map.
-	observed := o.Decision.Conditions != nil
+	observed := etcdObserved(o)
 	var fe *etcdmember.FencedError
 	fenced := o.Err != nil && (errors.As(o.Err, &fe) || errors.Is(o.Err, leader.ErrNotLeader))
 	r.metrics.Update(operatorstatus.MetricsInput{
@@ -212,7 +218,7 @@ func (r *reporter) sync(ctx context.Context) error {
 	}
 	want := operatorstatus.Decide(operatorstatus.Input{
 		Now: now, Machines: obs.Machines, Members: obs.Members, Desired: obs.Desired, Decision: obs.Decision,
-		Observed: obs.Decision.Conditions != nil, History: history, Inertia: r.inertia,
+		Observed: etcdObserved(*obs), History: history, Inertia: r.inertia,
 		Hook: o.Hook, HookHeldThreshold: o.HookHeldThreshold,
 		MachineHealthChecks: mhcs.Items, ControlPlaneMachineSet: cpms,
 		Previous: prev, Version: r.version, Related: relatedObjects(o), MachineNamespace: o.Namespace,
@@ -346,7 +352,12 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 	var conds map[string]quorum.Condition
 	if etcdErr != nil {
 		rep.EtcdError = etcdErr.Error()
-		rep.Next = operatorstatus.NextStep{Action: string(quorum.None), Step: "nothing: etcd could not be observed", Reason: etcdErr.Error()}
+		step := "nothing: etcd could not be observed"
+		var nq *etcdmember.NoQuorumError
+		if errors.As(etcdErr, &nq) {
+			step = "nothing: etcd has lost quorum"
+		}
+		rep.Next = operatorstatus.NextStep{Action: string(quorum.None), Step: step, Reason: etcdErr.Error()}
 	} else {
 		d := quorum.Decide(state)
 		conds = d.Conditions
@@ -410,18 +421,23 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 }
 
 // inspectEtcd lists and probes the members through the given endpoints, or those of the
-// Machines (port 2379) when none are given.
+// Machines (port 2379) when none are given: running Machines first, then deleting ones,
+// whose members a held hook keeps in the cluster and which may be the only ones left.
 func inspectEtcd(ctx context.Context, o Options, machines []machinev1beta1.Machine) ([]etcdmember.Member, []etcdmember.Health, error) {
 	endpoints := o.EtcdEndpoints
 	if len(endpoints) == 0 {
+		var deleting []string
 		for i := range machines {
-			if machines[i].DeletionTimestamp != nil {
-				continue
-			}
 			for _, ip := range internalIPs(&machines[i]) {
-				endpoints = append(endpoints, "https://"+net.JoinHostPort(ip, "2379"))
+				ep := "https://" + net.JoinHostPort(ip, "2379")
+				if machines[i].DeletionTimestamp != nil {
+					deleting = append(deleting, ep)
+				} else {
+					endpoints = append(endpoints, ep)
+				}
 			}
 		}
+		endpoints = append(endpoints, deleting...)
 	}
 	if len(endpoints) == 0 {
 		return nil, nil, errors.New("no etcd endpoints: none were given and no control-plane Machine has an InternalIP")

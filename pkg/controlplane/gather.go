@@ -30,6 +30,8 @@ type EtcdMember struct {
 // fencing token of the leadership that asks for it.
 type Etcd interface {
 	// Observe returns a fresh member list (never cached) with health, leader and progress.
+	// With quorum lost it may return a member's own view of the membership together with
+	// an *etcdmember.NoQuorumError: that view is reported, never acted on.
 	Observe(ctx context.Context) ([]EtcdMember, error)
 	AddLearner(ctx context.Context, token uint64, peerURL string) (uint64, error)
 	Promote(ctx context.Context, token, id uint64) error
@@ -69,7 +71,9 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 	observed, err := r.Etcd.Observe(ctx)
 	if err != nil {
 		st.etcdErr = err
-		return st, nil //nolint:nilerr // an unreachable etcd is part of the snapshot, reported and acted on
+		if len(observed) == 0 {
+			return st, nil //nolint:nilerr // an unreachable etcd is part of the snapshot, reported and acted on
+		}
 	}
 	var plain []etcdmember.Member
 	var clientURLs []string
@@ -79,8 +83,9 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 			clientURLs = append(clientURLs, m.ClientURLs...)
 		}
 	}
-	// Endpoints follow the membership, so a client outlives every original member.
-	if len(clientURLs) > 0 {
+	// Endpoints follow the membership, so a client outlives every original member. A view
+	// read without quorum may be stale and does not move them.
+	if len(clientURLs) > 0 && err == nil {
 		sort.Strings(clientURLs)
 		if fmt.Sprint(clientURLs) != fmt.Sprint(r.endpoints) {
 			r.endpoints = clientURLs

@@ -138,9 +138,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	r.ensureHooks(ctx, st)
 	if st.etcdErr != nil {
-		log.Error(st.etcdErr, "etcd unreachable; nothing is changed")
+		log.Error(st.etcdErr, "etcd unreachable or without quorum; nothing is changed")
 		r.markUnreachable(ctx, st)
-		r.observe(st, quorum.Decision{}, st.etcdErr)
+		// Only the fault tolerance is known of a view read without quorum: no conditions, no
+		// action.
+		var d quorum.Decision
+		if len(st.state.Members) > 0 {
+			voters, healthy := 0, 0
+			for _, m := range st.state.Members {
+				if !m.Learner {
+					voters++
+					if m.Healthy {
+						healthy++
+					}
+				}
+			}
+			d.FaultTolerance = quorum.Tolerance(voters, healthy)
+		}
+		r.observe(st, d, st.etcdErr)
 		return reconcile.Result{RequeueAfter: time.Second}, nil //nolint:nilerr // reported on every Machine; retried in a second
 	}
 	d := quorum.Decide(st.state)

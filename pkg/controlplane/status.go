@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
@@ -9,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
@@ -28,19 +30,25 @@ func (r *Reconciler) writeConditions(ctx context.Context, st *snapshot, d quorum
 	}
 }
 
-// markUnreachable records on every Machine that etcd could not be observed; nothing else.
+// markUnreachable records on every Machine that etcd could not be observed, or that it has
+// lost quorum; nothing else.
 func (r *Reconciler) markUnreachable(ctx context.Context, st *snapshot) {
 	if _, err := r.Fence.Token(ctx); err != nil {
 		return
 	}
-	msg := fmt.Sprintf("etcd could not be observed, nothing is changed: %v", st.etcdErr)
+	reason, msg := quorum.ReasonEtcdUnreachable, fmt.Sprintf("etcd could not be observed, nothing is changed: %v", st.etcdErr)
+	var nq *etcdmember.NoQuorumError
+	if errors.As(st.etcdErr, &nq) {
+		reason, msg = quorum.ReasonNoQuorum, fmt.Sprintf("etcd has lost quorum, nothing is changed: %d of %d voting members are healthy and %d are needed, %d answer on their own",
+			nq.Counts.Healthy, nq.Counts.Voters, nq.Counts.Quorum, nq.Answering)
+	}
 	for i := range st.machines {
 		m := &st.machines[i]
-		if c := condition(m); c != nil && c.Reason == quorum.ReasonEtcdUnreachable {
+		if c := condition(m); c != nil && c.Reason == reason {
 			continue
 		}
-		r.event(m, corev1.EventTypeWarning, quorum.ReasonEtcdUnreachable, "Observe", msg)
-		_ = r.setCondition(ctx, m, quorum.Condition{Status: "Unknown", Reason: quorum.ReasonEtcdUnreachable, Message: msg})
+		r.event(m, corev1.EventTypeWarning, reason, "Observe", msg)
+		_ = r.setCondition(ctx, m, quorum.Condition{Status: "Unknown", Reason: reason, Message: msg})
 	}
 }
 

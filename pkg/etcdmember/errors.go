@@ -96,6 +96,25 @@ func (e *UnsafeChangeError) Error() string {
 	return fmt.Sprintf("unsafe etcd membership change %s: %s (now %s; after %s)", e.Change, e.Reason, e.Before, e.After)
 }
 
+// NoQuorumError: the linearizable member list failed, and one member's own view of the
+// membership, probed member by member, shows fewer healthy voting members than a quorum.
+// etcd can commit nothing until enough of them are back. Counts come from that view;
+// Answering is how many voting members answered their Status call at all.
+type NoQuorumError struct {
+	Where
+	Counts    Counts
+	Answering int
+	// Err is the linearizable list's failure.
+	Err error
+}
+
+func (e *NoQuorumError) Error() string {
+	// Err names the call and its endpoints already.
+	return fmt.Sprintf("etcd has no quorum: %d of %d voting members are healthy and %d are needed, %d answer on their own; %v",
+		e.Counts.Healthy, e.Counts.Voters, e.Counts.Quorum, e.Answering, e.Err)
+}
+func (e *NoQuorumError) Unwrap() error { return e.Err }
+
 // FencedError: a token larger than the offered one is stored, so the caller is no longer
 // the one allowed to change membership.
 type FencedError struct {

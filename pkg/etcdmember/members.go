@@ -46,11 +46,13 @@ type Health struct {
 }
 
 // Members lists the members, linearizably. Healthy is false for all of them: see State.
-func (c *Client) Members(ctx context.Context) ([]Member, error) {
+func (c *Client) Members(ctx context.Context) ([]Member, error) { return c.members(ctx) }
+
+func (c *Client) members(ctx context.Context, opts ...clientv3.OpOption) ([]Member, error) {
 	var resp *clientv3.MemberListResponse
 	err, last := call(ctx, c.cfg.CallTimeout, func(ctx context.Context) error {
 		var err error
-		resp, err = c.etcd.MemberList(ctx)
+		resp, err = c.etcd.MemberList(ctx, opts...)
 		return err
 	})
 	if err != nil {
@@ -83,16 +85,56 @@ func (c *Client) Health(ctx context.Context, members []Member) []Health {
 }
 
 // State lists the members and probes them, with Healthy set from the probes.
+//
+// When the linearizable list fails, State asks any member for its own view of the
+// membership and probes that. If fewer voting members than a quorum are healthy, it
+// returns that view with a *NoQuorumError, so the caller can say quorum is lost rather
+// than that etcd is unreachable. A view that could be stale is for reporting, never for
+// acting on. Otherwise the list's own error is returned, with no members.
 func (c *Client) State(ctx context.Context) ([]Member, []Health, error) {
 	members, err := c.Members(ctx)
 	if err != nil {
-		return nil, nil, err
+		// A rejected certificate says nothing about quorum. An unreachable endpoint may be
+		// one dead member among live ones, so the others are still asked.
+		var ce *CertificateError
+		if errors.As(err, &ce) || ctx.Err() != nil {
+			return nil, nil, err
+		}
+		return c.noQuorum(ctx, err)
 	}
+	return members, c.probeAll(ctx, members), nil
+}
+
+func (c *Client) probeAll(ctx context.Context, members []Member) []Health {
 	health := c.Health(ctx, members)
 	for i := range members {
 		members[i].Healthy = health[i].Healthy
 	}
-	return members, health, nil
+	return health
+}
+
+// noQuorum reads one member's own view of the membership after the linearizable list
+// failed with listErr, and returns it with a *NoQuorumError when its probes show quorum
+// lost, or listErr alone.
+func (c *Client) noQuorum(ctx context.Context, listErr error) ([]Member, []Health, error) {
+	lctx, cancel := context.WithTimeout(ctx, c.cfg.ProbeTimeout)
+	members, err := c.members(lctx, clientv3.WithSerializable())
+	cancel()
+	if err != nil || len(members) == 0 {
+		return nil, nil, listErr
+	}
+	health := c.probeAll(ctx, members)
+	counts := Count(members)
+	if counts.Healthy >= counts.Quorum {
+		return nil, nil, listErr
+	}
+	answering := 0
+	for i, m := range members {
+		if !m.IsLearner && health[i].Status != nil {
+			answering++
+		}
+	}
+	return members, health, &NoQuorumError{Where: Where{Op: "list members", Endpoint: c.where()}, Counts: counts, Answering: answering, Err: listErr}
 }
 
 func (c *Client) probe(ctx context.Context, m Member) Health {

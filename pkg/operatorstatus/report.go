@@ -13,7 +13,8 @@ type Report struct {
 	Namespace string    `json:"namespace"`
 	// Desired is the number of voting members wanted.
 	Desired int `json:"desiredVotingMembers"`
-	// EtcdError says why etcd could not be observed; Members is then empty.
+	// EtcdError says why etcd could not be observed; Members is then empty, or, with quorum
+	// lost, as one member sees them.
 	EtcdError string          `json:"etcdError,omitempty"`
 	Members   []MemberReport  `json:"members"`
 	Machines  []MachineReport `json:"machines"`

@@ -93,6 +93,7 @@ const (
 	ReasonHookReleased          = "HookReleased"
 	ReasonHookRemovedExternally = "HookRemovedExternally"
 	ReasonEtcdUnreachable       = "EtcdUnreachable"
+	ReasonNoQuorum              = "NoQuorum"
 )
 
 // Condition is the EtcdMember condition a Machine should carry.
