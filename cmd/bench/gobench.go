@@ -41,7 +41,7 @@ func goBenchSection(path string) string {
 		fmt.Fprintf(&b, "No benchmark lines in %s.\n\n", path)
 		return b.String()
 	}
-	b.WriteString("From `go test -bench . -benchtime 3x ./pkg/...` in the same `make bench`")
+	b.WriteString("From `go test -bench . ./pkg/...` in the same `make bench`, as many rounds as the table says")
 	if cpu != "" {
 		fmt.Fprintf(&b, " (cpu: %s)", cpu)
 	}
