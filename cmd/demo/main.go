@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/test/framework"
@@ -243,15 +244,19 @@ func (d *demo) createCPMS(ctx context.Context, zones []string) error {
 	return d.cp.Client.Create(ctx, cpms)
 }
 
+// addDomain adds zone to the ControlPlaneMachineSet's failure domains, reading it again and
+// retrying when the controller wrote its status in between.
 func (d *demo) addDomain(ctx context.Context, zone string) error {
-	cpms := &machinev1.ControlPlaneMachineSet{}
-	if err := d.cp.Client.Get(ctx, client.ObjectKey{Namespace: framework.MachineNamespace, Name: "cluster"}, cpms); err != nil {
-		return err
-	}
-	fd := cpms.Spec.Template.OpenShiftMachineV1Beta1Machine.FailureDomains
-	list := append(*fd.AWS, awsDomain(zone))
-	fd.AWS = &list
-	return d.cp.Client.Update(ctx, cpms)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cpms := &machinev1.ControlPlaneMachineSet{}
+		if err := d.cp.Client.Get(ctx, client.ObjectKey{Namespace: framework.MachineNamespace, Name: "cluster"}, cpms); err != nil {
+			return err
+		}
+		fd := cpms.Spec.Template.OpenShiftMachineV1Beta1Machine.FailureDomains
+		list := append(*fd.AWS, awsDomain(zone))
+		fd.AWS = &list
+		return d.cp.Client.Update(ctx, cpms)
+	})
 }
 
 // replacementAppears fails when the ControlPlaneMachineSet controller has not created a

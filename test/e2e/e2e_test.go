@@ -278,12 +278,9 @@ func TestHookRemovedByHandIsNotReAdded(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Add an unrelated preTerminate hook so the Machine stays after the drain.
-	m, err := c.Machine(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Spec.LifecycleHooks.PreTerminate = []machinev1beta1.LifecycleHook{{Name: "HoldForTest", Owner: "test/e2e"}}
-	if err := c.Client.Update(ctx, m); err != nil {
+	if err := c.UpdateMachine(ctx, name, func(m *machinev1beta1.Machine) {
+		m.Spec.LifecycleHooks.PreTerminate = []machinev1beta1.LifecycleHook{{Name: "HoldForTest", Owner: "test/e2e"}}
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.RemoveHooks(ctx, name, hooks.Default.Name); err != nil {
@@ -297,7 +294,7 @@ func TestHookRemovedByHandIsNotReAdded(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	m, err = c.Machine(ctx, name)
+	m, err := c.Machine(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,8 +304,7 @@ func TestHookRemovedByHandIsNotReAdded(t *testing.T) {
 	if !hasEvent(t, name, quorum.ReasonHookRemovedExternally) {
 		t.Fatal("no event reports the hook's removal")
 	}
-	m.Spec.LifecycleHooks.PreTerminate = nil
-	if err := c.Client.Update(ctx, m); err != nil {
+	if err := c.UpdateMachine(ctx, name, func(m *machinev1beta1.Machine) { m.Spec.LifecycleHooks.PreTerminate = nil }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -243,13 +243,22 @@ func (c *Cluster) DeleteMachine(ctx context.Context, name string) error {
 
 // RemoveHooks strips every preDrain hook named name from a Machine, with retries on conflict.
 func (c *Cluster) RemoveHooks(ctx context.Context, machine, name string) error {
-	return WaitFor(ctx, 10*time.Second, "hook removal on "+machine, func() (bool, error) {
+	return c.UpdateMachine(ctx, machine, func(m *machinev1beta1.Machine) {
+		m.Spec.LifecycleHooks.PreDrain = slices.DeleteFunc(m.Spec.LifecycleHooks.PreDrain,
+			func(h machinev1beta1.LifecycleHook) bool { return h.Name == name })
+	})
+}
+
+// UpdateMachine applies change to the Machine as last read and updates it, reading it again
+// and retrying for up to 10 s when someone else (the controller, the simulated machine-api)
+// wrote it in between.
+func (c *Cluster) UpdateMachine(ctx context.Context, machine string, change func(*machinev1beta1.Machine)) error {
+	return WaitFor(ctx, 10*time.Second, "update of Machine "+machine, func() (bool, error) {
 		m, err := c.Machine(ctx, machine)
 		if err != nil {
 			return false, err
 		}
-		m.Spec.LifecycleHooks.PreDrain = slices.DeleteFunc(m.Spec.LifecycleHooks.PreDrain,
-			func(h machinev1beta1.LifecycleHook) bool { return h.Name == name })
+		change(m)
 		err = c.Client.Update(ctx, m)
 		return err == nil, err
 	})
