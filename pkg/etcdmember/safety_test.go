@@ -103,6 +103,34 @@ func TestRemoveRefusedWhileAnotherIsDown(t *testing.T) {
 			t.Fatalf("members after removing c: %s", names(ms))
 		}
 	})
+	// Only a and b are left; with b dead too, a alone is below the quorum of 2.
+	t.Run("with quorum lost, State says so and shows the members", func(t *testing.T) {
+		b := cl.id("b")
+		cl.members["b"].Kill()
+		var ms []Member
+		var nq *NoQuorumError
+		eventually(t, ctx, 90*time.Second, "State returns a *NoQuorumError", func() (bool, string) {
+			var err error
+			ms, _, err = cl.client.State(ctx)
+			return errors.As(err, &nq), fmt.Sprint(err)
+		})
+		want := Counts{Voters: 2, Healthy: 0, Quorum: 2, Tolerance: -2}
+		if nq.Counts != want || nq.Answering != 1 {
+			t.Fatalf("no-quorum error %v: counts %s, %d answering; want %s, 1 answering", nq, nq.Counts, nq.Answering, want)
+		}
+		if got := names(ms); got != "a,b" && got != "b,a" {
+			t.Fatalf("members with quorum lost: %s, want a and b", got)
+		}
+		for _, s := range []string{"etcd has no quorum", "0 of 2 voting members are healthy and 2 are needed", "1 answer"} {
+			if !strings.Contains(nq.Error(), s) {
+				t.Fatalf("no-quorum error %q does not say %q", nq.Error(), s)
+			}
+		}
+		err := cl.client.Remove(ctx, token, b)
+		if !errors.As(err, &nq) {
+			t.Fatalf("Remove(b) with quorum lost = %v, want the *NoQuorumError", err)
+		}
+	})
 }
 
 // TestRemoveMemberMovesLeadershipFirst removes the leader and checks, at the moment the
@@ -177,34 +205,6 @@ func TestRemoveMemberMovesLeadershipFirst(t *testing.T) {
 		}
 		if len(events) == 0 || slices.ContainsFunc(events, func(e string) bool { return !strings.HasPrefix(e, "remove ") }) {
 			t.Fatalf("events %q, want only the removal", events)
-		}
-	})
-	// Only a and b are left; with b dead too, a alone is below the quorum of 2.
-	t.Run("with quorum lost, State says so and shows the members", func(t *testing.T) {
-		b := cl.id("b")
-		cl.members["b"].Kill()
-		var ms []Member
-		var nq *NoQuorumError
-		eventually(t, ctx, 90*time.Second, "State returns a *NoQuorumError", func() (bool, string) {
-			var err error
-			ms, _, err = cl.client.State(ctx)
-			return errors.As(err, &nq), fmt.Sprint(err)
-		})
-		want := Counts{Voters: 2, Healthy: 0, Quorum: 2, Tolerance: -2}
-		if nq.Counts != want || nq.Answering != 1 {
-			t.Fatalf("no-quorum error %v: counts %s, %d answering; want %s, 1 answering", nq, nq.Counts, nq.Answering, want)
-		}
-		if got := names(ms); got != "a,b" && got != "b,a" {
-			t.Fatalf("members with quorum lost: %s, want a and b", got)
-		}
-		for _, s := range []string{"etcd has no quorum", "0 of 2 voting members are healthy and 2 are needed", "1 answer"} {
-			if !strings.Contains(nq.Error(), s) {
-				t.Fatalf("no-quorum error %q does not say %q", nq.Error(), s)
-			}
-		}
-		err := cl.client.Remove(ctx, token, b)
-		if !errors.As(err, &nq) {
-			t.Fatalf("Remove(b) with quorum lost = %v, want the *NoQuorumError", err)
 		}
 	})
 }
