@@ -143,17 +143,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		// Only the fault tolerance is known of a view read without quorum: no conditions, no
 		// action.
 		var d quorum.Decision
-		if len(st.state.Members) > 0 {
-			voters, healthy := 0, 0
-			for _, m := range st.state.Members {
-				if !m.Learner {
-					voters++
-					if m.Healthy {
-						healthy++
-					}
-				}
-			}
-			d.FaultTolerance = quorum.Tolerance(voters, healthy)
+		var nq *etcdmember.NoQuorumError
+		if errors.As(st.etcdErr, &nq) {
+			d.FaultTolerance = nq.Counts.Tolerance
 		}
 		r.observe(st, d, st.etcdErr)
 		return reconcile.Result{RequeueAfter: time.Second}, nil //nolint:nilerr // reported on every Machine; retried in a second

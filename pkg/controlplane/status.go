@@ -39,8 +39,7 @@ func (r *Reconciler) markUnreachable(ctx context.Context, st *snapshot) {
 	reason, msg := quorum.ReasonEtcdUnreachable, fmt.Sprintf("etcd could not be observed, nothing is changed: %v", st.etcdErr)
 	var nq *etcdmember.NoQuorumError
 	if errors.As(st.etcdErr, &nq) {
-		reason, msg = quorum.ReasonNoQuorum, fmt.Sprintf("etcd has lost quorum, nothing is changed: %d of %d voting members are healthy and %d are needed, %d answer on their own",
-			nq.Counts.Healthy, nq.Counts.Voters, nq.Counts.Quorum, nq.Answering)
+		reason, msg = quorum.ReasonNoQuorum, "etcd has lost quorum, nothing is changed: "+nq.Summary()
 	}
 	for i := range st.machines {
 		m := &st.machines[i]

@@ -110,8 +110,13 @@ type NoQuorumError struct {
 
 func (e *NoQuorumError) Error() string {
 	// Err names the call and its endpoints already.
-	return fmt.Sprintf("etcd has no quorum: %d of %d voting members are healthy and %d are needed, %d answer on their own; %v",
-		e.Counts.Healthy, e.Counts.Voters, e.Counts.Quorum, e.Answering, e.Err)
+	return "etcd has no quorum: " + e.Summary() + "; " + e.Err.Error()
+}
+
+// Summary is the counts in words, without the failed call.
+func (e *NoQuorumError) Summary() string {
+	return fmt.Sprintf("%d of %d voting members are healthy and %d are needed, %d answer on their own",
+		e.Counts.Healthy, e.Counts.Voters, e.Counts.Quorum, e.Answering)
 }
 func (e *NoQuorumError) Unwrap() error { return e.Err }
 
