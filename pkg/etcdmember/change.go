@@ -13,9 +13,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Every change below gathers the members and their health, fences with the caller's token
-// (even when the call turns out to change nothing), refuses what CheckChange refuses, and
-// only then asks etcd.
+// Every change below fences with the caller's token (even when the call turns out to change
+// nothing), then gathers the members and their health it decides on, refuses what
+// CheckChange refuses, and only then asks etcd. The state is read after the fence, never
+// before: a state read first could miss a change made by a leadership that passed the fence
+// between that read and this fence.
 
 // AddLearner adds a learner with peerURL and returns it. A member that already has that
 // peer URL, learner or not, is returned as it is.
@@ -56,17 +58,13 @@ func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string) (
 	return Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: true, Started: m.Name != ""}, nil
 }
 
-// fencedState reads the members and their health, then passes the fence with token: the
+// fencedState passes the fence with token, then reads the members and their health: the
 // prologue of every membership change.
 func (c *Client) fencedState(ctx context.Context, token uint64) ([]Member, []Health, error) {
-	members, health, err := c.State(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
 	if err := c.Fence(ctx, token); err != nil {
 		return nil, nil, err
 	}
-	return members, health, nil
+	return c.State(ctx)
 }
 
 // Promote makes learner id a voting member. Promoting a voter does nothing. etcd refuses a
@@ -196,25 +194,23 @@ func etcdRefusal(members []Member, c Change, err error) error {
 // Remove removes member id. A member that is not there counts as removed. Its client URLs
 // leave the client's endpoints.
 func (c *Client) Remove(ctx context.Context, token, id uint64) error {
-	members, _, err := c.State(ctx)
+	members, _, err := c.fencedState(ctx, token)
 	if err != nil {
 		return err
 	}
-	return c.remove(ctx, token, members, id)
+	return c.remove(ctx, members, id)
 }
 
 // RemoveMember is Remove that first hands raft leadership to the most up-to-date healthy
 // voting member when id leads, so that removing it costs no election. Only then is the fence
-// passed twice: before the hand-over, and again by the removal after it.
+// passed twice: before the hand-over, and again before the state the removal is decided on
+// is read after it.
 func (c *Client) RemoveMember(ctx context.Context, token, id uint64) error {
-	members, health, err := c.State(ctx)
+	members, health, err := c.fencedState(ctx, token)
 	if err != nil {
 		return err
 	}
 	if m, ok := find(members, id); ok && !m.IsLearner && leaderOf(health) == id {
-		if err := c.Fence(ctx, token); err != nil {
-			return err
-		}
 		if err := CheckChange(members, Change{Kind: ChangeRemove, MemberID: id}); err != nil {
 			return err
 		}
@@ -226,18 +222,16 @@ func (c *Client) RemoveMember(ctx context.Context, token, id uint64) error {
 		if err := c.moveLeader(ctx, members, health, to); err != nil {
 			return err
 		}
-		if members, _, err = c.State(ctx); err != nil {
+		if members, _, err = c.fencedState(ctx, token); err != nil {
 			return err
 		}
 	}
-	// remove fences first, answers "not there" as removed, and refuses what CheckChange does.
-	return c.remove(ctx, token, members, id)
+	return c.remove(ctx, members, id)
 }
 
-func (c *Client) remove(ctx context.Context, token uint64, members []Member, id uint64) error {
-	if err := c.Fence(ctx, token); err != nil {
-		return err
-	}
+// remove removes id as members, read after the caller passed the fence, show it: "not there"
+// counts as removed, and what CheckChange refuses is refused.
+func (c *Client) remove(ctx context.Context, members []Member, id uint64) error {
 	m, ok := find(members, id)
 	if !ok {
 		return nil

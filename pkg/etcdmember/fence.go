@@ -2,6 +2,7 @@ package etcdmember
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -81,4 +82,72 @@ func (c *Client) FenceToken(ctx context.Context) (uint64, error) {
 		return 0, &CallError{Where{Op: "read fence", Endpoint: c.where()}, fmt.Errorf("stored fence %q is not a token", resp.Kvs[0].Value)}
 	}
 	return t, nil
+}
+
+// CorruptFenceError: the fence key holds a value that is not a token. Nothing is claimed
+// over it: reading it as 0 would let the count start again below tokens already handed out.
+type CorruptFenceError struct {
+	Key, Value string
+}
+
+func (e *CorruptFenceError) Error() string {
+	return fmt.Sprintf("etcd fence key %s holds %q, which is not a fencing token; fix or delete it by hand once no quorumguard replica runs", e.Key, e.Value)
+}
+
+// claimAttempts bounds the compare-and-swap retries of one ClaimToken; each lost race means
+// another claimer moved the key in between.
+const claimAttempts = 20
+
+// ClaimToken hands out a new fencing token and stores it under the fence key at once:
+//
+//	read the key (value v, mod revision r; v = 0 and r = 0 when absent)
+//	new = max(v, floor) + 1
+//	if the key's mod revision is still r: put new  (else read again)
+//
+// Storing it is what makes a new leadership fence out every older one from the moment it is
+// elected, before it has changed anything. The token is larger than any token stored before
+// and than floor (a token kept elsewhere, such as the leader-for-life epoch), so it never
+// goes backwards. A value that is not a token is a *CorruptFenceError.
+func (c *Client) ClaimToken(ctx context.Context, floor uint64) (uint64, error) {
+	key := c.cfg.FenceKey
+	w := Where{Op: "claim fence token", Endpoint: c.where()}
+	for range claimAttempts {
+		var resp *clientv3.GetResponse
+		err, last := call(ctx, c.cfg.CallTimeout, func(ctx context.Context) error {
+			var err error
+			resp, err = c.etcd.Get(ctx, key)
+			return err
+		})
+		if err != nil {
+			return 0, c.classify(ctx, w, err, last)
+		}
+		var cur uint64
+		var rev int64
+		if len(resp.Kvs) > 0 {
+			kv := resp.Kvs[0]
+			t, ok := decodeToken(string(kv.Value))
+			if !ok {
+				return 0, &CorruptFenceError{Key: key, Value: string(kv.Value)}
+			}
+			cur, rev = t, kv.ModRevision
+		}
+		next := max(cur, floor) + 1
+		if next == 0 {
+			return 0, &CallError{w, fmt.Errorf("fence key %s: token space exhausted", key)}
+		}
+		var tresp *clientv3.TxnResponse
+		err, last = call(ctx, c.cfg.CallTimeout, func(ctx context.Context) error {
+			var err error
+			tresp, err = c.etcd.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+				Then(clientv3.OpPut(key, encodeToken(next))).Commit()
+			return err
+		})
+		if err != nil {
+			return 0, c.classify(ctx, w, err, last)
+		}
+		if tresp.Succeeded {
+			return next, nil
+		}
+	}
+	return 0, &CallError{w, errors.New("the fence key kept changing under the claim")}
 }

@@ -100,3 +100,91 @@ func TestFenceRefusesStaleTokens(t *testing.T) {
 		t.Fatalf("after refused changes: members %s, leader %x; want %s, leader %x", names(after), leaderOf(hs), names(before), lead)
 	}
 }
+
+// TestClaimToken: each claim stores and returns a token above both what is stored and the
+// floor, so a claimed token fences every older one at once.
+func TestClaimToken(t *testing.T) {
+	ctx := t.Context()
+	cl := newCluster(t, ctx, "a", "b", "c")
+	for _, step := range []struct {
+		name  string
+		floor uint64
+		want  uint64
+	}{
+		{name: "the first claim on an empty key is 1", want: 1},
+		{name: "the next claim is one more", want: 2},
+		{name: "a higher floor is jumped over", floor: 10, want: 11},
+		{name: "a lower floor changes nothing", floor: 4, want: 12},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			var got uint64
+			if err := retryTransient(t, ctx, func() error {
+				var err error
+				got, err = cl.client.ClaimToken(ctx, step.floor)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if got != step.want {
+				t.Fatalf("ClaimToken(%d) = %d, want %d", step.floor, got, step.want)
+			}
+			if stored, err := cl.client.FenceToken(ctx); err != nil || stored != got {
+				t.Fatalf("stored token %d (%v), want the claimed %d", stored, err, got)
+			}
+			var fe *FencedError
+			if err := cl.client.Fence(ctx, got-1); !errors.As(err, &fe) {
+				t.Fatalf("the token before the claim must be refused at once, got %v", err)
+			}
+		})
+	}
+
+	t.Run("concurrent claims never hand out the same token", func(t *testing.T) {
+		const claimers, each = 6, 5
+		got := make(chan uint64, claimers*each)
+		errs := make(chan error, claimers)
+		for range claimers {
+			go func() {
+				for range each {
+					tok, err := cl.client.ClaimToken(ctx, 0)
+					if err != nil {
+						errs <- err
+						return
+					}
+					got <- tok
+				}
+				errs <- nil
+			}()
+		}
+		for range claimers {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(got)
+		seen := map[uint64]bool{}
+		var most uint64
+		for tok := range got {
+			if seen[tok] {
+				t.Fatalf("token %d handed out twice", tok)
+			}
+			seen[tok], most = true, max(most, tok)
+		}
+		if stored, err := cl.client.FenceToken(ctx); err != nil || stored != most {
+			t.Fatalf("stored %d (%v), want the largest claimed %d", stored, err, most)
+		}
+	})
+
+	t.Run("a value that is not a token is an error naming it, never 0", func(t *testing.T) {
+		if _, err := cl.raw.Put(ctx, DefaultFenceKey, "not-a-token"); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := cl.client.ClaimToken(ctx, 0)
+		var ce *CorruptFenceError
+		if !errors.As(err, &ce) || ce.Key != DefaultFenceKey || ce.Value != "not-a-token" {
+			t.Fatalf("ClaimToken = %d, %v; want a *CorruptFenceError naming %s and its value", tok, err, DefaultFenceKey)
+		}
+		if resp, err := cl.raw.Get(ctx, DefaultFenceKey); err != nil || string(resp.Kvs[0].Value) != "not-a-token" {
+			t.Fatalf("the corrupt value must be left for a person to look at: %v", err)
+		}
+	})
+}
