@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -348,7 +349,8 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 	}
 
 	members, health, etcdErr := inspectEtcd(ctx, o, machines)
-	state := snapshotState(machines, members, health, rep.Desired, o.Hook)
+	state := controlplane.StateOf(machines, observedMembers(members, health), cpms, o.Hook, rep.Desired)
+	state.Members = state.Placed()
 	var conds map[string]quorum.Condition
 	if etcdErr != nil {
 		rep.EtcdError = etcdErr.Error()
@@ -368,9 +370,18 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 	for _, h := range health {
 		byID[h.ID] = h
 	}
+	placement := quorum.Map(state.Machines, state.Members)
 	for _, m := range state.Members {
 		mr := operatorstatus.MemberReport{ID: fmt.Sprintf("%x", m.ID), Name: m.Name, Machine: m.Machine, Role: "voter",
 			Health: "healthy", Leader: m.Leader, PeerURLs: m.PeerURLs}
+		switch p := placement.Of[m.ID]; p.Kind {
+		case quorum.Ambiguous:
+			mr.Machine, mr.Placement = "ambiguous: "+strings.Join(p.Candidates, ", "), p.Problem
+		case quorum.Unmatched:
+			mr.Machine, mr.Placement = "matches no Machine", p.Problem
+		case quorum.Invalid:
+			mr.Machine, mr.Placement = "invalid peer URL", p.Problem
+		}
 		if m.Learner {
 			mr.Role, mr.Progress = "learner", m.Progress
 		}
@@ -448,48 +459,6 @@ func inspectEtcd(ctx context.Context, o Options, machines []machinev1beta1.Machi
 	}
 	defer func() { _ = cli.Close() }()
 	return cli.State(ctx)
-}
-
-// snapshotState builds the planner's input as the controller's gather does: members mapped
-// to Machines by InternalIP, the leader from the members' own status, each learner's
-// progress against the leader's raft index.
-func snapshotState(machines []machinev1beta1.Machine, members []etcdmember.Member, health []etcdmember.Health, desired int, hook machinev1beta1.LifecycleHook) quorum.State {
-	st := quorum.State{Desired: desired}
-	leaderID, index := raftView(health)
-	addrs := make([]etcdmember.MachineAddrs, 0, len(machines))
-	for i := range machines {
-		addrs = append(addrs, etcdmember.MachineAddrs{Name: machines[i].Name, InternalIPs: internalIPs(&machines[i])})
-	}
-	mapping := etcdmember.MapMachines(members, addrs)
-	conflicted := map[string]bool{}
-	for _, c := range mapping.Conflicts {
-		for _, name := range c.Machines {
-			conflicted[name] = true
-		}
-	}
-	for _, m := range members {
-		qm := quorum.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner, Started: m.Started,
-			Healthy: m.Healthy, Leader: m.ID == leaderID, Machine: mapping.MachineOf[m.ID]}
-		if m.IsLearner && index[leaderID] > 0 {
-			qm.Progress = min(1, float64(index[m.ID])/float64(index[leaderID]))
-		}
-		st.Members = append(st.Members, qm)
-	}
-	for i := range machines {
-		m := &machines[i]
-		qm := quorum.Machine{Name: m.Name, Deleting: m.DeletionTimestamp != nil, Running: ptr.Deref(m.Status.Phase, "") == "Running",
-			HasHook: hooks.Has(m, hook), InternalIPs: internalIPs(m), AddressConflict: conflicted[m.Name]}
-		if ids := mapping.MembersOf[m.Name]; len(ids) > 0 {
-			qm.MemberID = ids[0]
-		}
-		for _, c := range m.Status.Conditions {
-			if c.Type == controlplane.ConditionType && c.Reason == quorum.ReasonHookReleased {
-				qm.ReleasedByUs = true
-			}
-		}
-		st.Machines = append(st.Machines, qm)
-	}
-	return st
 }
 
 func internalIPs(m *machinev1beta1.Machine) []string {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	corev1 "k8s.io/api/core/v1"
@@ -70,6 +72,10 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		if err != nil {
 			return r.failed(m, a, err)
 		}
+		// etcd's answer is not taken on trust: the member list must show the promotion.
+		if err := r.verifyPromoted(ctx, a.MemberID); err != nil {
+			return r.failed(m, a, err)
+		}
 		r.event(m, corev1.EventTypeNormal, "LearnerPromoted", "Promote", fmt.Sprintf("promoted etcd learner %x to a voting member: %s", a.MemberID, a.Reason))
 	case quorum.MoveLeader:
 		if err := r.Etcd.MoveLeader(ctx, token, a.To); err != nil {
@@ -79,6 +85,13 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 	case quorum.RemoveMember:
 		if err := r.Etcd.Remove(ctx, token, a.MemberID); err != nil {
 			return r.failed(m, a, err)
+		}
+		if a.StartTimedOut {
+			if r.learnerTimedOut == nil {
+				r.learnerTimedOut = map[string]time.Time{}
+			}
+			r.learnerTimedOut[a.Machine] = r.now()
+			r.event(m, corev1.EventTypeWarning, "LearnerNotStarted", "RemoveMember", fmt.Sprintf("etcd learner %x did not start within %s and was removed to free the learner slot; a new one is added later", a.MemberID, r.LearnerStartTimeout))
 		}
 		r.event(m, corev1.EventTypeNormal, "MemberRemoved", "RemoveMember", fmt.Sprintf("removed etcd member %x: %s", a.MemberID, a.Reason))
 	case quorum.ReleaseHook:
@@ -107,6 +120,60 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		r.event(m, corev1.EventTypeNormal, quorum.ReasonHookReleased, "ReleaseHook", "released preDrain hook "+r.Hook.Name+": "+a.Reason)
 	}
 	return nil
+}
+
+// errPromotionNotApplied: etcd answered a promotion but its member list still shows a learner.
+var errPromotionNotApplied = errors.New("etcd accepted the promotion but the member list, read again, still shows a learner; it is tried again on the next pass")
+
+// verifyPromoted re-reads the member list after a promotion and fails unless member id
+// now votes.
+func (r *Reconciler) verifyPromoted(ctx context.Context, id uint64) error {
+	ms, err := r.Etcd.Observe(ctx)
+	if err != nil {
+		return fmt.Errorf("re-read the member list after the promotion: %w", err)
+	}
+	for _, m := range ms {
+		if m.ID == id && !m.IsLearner {
+			return nil
+		}
+		if m.ID == id {
+			return errPromotionNotApplied
+		}
+	}
+	return fmt.Errorf("member %x is not in the member list read after its promotion", id)
+}
+
+// report sends each new set of planner reports (members not accounted for, shared
+// addresses) as Warning Events on the Machines concerned, once.
+func (r *Reconciler) report(st *snapshot, d quorum.Decision) {
+	key := strings.Join(d.Reports, "\n")
+	if key == r.reported {
+		return
+	}
+	r.reported = key
+	if key == "" {
+		return
+	}
+	targets := map[string]bool{}
+	for _, id := range d.Unaccounted {
+		for _, name := range d.Mapping.Of[id].Candidates {
+			targets[name] = true
+		}
+	}
+	for i := range st.machines {
+		m := &st.machines[i]
+		if c := d.Conditions[m.Name]; c.Reason == quorum.ReasonBlocked {
+			targets[m.Name] = true
+		}
+		if _, ok := d.Mapping.Shared[m.Name]; ok {
+			targets[m.Name] = true
+		}
+	}
+	for i := range st.machines {
+		if m := &st.machines[i]; targets[m.Name] || len(targets) == 0 {
+			r.event(m, corev1.EventTypeWarning, "MembershipUnclear", "Map", strings.Join(d.Reports, "; "))
+		}
+	}
 }
 
 func (r *Reconciler) failed(m *machinev1beta1.Machine, a quorum.Action, err error) error {

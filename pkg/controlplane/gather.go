@@ -5,15 +5,19 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"time"
 
 	machinev1 "github.com/openshift/api/machine/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
+	"github.com/quorumguard/quorumguard/pkg/failuredomain"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
@@ -44,9 +48,9 @@ type Etcd interface {
 // snapshot is what one pass gathered.
 type snapshot struct {
 	machines []machinev1beta1.Machine
+	cpms     *machinev1.ControlPlaneMachineSet
 	state    quorum.State
 	etcdErr  error
-	mapping  etcdmember.Mapping
 }
 
 func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
@@ -56,11 +60,11 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
 	st := &snapshot{machines: list.Items}
-	desired, err := r.desiredReplicas(ctx)
+	cpms, desired, err := r.desiredReplicas(ctx)
 	if err != nil {
 		return nil, err
 	}
-	st.state.Desired = desired
+	st.cpms = cpms
 
 	// Until a member list has been seen, the Machines' addresses are the endpoints.
 	if len(r.endpoints) == 0 {
@@ -72,13 +76,12 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		st.etcdErr = err
 		if len(observed) == 0 {
+			st.state = StateOf(list.Items, nil, cpms, r.Hook, desired)
 			return st, nil //nolint:nilerr // an unreachable etcd is part of the snapshot, reported and acted on
 		}
 	}
-	var plain []etcdmember.Member
 	var clientURLs []string
 	for _, m := range observed {
-		plain = append(plain, m.Member)
 		if m.Started {
 			clientURLs = append(clientURLs, m.ClientURLs...)
 		}
@@ -92,53 +95,122 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 			r.Etcd.SetEndpoints(clientURLs)
 		}
 	}
-	addrs := make([]etcdmember.MachineAddrs, 0, len(list.Items))
-	for _, m := range list.Items {
-		addrs = append(addrs, etcdmember.MachineAddrs{Name: m.Name, InternalIPs: internalIPs(&m)})
-	}
-	st.mapping = etcdmember.MapMachines(plain, addrs)
-	conflicted := map[string]bool{}
-	for _, c := range st.mapping.Conflicts {
-		for _, name := range c.Machines {
-			conflicted[name] = true
-		}
-	}
-	for _, m := range observed {
-		st.state.Members = append(st.state.Members, quorum.Member{
+	st.state = StateOf(list.Items, observed, st.cpms, r.Hook, desired)
+	st.state.LearnerStartTimeout = r.LearnerStartTimeout
+	r.learnerAges(st)
+	return st, nil
+}
+
+// StateOf is the planner's input built from the objects and the observed members: the one
+// place that turns them into a quorum.State, for the controller and `quorumguard status`
+// alike. Members are placed on Machines by the planner itself (quorum.Map).
+func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *machinev1.ControlPlaneMachineSet, hook machinev1beta1.LifecycleHook, desired int) quorum.State {
+	s := quorum.State{Desired: desired}
+	for _, m := range members {
+		s.Members = append(s.Members, quorum.Member{
 			ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner, Started: m.Started,
-			Healthy: m.Healthy, Leader: m.Leader, Progress: m.Progress, Machine: st.mapping.MachineOf[m.ID],
+			Healthy: m.Healthy, Leader: m.Leader, Progress: m.Progress,
 		})
 	}
-	for i := range list.Items {
-		m := &list.Items[i]
+	for i := range machines {
+		m := &machines[i]
 		qm := quorum.Machine{
 			Name: m.Name, Deleting: m.DeletionTimestamp != nil, Running: ptr.Deref(m.Status.Phase, "") == "Running",
-			HasHook: hooks.Has(m, r.Hook), InternalIPs: internalIPs(m), AddressConflict: conflicted[m.Name],
+			HasHook: hooks.Has(m, hook),
 		}
-		if ids := st.mapping.MembersOf[m.Name]; len(ids) > 0 {
-			qm.MemberID = ids[0]
+		for _, a := range m.Status.Addresses {
+			qm.Addresses = append(qm.Addresses, quorum.Address{Type: string(a.Type), Address: a.Address})
+		}
+		if m.Status.NodeRef != nil {
+			qm.NodeName = m.Status.NodeRef.Name
+		}
+		if ok, why := MayHoldMember(m, cpms); !ok {
+			qm.Ineligible = why
 		}
 		if c := condition(m); c != nil && c.Reason == quorum.ReasonHookReleased {
 			qm.ReleasedByUs = true
 		}
-		st.state.Machines = append(st.state.Machines, qm)
+		s.Machines = append(s.Machines, qm)
 	}
-	return st, nil
+	return s
+}
+
+// MayHoldMember is the one definition of which control-plane Machines may hold an etcd
+// member, used by this controller (no learner is added or promoted for any other) and by
+// the Machine controller (which reports the others as problems). A Machine labelled as a
+// master may, unless an Active ControlPlaneMachineSet exists and either does not select it
+// or its name carries no index: such a Machine would be a voter beyond the set's replicas
+// that the set can never replace.
+func MayHoldMember(m *machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachineSet) (bool, string) {
+	if m.Labels[RoleLabel] != "master" {
+		return false, "it is not labelled " + RoleLabel + "=master"
+	}
+	if cpms == nil || cpms.Spec.State != machinev1.ControlPlaneMachineSetStateActive {
+		return true, ""
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&cpms.Spec.Selector)
+	if err != nil {
+		return false, fmt.Sprintf("the ControlPlaneMachineSet's spec.selector is invalid: %v", err)
+	}
+	if !sel.Matches(labels.Set(m.Labels)) {
+		return false, fmt.Sprintf("the Active ControlPlaneMachineSet's spec.selector %q does not select it", sel)
+	}
+	if _, err := failuredomain.IndexOf(m.Name); err != nil {
+		return false, fmt.Sprintf("the Active ControlPlaneMachineSet cannot manage it: %v", err)
+	}
+	return true, ""
+}
+
+// learnerAges tells the planner how long each unstarted learner has been seen so, and which
+// Machines recently had a learner removed for never starting. Both are kept in memory: a
+// restarted controller starts counting again, which only ever waits longer.
+func (r *Reconciler) learnerAges(st *snapshot) {
+	now := r.now()
+	if r.unstartedSince == nil {
+		r.unstartedSince = map[uint64]time.Time{}
+	}
+	seen := map[uint64]bool{}
+	for i, m := range st.state.Members {
+		if !m.Learner || m.Started {
+			continue
+		}
+		seen[m.ID] = true
+		first, ok := r.unstartedSince[m.ID]
+		if !ok {
+			first = now
+			r.unstartedSince[m.ID] = now
+		}
+		st.state.Members[i].UnstartedFor = now.Sub(first)
+	}
+	for id := range r.unstartedSince {
+		if !seen[id] {
+			delete(r.unstartedSince, id)
+		}
+	}
+	for i, m := range st.state.Machines {
+		if t, ok := r.learnerTimedOut[m.Name]; ok {
+			if now.Sub(t) < 2*max(r.LearnerStartTimeout, time.Minute) {
+				st.state.Machines[i].LearnerTimedOut = true
+			} else {
+				delete(r.learnerTimedOut, m.Name)
+			}
+		}
+	}
 }
 
 // desiredReplicas comes from the ControlPlaneMachineSet, or the flag when there is none.
-func (r *Reconciler) desiredReplicas(ctx context.Context) (int, error) {
-	var cpms machinev1.ControlPlaneMachineSet
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: CPMSName}, &cpms)
+func (r *Reconciler) desiredReplicas(ctx context.Context) (*machinev1.ControlPlaneMachineSet, int, error) {
+	cpms := &machinev1.ControlPlaneMachineSet{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: CPMSName}, cpms)
 	switch {
 	case apierrors.IsNotFound(err):
-		return r.DefaultReplicas, nil
+		return nil, r.DefaultReplicas, nil
 	case err != nil:
-		return 0, fmt.Errorf("read ControlPlaneMachineSet %s/%s: %w", r.Namespace, CPMSName, err)
+		return nil, 0, fmt.Errorf("read ControlPlaneMachineSet %s/%s: %w", r.Namespace, CPMSName, err)
 	case cpms.Spec.Replicas == nil:
-		return r.DefaultReplicas, nil
+		return cpms, r.DefaultReplicas, nil
 	default:
-		return int(*cpms.Spec.Replicas), nil
+		return cpms, int(*cpms.Spec.Replicas), nil
 	}
 }
 

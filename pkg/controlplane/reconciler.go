@@ -74,9 +74,18 @@ type Reconciler struct {
 	// BeforeAct, when set, runs after the fencing token is taken and before the action: the
 	// seam the fencing tests use to pause a leader mid-step. Production leaves it nil.
 	BeforeAct func(context.Context, quorum.Action)
+	// LearnerStartTimeout is how long a learner may stay unstarted before it is removed to
+	// free the learner slot; 0 never removes one.
+	LearnerStartTimeout time.Duration
 	// endpoints are the client URLs of the last member list; only Reconcile touches them
-	// (one worker).
+	// (one worker), like the two maps below.
 	endpoints []string
+	// unstartedSince is when each unstarted learner was first seen; learnerTimedOut is when
+	// a Machine's learner was removed for never starting.
+	unstartedSince  map[uint64]time.Time
+	learnerTimedOut map[string]time.Time
+	// reported is the last set of planner reports sent as Events, so each is sent once.
+	reported string
 }
 
 // Observation is what one pass saw and decided, for status reporting.
@@ -147,10 +156,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		if errors.As(st.etcdErr, &nq) {
 			d.FaultTolerance = nq.Counts.Tolerance
 		}
+		d.Members = st.state.Placed()
 		r.observe(st, d, st.etcdErr)
 		return reconcile.Result{RequeueAfter: time.Second}, nil //nolint:nilerr // reported on every Machine; retried in a second
 	}
 	d := quorum.Decide(st.state)
+	r.report(st, d)
 	actErr := r.act(ctx, st, &d)
 	r.writeConditions(ctx, st, d)
 	r.observe(st, d, actErr)
@@ -179,7 +190,7 @@ func (r *Reconciler) observe(st *snapshot, d quorum.Decision, err error) {
 	if r.Observer == nil {
 		return
 	}
-	r.Observer(Observation{Time: r.now(), Machines: st.machines, Members: st.state.Members, Desired: st.state.Desired, Decision: d, Err: err})
+	r.Observer(Observation{Time: r.now(), Machines: st.machines, Members: d.Members, Desired: st.state.Desired, Decision: d, Err: err})
 }
 
 func (r *Reconciler) now() time.Time {

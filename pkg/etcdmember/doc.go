@@ -1,13 +1,13 @@
 // Package etcdmember changes etcd membership one safe step at a time while control-plane
 // Machines are replaced: add a learner, promote it, remove the old member, move leadership.
 //
-// It has two halves. The pure half decides and never talks to etcd: Count, FaultTolerance
-// and CheckChange hold the quorum rules (a learner never counts; healthy voting members
-// must stay at or above quorum after every change; one learner at a time),
-// DeadMemberOrder chooses between removing and promoting first, and MapMachines matches
-// members to Machines by comparing peer URL hosts with InternalIPs.
+// Its guard, CheckChange, applies pkg/quorum's Check (the one home of the quorum rules: a
+// learner never counts; healthy voting members must stay at or above quorum after every
+// change; one learner at a time) to the member list it has just read; Count and
+// FaultTolerance count with the same arithmetic. Placing members on Machines is pkg/quorum's
+// Map, not this package's.
 //
-// The other half is Client, over go.etcd.io/etcd/client/v3 with mutual TLS and bounded
+// Client, over go.etcd.io/etcd/client/v3 with mutual TLS and bounded
 // timeouts. State lists the members and probes each through its own endpoint in parallel
 // (a linearizable read for a voter, Status for a learner); when the linearizable list
 // fails and one member's own view shows quorum lost, it returns that view with a

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
 // TestIPv6LearnerMapsToItsMachine runs a learner on [::1] in an IPv4 cluster, probes it
@@ -30,15 +32,25 @@ func TestIPv6LearnerMapsToItsMachine(t *testing.T) {
 	defer cancel()
 	members, _ := cl.waitHealth(hctx, l.ID, true)
 
-	machines := []MachineAddrs{{Name: "master-v6", InternalIPs: []string{"10.9.9.9", "fd00::9", "::1"}}}
+	s := quorum.State{Desired: 3, Machines: []quorum.Machine{{Name: "master-v6", Running: true, HasHook: true, Addresses: []quorum.Address{
+		{Type: quorum.AddressInternalIP, Address: "10.9.9.9"}, {Type: quorum.AddressInternalIP, Address: "fd00::9"}, {Type: quorum.AddressInternalIP, Address: "::1"}}}}}
 	for _, name := range []string{"a", "b", "c"} {
-		machines = append(machines, MachineAddrs{Name: "master-" + name, InternalIPs: []string{cl.members[name].IP.String()}})
+		s.Machines = append(s.Machines, quorum.Machine{Name: "master-" + name, Running: true, HasHook: true,
+			Addresses: []quorum.Address{{Type: quorum.AddressInternalIP, Address: cl.members[name].IP.String()}}})
 	}
-	got := MapMachines(members, machines)
-	if got.MachineOf[l.ID] != "master-v6" {
-		t.Fatalf("learner on [::1] maps to %q, want master-v6 (mapping %+v)", got.MachineOf[l.ID], got)
+	for _, m := range members {
+		s.Members = append(s.Members, quorum.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner, Started: m.Started, Healthy: m.Healthy})
 	}
-	if len(got.MachineOf) != 4 || len(got.UnmatchedMembers)+len(got.MachinesWithoutMember)+len(got.Conflicts) != 0 {
-		t.Fatalf("mapping %+v, want all four members on their machines", got)
+	d := quorum.Decide(s)
+	if p := d.Mapping.Of[l.ID]; p.Kind != quorum.Placed || p.Machine != "master-v6" {
+		t.Fatalf("learner on [::1] is placed %+v, want on master-v6", p)
+	}
+	for _, m := range members {
+		if !d.Mapping.Accounted(m.ID) {
+			t.Fatalf("member %s is not placed: %+v", m, d.Mapping.Of[m.ID])
+		}
+	}
+	if d.Action.Kind != quorum.Promote || d.Action.MemberID != l.ID {
+		t.Fatalf("the planner says %s, want the IPv6 learner promoted", d.Action)
 	}
 }

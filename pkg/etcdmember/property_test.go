@@ -102,37 +102,8 @@ func runSequence(src chooser, members []Member, steps int) []string {
 			bad(step, "%s leaves %d learners", c, ac.Learners)
 		}
 		members = after
-		checkOrder(members, func(format string, args ...any) { bad(step, format, args...) })
 	}
 	return problems
-}
-
-// checkOrder checks that DeadMemberOrder only ever proposes a step CheckChange allows.
-func checkOrder(members []Member, bad func(string, ...any)) {
-	var old, learnerID uint64
-	for _, m := range members {
-		if m.IsLearner {
-			learnerID = m.ID
-		} else if old == 0 || !m.Healthy {
-			old = m.ID
-		}
-	}
-	step, reason := DeadMemberOrder(members, old, learnerID)
-	var c Change
-	switch step {
-	case StepRemoveOld:
-		c = Change{ChangeRemove, old}
-	case StepPromoteLearner:
-		c = Change{ChangePromote, learnerID}
-	default:
-		return
-	}
-	if err := CheckChange(members, c); err != nil {
-		bad("DeadMemberOrder proposes %s (%s), which CheckChange refuses: %v", step, reason, err)
-	}
-	if after := FaultToleranceAfter(members, c); after < FaultTolerance(members) {
-		bad("DeadMemberOrder proposes %s (%s), which lowers tolerance from %d to %d", step, reason, FaultTolerance(members), after)
-	}
 }
 
 func TestAllowedChangesKeepQuorum(t *testing.T) {

@@ -3,6 +3,8 @@ package etcdmember
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
 // Member is one etcd member: what the member list says, plus whether a probe of its own
@@ -32,27 +34,16 @@ func (m Member) String() string {
 	}
 }
 
-// ChangeKind is one kind of membership change.
-type ChangeKind int
+// ChangeKind is one kind of membership change; the kinds are pkg/quorum's, whose rules
+// CheckChange applies.
+type ChangeKind = quorum.ChangeKind
 
+// The membership changes.
 const (
-	ChangeAddLearner ChangeKind = iota + 1
-	ChangePromote
-	ChangeRemove
+	ChangeAddLearner = quorum.ChangeAddLearner
+	ChangePromote    = quorum.ChangePromote
+	ChangeRemove     = quorum.ChangeRemove
 )
-
-func (k ChangeKind) String() string {
-	switch k {
-	case ChangeAddLearner:
-		return "add learner"
-	case ChangePromote:
-		return "promote"
-	case ChangeRemove:
-		return "remove"
-	default:
-		return "change(" + strconv.Itoa(int(k)) + ")"
-	}
-}
 
 // Change is one proposed membership change. MemberID is the member promoted or removed; for
 // an add it is the new learner's ID when known, else 0.
@@ -79,35 +70,27 @@ func (c Counts) String() string {
 	return fmt.Sprintf("%d voting (%d healthy), quorum %d, tolerance %d", c.Voters, c.Healthy, c.Quorum, c.Tolerance)
 }
 
-// Quorum is the number of voting members that must agree for etcd to commit anything.
-func Quorum(voters int) int { return voters/2 + 1 }
-
-// Count counts voting and healthy voting members. Learners never vote and never count.
+// Count counts voting and healthy voting members with pkg/quorum's arithmetic. Learners
+// never vote and never count.
 func Count(members []Member) Counts {
-	var c Counts
+	var c quorum.Census
 	for _, m := range members {
-		if m.IsLearner {
+		switch {
+		case m.IsLearner:
 			c.Learners++
-			continue
-		}
-		c.Voters++
-		if m.Healthy {
+		case m.Healthy:
+			c.Voters++
 			c.Healthy++
+		default:
+			c.Voters++
 		}
 	}
-	c.Quorum = Quorum(c.Voters)
-	c.Tolerance = c.Healthy - c.Quorum
-	return c
+	return Counts{Voters: c.Voters, Healthy: c.Healthy, Learners: c.Learners, Quorum: c.Quorum(), Tolerance: c.Tolerance()}
 }
 
 // FaultTolerance is how many more healthy voting members may fail before etcd loses quorum;
 // negative means quorum is already lost by that many.
 func FaultTolerance(members []Member) int { return Count(members).Tolerance }
-
-// FaultToleranceAfter is FaultTolerance once c is made, as Apply makes it.
-func FaultToleranceAfter(members []Member, c Change) int {
-	return FaultTolerance(Apply(members, c))
-}
 
 // Apply returns a copy of members with c made. A promoted learner keeps its health; an added
 // learner has not started and is not healthy. Promoting a voter or removing a member that
@@ -131,72 +114,19 @@ func Apply(members []Member, c Change) []Member {
 	return out
 }
 
-// CheckChange says whether c may be made now. It keeps this invariant:
-//
-//	after every change, healthy voting members >= quorum of the voting members.
-//
-// Quorum is n/2+1 of n voting members and tolerance is healthy minus quorum; learners count
-// for nothing. With everyone healthy:
-//
-//	voters  1  2  3  4  5  6  7
-//	quorum  1  2  2  3  3  4  4
-//	tol.    0  0  1  1  2  2  3
-//
-// so a fourth voter buys no tolerance over three, only a larger quorum. Worked through:
-//   - remove a healthy member of 3 healthy: 2 voters, quorum 2, 2 healthy: allowed, tolerance 0.
-//   - remove a healthy member of 3 with one dead: 2 voters, quorum 2, 1 healthy: refused.
-//   - remove the dead member of 3 with one dead: 2 voters, quorum 2, 2 healthy: allowed.
-//   - promote a healthy learner into 3 healthy: 4 voters, quorum 3, 4 healthy: allowed.
-//   - promote a healthy learner into 2 healthy + 1 dead: 4 voters, quorum 3, 3 healthy: allowed.
-//
-// Besides, a change is refused when:
-//   - the voting members have no quorum now: a change is itself committed by the current
-//     configuration, so nothing would take effect (and removing a dead member of 4 with 2
-//     dead would otherwise look safe: 3 voters, quorum 2, 2 healthy);
-//   - it adds a learner while another learner exists: one membership change at a time, so
-//     a learner must be promoted or removed before the next is added. Promoting or removing
-//     while a learner exists is allowed, since that is how a replacement completes;
-//   - it promotes a learner that is not healthy: it would raise the quorum with a voter that
-//     cannot vote.
-//
-// Promoting a voter or removing a member that is not listed changes nothing and is allowed.
-// Promoting a member that is not listed is a *MemberNotFoundError. Refusals are
-// *UnsafeChangeError with the counts before and after.
+// CheckChange says whether c may be made now, by quorum.Check, the one home of the rules
+// (see it for the invariant and the worked counts). Promoting a member that is not listed is
+// a *MemberNotFoundError. Refusals are *UnsafeChangeError with the counts before and after.
 func CheckChange(members []Member, c Change) error {
-	before, after := Count(members), Count(Apply(members, c))
-	refuse := func(format string, args ...any) error {
-		return &UnsafeChangeError{Change: c, Before: before, After: after, Reason: fmt.Sprintf(format, args...)}
-	}
 	target, found := find(members, c.MemberID)
-	switch c.Kind {
-	case ChangeAddLearner:
-		for _, m := range members {
-			if m.IsLearner {
-				return refuse("learner %s is not promoted yet; one membership change at a time", m)
-			}
-		}
-	case ChangePromote:
-		if !found {
-			return &MemberNotFoundError{ID: c.MemberID}
-		}
-		if !target.IsLearner {
-			return nil
-		}
-		if !target.Healthy {
-			return refuse("learner %s is not healthy", target)
-		}
-	case ChangeRemove:
-		if !found {
-			return nil
-		}
-	default:
-		return refuse("unknown kind of change")
+	if c.Kind == ChangePromote && !found {
+		return &MemberNotFoundError{ID: c.MemberID}
 	}
-	if before.Healthy < before.Quorum {
-		return refuse("quorum is lost now: %d healthy of %d voting, quorum %d", before.Healthy, before.Voters, before.Quorum)
-	}
-	if after.Healthy < after.Quorum {
-		return refuse("healthy voting members would be %d, below quorum %d of %d", after.Healthy, after.Quorum, after.Voters)
+	t := quorum.Target{Listed: found && c.MemberID != 0, Learner: target.IsLearner, Healthy: target.Healthy}
+	before := Count(members)
+	census := quorum.Census{Voters: before.Voters, Healthy: before.Healthy, Learners: before.Learners}
+	if ok, why := quorum.Check(census, c.Kind, t); !ok {
+		return &UnsafeChangeError{Change: c, Before: before, After: Count(Apply(members, c)), Reason: why}
 	}
 	return nil
 }

@@ -31,31 +31,6 @@ func TestQuorumAndTolerance(t *testing.T) {
 	}
 }
 
-func TestFaultToleranceAfter(t *testing.T) {
-	three := cluster(voter(1), voter(2), voter(3), learner(4))
-	oneDead := cluster(voter(1), voter(2), dead(voter(3)), learner(4))
-	for _, tc := range []struct {
-		name    string
-		members []Member
-		change  Change
-		want    int
-	}{
-		{"3 healthy, promote the learner: 4 voting, quorum 3", three, Change{ChangePromote, 4}, 1},
-		{"3 healthy, remove one: 2 voting, quorum 2", three, Change{ChangeRemove, 1}, 0},
-		{"3 healthy, add a learner: unchanged", three, Change{Kind: ChangeAddLearner}, 1},
-		{"1 of 3 dead, remove the dead one: 2 voting, 2 healthy", oneDead, Change{ChangeRemove, 3}, 0},
-		{"1 of 3 dead, remove a healthy one: quorum lost", oneDead, Change{ChangeRemove, 1}, -1},
-		{"1 of 3 dead, promote the learner: 4 voting, 3 healthy", oneDead, Change{ChangePromote, 4}, 0},
-		{"remove a member that is not there: unchanged", three, Change{ChangeRemove, 42}, 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := FaultToleranceAfter(tc.members, tc.change); got != tc.want {
-				t.Errorf("FaultToleranceAfter = %d, want %d", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestCheckChange(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -71,7 +46,7 @@ func TestCheckChange(t *testing.T) {
 			members: cluster(voter(1), voter(2), voter(3)), change: Change{ChangeRemove, 3}},
 		{name: "removing a healthy member of 3 with one dead is refused",
 			members: cluster(voter(1), voter(2), dead(voter(3))), change: Change{ChangeRemove, 1},
-			refused: "below quorum 2 of 2",
+			refused: "below the quorum of 2",
 			before:  Counts{Voters: 3, Healthy: 2, Quorum: 2, Tolerance: 0},
 			after:   Counts{Voters: 2, Healthy: 1, Quorum: 2, Tolerance: -1}},
 		{name: "removing the dead member of 3 is allowed",
@@ -87,7 +62,7 @@ func TestCheckChange(t *testing.T) {
 			members: cluster(voter(1), dead(voter(2)), dead(voter(3))), change: Change{ChangeRemove, 9}},
 		{name: "removing a healthy member of 5 with 2 dead is refused",
 			members: cluster(voter(1), voter(2), voter(3), dead(voter(4)), dead(voter(5))), change: Change{ChangeRemove, 1},
-			refused: "below quorum 3 of 4",
+			refused: "below the quorum of 3",
 			before:  Counts{Voters: 5, Healthy: 3, Quorum: 3, Tolerance: 0},
 			after:   Counts{Voters: 4, Healthy: 2, Quorum: 3, Tolerance: -1}},
 		{name: "promoting a healthy learner into 2 healthy and 1 dead is allowed",
@@ -136,47 +111,3 @@ func TestCheckChange(t *testing.T) {
 	}
 }
 
-func TestDeadMemberOrder(t *testing.T) {
-	for _, tc := range []struct {
-		name         string
-		members      []Member
-		old, learner uint64
-		want         Step
-		reason       string
-	}{
-		{name: "3 voters, old one dead: remove first",
-			members: cluster(voter(1), voter(2), dead(voter(3)), learner(4)), old: 3, learner: 4,
-			want: StepRemoveOld, reason: "remove old member first gives 2 voting (2 healthy), quorum 2, tolerance 0, promote learner first would give 4 voting (3 healthy), quorum 3, tolerance 0"},
-		{name: "3 voters, old one dead, learner not healthy yet: remove first",
-			members: cluster(voter(1), voter(2), dead(voter(3)), dead(learner(4))), old: 3, learner: 4,
-			want: StepRemoveOld, reason: "promote learner refused"},
-		{name: "5 voters, old one dead: remove first",
-			members: cluster(voter(1), voter(2), voter(3), voter(4), dead(voter(5)), learner(6)), old: 5, learner: 6,
-			want: StepRemoveOld, reason: "remove old member first gives 4 voting (4 healthy), quorum 3, tolerance 1"},
-		{name: "3 voters, old one healthy: promote first",
-			members: cluster(voter(1), voter(2), voter(3), learner(4)), old: 3, learner: 4,
-			want: StepPromoteLearner, reason: "promote learner first gives 4 voting (4 healthy), quorum 3, tolerance 1"},
-		{name: "3 voters, old one healthy, learner not healthy: wait",
-			members: cluster(voter(1), voter(2), voter(3), dead(learner(4))), old: 3, learner: 4,
-			want: StepWait, reason: "remove old member would lower tolerance from 1 to 0"},
-		{name: "old member gone: promote",
-			members: cluster(voter(1), voter(2), learner(4)), old: 3, learner: 4,
-			want: StepPromoteLearner, reason: "the old member is gone"},
-		{name: "learner already votes: remove old",
-			members: cluster(voter(1), voter(2), dead(voter(3)), voter(4)), old: 3, learner: 4,
-			want: StepRemoveOld, reason: "no learner to promote"},
-		{name: "both done: nothing",
-			members: cluster(voter(1), voter(2), voter(4)), old: 3, learner: 4,
-			want: StepNone},
-		{name: "quorum lost: wait",
-			members: cluster(voter(1), dead(voter(2)), dead(voter(3)), learner(4)), old: 3, learner: 4,
-			want: StepWait, reason: "quorum is lost now"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, reason := DeadMemberOrder(tc.members, tc.old, tc.learner)
-			if got != tc.want || !strings.Contains(reason, tc.reason) {
-				t.Fatalf("DeadMemberOrder = %s, %q; want %s with a reason containing %q", got, reason, tc.want, tc.reason)
-			}
-		})
-	}
-}

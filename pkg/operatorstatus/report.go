@@ -29,6 +29,8 @@ type MemberReport struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	Machine string `json:"machine,omitempty"`
+	// Placement says why the member is not placed on exactly one Machine; empty when it is.
+	Placement string `json:"placement,omitempty"`
 	// Role is "voter" or "learner".
 	Role string `json:"role"`
 	// Health is "healthy", "unhealthy" or "not started".

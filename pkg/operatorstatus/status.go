@@ -32,6 +32,12 @@ const (
 	ReasonInvalidControlPlaneMachineSet = "InvalidControlPlaneMachineSet"
 	ReasonUnsafeMachineHealthCheck      = "UnsafeMachineHealthCheck"
 	ReasonReconcileFailing              = "ReconcileFailing"
+	// ReasonUnaccountedMembers: a voting member cannot be placed on exactly one Machine, so
+	// no hook is released and no learner is added until a person resolves it.
+	ReasonUnaccountedMembers = "UnaccountedMembers"
+	// ReasonReplacementBlocked: a deleting Machine's replacement cannot go on safely; its
+	// EtcdMember condition (reason Blocked) says what unblocks it.
+	ReasonReplacementBlocked = "ReplacementBlocked"
 	// Upgradeable.
 	ReasonNoFaultTolerance = "NoFaultTolerance"
 )
@@ -128,6 +134,7 @@ func Decide(in Input) configv1.ClusterOperatorStatus {
 	if f, ok := heldTooLong(in); ok {
 		degraded = append(degraded, f)
 	}
+	degraded = append(degraded, blocked(in, probedNow[ReasonMembersUnhealthy] != "")...)
 	if in.ControlPlaneMachineSet != nil {
 		if _, err := failuredomain.FromControlPlaneMachineSet(in.ControlPlaneMachineSet); err != nil {
 			degraded = append(degraded, finding{ReasonInvalidControlPlaneMachineSet, err.Error()})
@@ -179,6 +186,32 @@ func Decide(in Input) configv1.ClusterOperatorStatus {
 	for _, v := range verdicts {
 		out.RelatedObjects = append(out.RelatedObjects, configv1.ObjectReference{
 			Group: machinev1beta1.GroupName, Resource: "machinehealthchecks", Namespace: in.MachineNamespace, Name: v.Name})
+	}
+	return out
+}
+
+// blocked reports the voting members the planner could not place on exactly one Machine,
+// and the deleting Machines whose replacement is blocked, with the planner's own words. A
+// replacement blocked by an unhealthy member shows only once that member's ill health has
+// settled (unhealthySettled), so one failed probe does not flap Degraded.
+func blocked(in Input, unhealthySettled bool) []finding {
+	var out []finding
+	if len(in.Decision.Unaccounted) > 0 {
+		var msgs []string
+		for _, id := range in.Decision.Unaccounted {
+			msgs = append(msgs, fmt.Sprintf("voting member %x: %s", id, in.Decision.Mapping.Of[id].Problem))
+		}
+		out = append(out, finding{ReasonUnaccountedMembers, "no hook is released and no learner is added while " + strings.Join(msgs, "; ")})
+	}
+	var msgs []string
+	for _, m := range in.Machines {
+		c := in.Decision.Conditions[m.Name]
+		if c.Reason == quorum.ReasonBlocked && m.DeletionTimestamp != nil && (unhealthySettled || len(in.Decision.Unaccounted) > 0) {
+			msgs = append(msgs, "Machine "+m.Name+": "+c.Message)
+		}
+	}
+	if len(msgs) > 0 {
+		out = append(out, finding{ReasonReplacementBlocked, strings.Join(msgs, "\n")})
 	}
 	return out
 }

@@ -3,63 +3,25 @@ package quorum
 import (
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 )
 
-// QuorumOf is the number of voting members that must agree: n/2+1.
-func QuorumOf(voters int) int { return voters/2 + 1 }
-
-// Tolerance is how many of voters may fail, given how many are healthy now, before quorum is
-// lost; negative when quorum is already lost.
-func Tolerance(voters, healthy int) int { return healthy - QuorumOf(voters) }
-
-// RemovalSafe says whether removing one voting member keeps quorum, and why.
-//
-// The invariant: after a change, the healthy voting members must be at least the quorum of
-// the voting members after it. Learners never count. Worked out:
-//   - 3 voters, all healthy, remove a healthy one: 2 voters, quorum 2, 2 healthy: safe.
-//   - 3 voters, one dead, remove a healthy one: 2 voters, quorum 2, 1 healthy: unsafe.
-//   - 3 voters, one dead, remove the dead one: 2 voters, quorum 2, 2 healthy: safe.
-//   - 4 voters (a replacement was promoted), remove the old healthy one: 3 voters, quorum 2,
-//     3 healthy: safe, and fault tolerance goes back to 1.
-//   - 5 voters, two dead, remove a healthy one: 4 voters, quorum 3, 2 healthy: unsafe.
-func RemovalSafe(voters, healthy int, targetHealthy bool) (bool, string) {
-	after := voters - 1
-	healthyAfter := healthy
-	if targetHealthy {
-		healthyAfter--
-	}
-	if after < 1 {
-		return false, "it is the last voting member"
-	}
-	if healthyAfter < QuorumOf(after) {
-		return false, fmt.Sprintf("%d healthy of %d voting members would remain, below the quorum of %d", healthyAfter, after, QuorumOf(after))
-	}
-	return true, fmt.Sprintf("%d healthy of %d voting members remain, quorum %d", healthyAfter, after, QuorumOf(after))
-}
-
-// PromotionSafe says whether promoting a learner keeps quorum: a promoted learner becomes a
-// voter that must answer. 3 healthy voters + a healthy learner: 4 voters, quorum 3, 4 healthy:
-// safe. 3 voters with 1 dead + a healthy learner: 4 voters, quorum 3, 3 healthy: safe but with
-// no tolerance. 3 voters with 1 dead + an unreachable learner: 4 voters, 2 healthy: unsafe.
-func PromotionSafe(voters, healthy int, learnerHealthy bool) (bool, string) {
-	after, healthyAfter := voters+1, healthy
-	if learnerHealthy {
-		healthyAfter++
-	}
-	if healthyAfter < QuorumOf(after) {
-		return false, fmt.Sprintf("%d healthy of %d voting members would remain, below the quorum of %d", healthyAfter, after, QuorumOf(after))
-	}
-	return true, fmt.Sprintf("%d healthy of %d voting members after promotion, quorum %d", healthyAfter, after, QuorumOf(after))
-}
-
 // Decide returns the one next step for s and the condition of every Machine.
 //
+// Members are placed on Machines by Map first. A voting member that Map cannot place on
+// exactly one Machine is unaccounted for: while one exists, no hook is released (it may be
+// the member of the Machine being released) and no learner is added (it may be the member
+// of the Machine the learner would be for); it is itself never acted on.
+//
 // The order of precedence, each step returning as soon as it applies:
-//  1. a learner whose Machine is deleting or gone is removed (learners never count, so this
-//     is always safe, and etcd admits one learner at a time);
-//  2. a deleting Machine whose member is gone gets its hook released;
+//  1. a placed learner whose Machine is deleting, gone or may not hold a member, a learner
+//     that matches no Machine at all, and a learner that never started within
+//     LearnerStartTimeout are removed (learners never count, so this is always safe, and
+//     etcd admits one learner at a time). An ambiguous learner is only reported;
+//  2. a deleting Machine that no member points at gets its hook released, once every voting
+//     member is accounted for;
 //  3. the unhealthy voting member of a deleting Machine is removed, if quorum is kept. A dead
 //     member is removed before its replacement learner is promoted: removing it shrinks the
 //     quorum at once (3 voters with 1 dead become 2 of 2), while promoting first would make a
@@ -70,51 +32,74 @@ func PromotionSafe(voters, healthy int, learnerHealthy bool) (bool, string) {
 //  5. the voting member of a deleting Machine is removed once a replacement has been promoted
 //     (voters exceed the desired count), if quorum is kept; leadership is moved away first if
 //     it leads;
-//  6. a learner is added for a running, hooked Machine with an address and no member, when no
-//     other learner exists;
-//  7. an unhealthy member that matches no Machine is removed if quorum is kept.
+//  6. a learner is added for a running, hooked Machine that may hold a member, has an
+//     InternalIP no other Machine reports, and has no member, when no learner exists and
+//     every voting member is accounted for.
+//
+// A dead voting member of a Machine that is not being deleted blocks steps 4 and 5 (either
+// would leave no margin); the deleting Machines' conditions then say so with ReasonBlocked.
 func Decide(s State) Decision {
 	d := Decision{Conditions: map[string]Condition{}}
-	voters, healthy := 0, 0
-	var learners []Member
-	members := map[uint64]Member{}
-	for _, m := range s.Members {
-		members[m.ID] = m
-		if m.Learner {
-			learners = append(learners, m)
-			continue
-		}
-		voters++
-		if m.Healthy {
-			healthy++
-		}
-	}
-	d.FaultTolerance = Tolerance(voters, healthy)
-	machines := append([]Machine(nil), s.Machines...)
+	machines := slices.Clone(s.Machines)
 	sort.Slice(machines, func(i, j int) bool { return machines[i].Name < machines[j].Name })
 	byName := map[string]Machine{}
 	for _, m := range machines {
 		byName[m.Name] = m
 	}
+	d.Mapping = Map(machines, s.Members)
+	d.Members = make([]Member, len(s.Members))
+	members := map[uint64]Member{}
+	var census Census
+	var learners []Member
+	for i, m := range s.Members {
+		m.Machine = d.Mapping.Of[m.ID].Machine
+		d.Members[i] = m
+		members[m.ID] = m
+		if m.Learner {
+			census.Learners++
+			learners = append(learners, m)
+			continue
+		}
+		census.Voters++
+		if m.Healthy {
+			census.Healthy++
+		}
+		if !d.Mapping.Accounted(m.ID) {
+			d.Unaccounted = append(d.Unaccounted, m.ID)
+		}
+	}
+	slices.Sort(d.Unaccounted)
 	sort.Slice(learners, func(i, j int) bool { return learners[i].ID < learners[j].ID })
+	d.FaultTolerance = census.Tolerance()
+	memberOf := func(machine string) (Member, bool) {
+		id, ok := d.Mapping.MemberOf[machine]
+		if !ok {
+			return Member{}, false
+		}
+		return members[id], true
+	}
 
 	for _, m := range machines {
-		d.Conditions[m.Name] = baseCondition(m, members, learners, machines)
+		d.Conditions[m.Name] = baseCondition(m, d, memberOf, learners, machines)
 		if m.Deleting && m.HasHook {
 			d.InFlight = true
 		}
 	}
-	if healthy < voters || len(learners) > 0 {
+	if census.Healthy < census.Voters || len(learners) > 0 || len(d.Unaccounted) > 0 {
 		d.InFlight = true
 	}
-	for _, m := range s.Members {
-		if m.Machine == "" {
-			d.Reports = append(d.Reports, fmt.Sprintf("member %x (%s, %s) matches no Machine", m.ID, m.Name, strings.Join(m.PeerURLs, ",")))
+	for _, m := range d.Members {
+		if p := d.Mapping.Of[m.ID]; p.Problem != "" {
+			role := "voting member"
+			if m.Learner {
+				role = "learner"
+			}
+			d.Reports = append(d.Reports, fmt.Sprintf("%s %s is not acted on: %s", role, describe(m), p.Problem))
 		}
 	}
 	for _, m := range machines {
-		if m.AddressConflict {
-			d.Reports = append(d.Reports, fmt.Sprintf("Machine %s shares an InternalIP with another Machine; no action is taken on it", m.Name))
+		if addr, ok := d.Mapping.Shared[m.Name]; ok {
+			d.Reports = append(d.Reports, fmt.Sprintf("Machine %s reports address %s, which another Machine reports too; no learner is added for it", m.Name, addr))
 		}
 	}
 	set := func(a Action) Decision {
@@ -125,58 +110,93 @@ func Decide(s State) Decision {
 		}
 		return d
 	}
+	blockedByUnaccounted := ""
+	if len(d.Unaccounted) > 0 {
+		var names []string
+		for _, id := range d.Unaccounted {
+			names = append(names, fmt.Sprintf("%s (%s)", describe(members[id]), d.Mapping.Of[id].Problem))
+		}
+		blockedByUnaccounted = "voting member " + strings.Join(names, "; voting member ") +
+			" is not accounted for, so no hook is released and no learner is added: give the Machine that runs it an address or Node name that identifies it, or remove the member by hand if no Machine runs it"
+	}
 
-	// 1. Learners of deleting or missing Machines.
+	// 1. Learners that will never be promoted.
 	for _, l := range learners {
-		owner, ok := byName[l.Machine]
-		if l.Machine == "" || (ok && owner.Deleting) {
-			why := "its Machine is being deleted"
-			if l.Machine == "" {
-				why = "it matches no Machine"
-			}
-			return set(Action{Kind: RemoveMember, Machine: l.Machine, MemberID: l.ID, Reason: "learner is not promoted because " + why})
+		p := d.Mapping.Of[l.ID]
+		owner, ok := byName[p.Machine]
+		var why string
+		timedOut := false
+		switch p.Kind {
+		case Ambiguous, Invalid:
+			continue // reported, never acted on
+		case Unmatched:
+			why = "it matches no Machine"
 		}
-	}
-	// 2. Hooks of deleting Machines whose member is gone.
-	unmappedVoter := false
-	for _, m := range s.Members {
-		if m.Machine == "" && !m.Learner {
-			unmappedVoter = true
+		switch {
+		case why != "":
+		case ok && owner.Deleting:
+			why = "its Machine is being deleted"
+		case ok && owner.Ineligible != "":
+			why = "its Machine may not hold an etcd member: " + owner.Ineligible
+		case !l.Started && s.LearnerStartTimeout > 0 && l.UnstartedFor >= s.LearnerStartTimeout:
+			why = fmt.Sprintf("it has not started within %s; the slot is freed for another learner", s.LearnerStartTimeout)
+			timedOut = true
+			d.Conditions[p.Machine] = Condition{Status: "False", Reason: ReasonLearner,
+				Message: fmt.Sprintf("learner %x did not start within %s and is removed; a new learner is added once no other Machine waits for the slot. Check that etcd starts on this Machine", l.ID, s.LearnerStartTimeout)}
+		default:
+			continue
 		}
+		return set(Action{Kind: RemoveMember, Machine: p.Machine, MemberID: l.ID, StartTimedOut: timedOut, Reason: "learner is not promoted because " + why})
 	}
+	// 2. Hooks of deleting Machines that no member points at.
 	for _, m := range machines {
-		if !m.Deleting || !m.HasHook || m.MemberID != 0 || m.AddressConflict {
+		if !m.Deleting || !m.HasHook {
 			continue
 		}
-		if len(m.InternalIPs) == 0 && unmappedVoter {
-			// A Machine that lost its addresses may still own a member we cannot map: wait.
-			d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonWaitingForReplacement,
-				Message: "Machine has no InternalIP and a voting member matches no Machine; the hook is kept until that is resolved"}
+		if claimed := d.Mapping.Claimed[m.Name]; len(claimed) > 0 {
+			if _, placed := d.Mapping.MemberOf[m.Name]; !placed {
+				d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked,
+					Message: fmt.Sprintf("member %s may belong to this Machine but cannot be placed with certainty (%s); the hook is kept", hexIDs(claimed), d.Mapping.Of[claimed[0]].Problem)}
+			}
 			continue
 		}
-		why := "no etcd member has a peer URL on its addresses"
-		if len(m.InternalIPs) == 0 {
-			why = "it has no InternalIP and so never had an etcd member"
+		if blockedByUnaccounted != "" {
+			d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked, Message: "the hook is kept: " + blockedByUnaccounted}
+			continue
 		}
+		why := "no etcd member's peer URL or name points at this Machine, and every voting member is accounted for"
 		d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonHookReleased, Message: "hook released: " + why}
 		return set(Action{Kind: ReleaseHook, Machine: m.Name, Reason: why})
 	}
 	// 3. Remove the dead members of deleting Machines before anything is promoted.
-	if a, ok := removeDeleting(s, &d, machines, members, byName, voters, healthy, false); ok {
+	if a, ok := removeDeleting(s, &d, machines, memberOf, byName, census, false); ok {
 		return set(a)
+	}
+	// Dead voters of live Machines block steps 4 and 5.
+	var deadLive []Member
+	for _, m := range d.Members {
+		if m.Learner || m.Healthy {
+			continue
+		}
+		if owner, ok := byName[m.Machine]; ok && owner.Deleting {
+			continue
+		}
+		deadLive = append(deadLive, m)
 	}
 	// 4. Promote a started learner of a live Machine, only while every voting member answers:
 	// a promotion turns 3 voters into 4 whose quorum of 3 needs every healthy one.
 	for _, l := range learners {
-		if !l.Started {
+		p := d.Mapping.Of[l.ID]
+		owner, ok := byName[p.Machine]
+		if !l.Started || p.Kind != Placed || !ok || owner.Deleting || owner.Ineligible != "" {
 			continue
 		}
-		if healthy < voters {
+		if census.Healthy < census.Voters {
 			d.Conditions[l.Machine] = Condition{Status: "False", Reason: ReasonLearner,
-				Message: fmt.Sprintf("learner %x at %.0f%%, not promoted while %d of %d voting members are unhealthy", l.ID, 100*l.Progress, voters-healthy, voters)}
+				Message: fmt.Sprintf("learner %x at %.0f%%, not promoted while %d of %d voting members are unhealthy", l.ID, 100*l.Progress, census.Voters-census.Healthy, census.Voters)}
 			continue
 		}
-		if ok, why := PromotionSafe(voters, healthy, l.Healthy); !ok {
+		if ok, why := Check(census, ChangePromote, Target{Listed: true, Learner: true, Healthy: l.Healthy}); !ok {
 			d.Conditions[l.Machine] = Condition{Status: "False", Reason: ReasonLearner, Message: fmt.Sprintf("learner %x is not promoted: %s", l.ID, why)}
 			continue
 		}
@@ -184,62 +204,94 @@ func Decide(s State) Decision {
 			Reason: fmt.Sprintf("learner has reached %.0f%% of the leader's index", 100*l.Progress)})
 	}
 	// 5. The voting member of a deleting Machine, once a replacement was promoted.
-	if a, ok := removeDeleting(s, &d, machines, members, byName, voters, healthy, true); ok {
+	if a, ok := removeDeleting(s, &d, machines, memberOf, byName, census, true); ok {
 		return set(a)
 	}
-	// 6. Add a learner for a new Machine.
-	if len(learners) == 0 {
-		for _, m := range machines {
-			if m.Deleting || !m.Running || !m.HasHook || m.MemberID != 0 || len(m.InternalIPs) == 0 || m.AddressConflict {
+	if len(deadLive) > 0 {
+		blockDeleting(&d, machines, memberOf, deadLive)
+	}
+	// 6. Add a learner for a new Machine: those whose last learner timed out go last.
+	if len(learners) == 0 && blockedByUnaccounted == "" {
+		candidates := slices.Clone(machines)
+		sort.SliceStable(candidates, func(i, j int) bool { return !candidates[i].LearnerTimedOut && candidates[j].LearnerTimedOut })
+		for _, m := range candidates {
+			ips := m.InternalIPs()
+			_, shared := d.Mapping.Shared[m.Name]
+			if m.Deleting || !m.Running || !m.HasHook || m.Ineligible != "" || len(d.Mapping.Claimed[m.Name]) > 0 || len(ips) == 0 || shared {
 				continue
 			}
-			peer := "https://" + net.JoinHostPort(m.InternalIPs[0], "2380")
+			if _, err := ParseIP(ips[0]); err != nil {
+				continue
+			}
+			peer := "https://" + net.JoinHostPort(strings.Trim(ips[0], "[]"), "2380")
 			return set(Action{Kind: AddLearner, Machine: m.Name, PeerURL: peer,
 				Reason: "running control-plane Machine has no etcd member"})
 		}
 	}
-	// 7. Unhealthy members of no Machine.
-	for _, m := range s.Members {
-		if m.Machine != "" || m.Learner || m.Healthy {
+	if blockedByUnaccounted != "" {
+		d.Action = Action{Kind: None, Reason: blockedByUnaccounted}
+		return d
+	}
+	d.Action = Action{Kind: None, Reason: fmt.Sprintf("%d voting members (%d healthy), %d learners, fault tolerance %d", census.Voters, census.Healthy, len(learners), d.FaultTolerance)}
+	return d
+}
+
+// blockDeleting names, on every deleting Machine that still has a voting member, the dead
+// voting members of live Machines that keep its replacement from going on, and what
+// unblocks it.
+func blockDeleting(d *Decision, machines []Machine, memberOf func(string) (Member, bool), dead []Member) {
+	var names []string
+	for _, m := range dead {
+		where := "which matches no Machine"
+		if m.Machine != "" {
+			where = "of running Machine " + m.Machine
+		}
+		names = append(names, fmt.Sprintf("%s %s", describe(m), where))
+	}
+	subject := "voting member " + names[0] + " is"
+	if len(names) > 1 {
+		subject = "voting members " + strings.Join(names, " and ") + " are"
+	}
+	for _, m := range machines {
+		mem, ok := memberOf(m.Name)
+		if !m.Deleting || !m.HasHook || !ok || mem.Learner {
 			continue
 		}
-		if ok, why := RemovalSafe(voters, healthy, false); ok && voters > 1 {
-			return set(Action{Kind: RemoveMember, MemberID: m.ID, Reason: "unhealthy member matches no Machine; " + why})
-		}
+		d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked, Message: fmt.Sprintf(
+			"member %x stays and no replacement is promoted while %s unhealthy: either change would leave no margin. It goes on once that member answers again, or once its Machine is deleted (a MachineHealthCheck with maxUnhealthy 1 does this) so that its dead member is removed first",
+			mem.ID, subject)}
 	}
-	d.Action = Action{Kind: None, Reason: fmt.Sprintf("%d voting members (%d healthy), %d learners, fault tolerance %d", voters, healthy, len(learners), d.FaultTolerance)}
-	return d
 }
 
 // removeDeleting picks the voting member of a deleting Machine to remove: with surplus false,
 // only unhealthy ones; with surplus true, any one once voters exceed the desired count. Each
 // removal must keep quorum, and a leader has leadership moved away first.
-func removeDeleting(s State, d *Decision, machines []Machine, members map[uint64]Member, byName map[string]Machine, voters, healthy int, surplus bool) (Action, bool) {
+func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(string) (Member, bool), byName map[string]Machine, census Census, surplus bool) (Action, bool) {
 	var candidates []Member
 	for _, m := range machines {
-		if !m.Deleting || m.MemberID == 0 || m.AddressConflict {
+		if !m.Deleting {
 			continue
 		}
-		if mem, ok := members[m.MemberID]; ok && !mem.Learner {
+		if mem, ok := memberOf(m.Name); ok && !mem.Learner {
 			candidates = append(candidates, mem)
 		}
 	}
 	sort.SliceStable(candidates, func(i, j int) bool { return !candidates[i].Healthy && candidates[j].Healthy })
 	for _, c := range candidates {
-		if surplus && voters <= s.Desired {
+		if surplus && census.Voters <= s.Desired {
 			continue
 		}
 		if !surplus && c.Healthy {
 			continue
 		}
-		ok, why := RemovalSafe(voters, healthy, c.Healthy)
+		ok, why := Check(census, ChangeRemove, Target{Listed: true, Healthy: c.Healthy})
 		if !ok {
 			d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForReplacement,
 				Message: fmt.Sprintf("member %x is not removed: %s", c.ID, why)}
 			continue
 		}
 		if c.Leader {
-			if to := pickLeader(s.Members, byName, c.ID); to != 0 {
+			if to := pickLeader(d.Members, byName, c.ID); to != 0 {
 				return Action{Kind: MoveLeader, Machine: c.Machine, MemberID: c.ID, To: to,
 					Reason: "the member to remove leads the cluster"}, true
 			}
@@ -247,7 +299,7 @@ func removeDeleting(s State, d *Decision, machines []Machine, members map[uint64
 				Message: fmt.Sprintf("member %x leads and no healthy voting member of a live Machine can take over", c.ID)}
 			continue
 		}
-		reason := fmt.Sprintf("a replacement was promoted (%d voting members, %d desired); %s", voters, s.Desired, why)
+		reason := fmt.Sprintf("a replacement was promoted (%d voting members, %d desired); %s", census.Voters, s.Desired, why)
 		if !c.Healthy {
 			reason = "the member is unhealthy; " + why
 		}
@@ -273,12 +325,14 @@ func pickLeader(all []Member, machines map[string]Machine, not uint64) uint64 {
 	return best
 }
 
-func baseCondition(m Machine, members map[uint64]Member, learners []Member, all []Machine) Condition {
-	mem, has := members[m.MemberID]
+func baseCondition(m Machine, d Decision, memberOf func(string) (Member, bool), learners []Member, all []Machine) Condition {
+	mem, has := memberOf(m.Name)
+	_, shared := d.Mapping.Shared[m.Name]
+	claimed := d.Mapping.Claimed[m.Name]
 	if !m.Deleting {
 		switch {
-		case m.AddressConflict:
-			return Condition{"False", ReasonNotMember, "another Machine reports the same InternalIP; no action is taken until that is resolved"}
+		case !has && len(claimed) > 0:
+			return Condition{"False", ReasonBlocked, fmt.Sprintf("member %s may belong to this Machine but cannot be placed with certainty: %s", hexIDs(claimed), d.Mapping.Of[claimed[0]].Problem)}
 		case has && mem.Learner:
 			if !mem.Started {
 				return Condition{"False", ReasonLearner, fmt.Sprintf("learner %x added, waiting for its etcd to start", mem.ID)}
@@ -290,10 +344,16 @@ func baseCondition(m Machine, members map[uint64]Member, learners []Member, all 
 				health = "unhealthy"
 			}
 			return Condition{"True", ReasonVoting, fmt.Sprintf("voting member %x, %s", mem.ID, health)}
-		case len(m.InternalIPs) == 0:
+		case shared:
+			return Condition{"False", ReasonNotMember, "another Machine reports the same address; no learner is added until that is resolved"}
+		case m.Ineligible != "":
+			return Condition{"False", ReasonNotMember, "this Machine may not hold an etcd member: " + m.Ineligible}
+		case len(m.InternalIPs()) == 0:
 			return Condition{"False", ReasonNotMember, "Machine has no InternalIP; no learner is added until it has one"}
 		case !m.HasHook:
 			return Condition{"False", ReasonNotMember, "no etcd member; waiting for the preDrain hook before adding a learner"}
+		case len(d.Unaccounted) > 0:
+			return Condition{"False", ReasonNotMember, "no etcd member; no learner is added while a voting member is not accounted for"}
 		default:
 			return Condition{"False", ReasonNotMember, "no etcd member yet"}
 		}
@@ -321,9 +381,26 @@ func baseCondition(m Machine, members map[uint64]Member, learners []Member, all 
 		}
 	}
 	for _, o := range all {
-		if !o.Deleting && o.MemberID == 0 {
+		if _, ok := memberOf(o.Name); !o.Deleting && !ok {
 			return Condition{"False", ReasonWaitingForReplacement, fmt.Sprintf("replacement %s has no etcd member yet; member %x stays", o.Name, mem.ID)}
 		}
 	}
 	return Condition{"False", ReasonWaitingForReplacement, fmt.Sprintf("waiting for a replacement Machine; member %x stays until one is promoted", mem.ID)}
+}
+
+// describe names a member by ID, name and peer URLs.
+func describe(m Member) string {
+	name := m.Name
+	if name == "" {
+		name = "unstarted"
+	}
+	return fmt.Sprintf("%x (%s, %s)", m.ID, name, strings.Join(m.PeerURLs, ","))
+}
+
+func hexIDs(ids []uint64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%x", id)
+	}
+	return strings.Join(parts, ", ")
 }

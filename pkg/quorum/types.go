@@ -1,6 +1,9 @@
 package quorum
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Machine is what the planner needs to know of one control-plane Machine.
 type Machine struct {
@@ -9,12 +12,16 @@ type Machine struct {
 	Running  bool
 	// HasHook says the controller's preDrain hook is on the Machine.
 	HasHook bool
-	// InternalIPs are the Machine's InternalIP addresses, normalised.
-	InternalIPs []string
-	// MemberID is the etcd member whose peer URL matches one of the InternalIPs, 0 for none.
-	MemberID uint64
-	// AddressConflict says another Machine reports one of the same InternalIPs.
-	AddressConflict bool
+	// Addresses are the Machine's status.addresses.
+	Addresses []Address
+	// NodeName is the Node named in status.nodeRef, "" for none.
+	NodeName string
+	// Ineligible says why the Machine may not hold an etcd member (see
+	// controlplane.MayHoldMember, the one definition); "" when it may.
+	Ineligible string
+	// LearnerTimedOut says a learner of this Machine was removed recently because it never
+	// started; other Machines are then given the learner slot first.
+	LearnerTimedOut bool
 	// ReleasedByUs says the Machine's EtcdMember condition already records that the
 	// controller released the hook (so a missing hook is not an external removal).
 	ReleasedByUs bool
@@ -32,7 +39,9 @@ type Member struct {
 	Leader  bool
 	// Progress is a learner's applied index over the leader's, 0..1.
 	Progress float64
-	// Machine is the name of the Machine the member belongs to, "" for none.
+	// UnstartedFor is how long a learner that has not started has been seen so.
+	UnstartedFor time.Duration
+	// Machine is the Machine the member belongs to, as Map places it; ignored on input.
 	Machine string
 }
 
@@ -42,6 +51,31 @@ type State struct {
 	Desired  int
 	Machines []Machine
 	Members  []Member
+	// LearnerStartTimeout is how long a learner may stay unstarted before it is removed to
+	// free the learner slot; 0 never removes one.
+	LearnerStartTimeout time.Duration
+}
+
+// Placed returns the members with Machine set as Map places them.
+func (s State) Placed() []Member {
+	mp := Map(s.Machines, s.Members)
+	out := make([]Member, len(s.Members))
+	for i, m := range s.Members {
+		m.Machine = mp.Of[m.ID].Machine
+		out[i] = m
+	}
+	return out
+}
+
+// InternalIPs are the Machine's InternalIP addresses, in order.
+func (m Machine) InternalIPs() []string {
+	var out []string
+	for _, a := range m.Addresses {
+		if a.Type == AddressInternalIP && a.Address != "" {
+			out = append(out, a.Address)
+		}
+	}
+	return out
 }
 
 // Kind is the kind of action.
@@ -65,8 +99,11 @@ type Action struct {
 	// PeerURL is the learner's peer URL for AddLearner.
 	PeerURL string
 	// To is the member that takes leadership for MoveLeader.
-	To     uint64
-	Reason string
+	To uint64
+	// StartTimedOut marks the RemoveMember of a learner that never started within
+	// State.LearnerStartTimeout.
+	StartTimedOut bool
+	Reason        string
 }
 
 func (a Action) String() string {
@@ -94,6 +131,9 @@ const (
 	ReasonHookRemovedExternally = "HookRemovedExternally"
 	ReasonEtcdUnreachable       = "EtcdUnreachable"
 	ReasonNoQuorum              = "NoQuorum"
+	// ReasonBlocked: the replacement cannot go on safely and the message says what a person
+	// (or a MachineHealthCheck) must do, or what must recover, for it to go on.
+	ReasonBlocked = "Blocked"
 )
 
 // Condition is the EtcdMember condition a Machine should carry.
@@ -113,6 +153,13 @@ type Decision struct {
 	InFlight bool
 	// FaultTolerance is how many voting members may fail now without losing quorum.
 	FaultTolerance int
-	// Reports are facts a person should see that need no action (orphan members, conflicts).
+	// Reports are facts a person should see (unaccounted members, shared addresses).
 	Reports []string
+	// Members are the input members with Machine set from Mapping.
+	Members []Member
+	// Mapping is where each member was placed.
+	Mapping Mapping
+	// Unaccounted are the voting members Map could not place on exactly one Machine; while
+	// any exists no hook is released and no learner is added.
+	Unaccounted []uint64
 }
