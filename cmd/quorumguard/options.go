@@ -33,6 +33,7 @@ type options struct {
 	retryPeriod     time.Duration
 	clusterOperator string
 	hookHeldWarn    time.Duration
+	learnerStart    time.Duration
 	cacheAll        bool
 }
 
@@ -58,6 +59,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.retryPeriod, "retry-period", 26*time.Second, "lease: how often candidates try to take or renew the lease (OpenShift's 26s keeps apiserver load low)")
 	fs.StringVar(&o.clusterOperator, "cluster-operator", "etcd", "name of the ClusterOperator quorumguard reports through; empty disables it")
 	fs.DurationVar(&o.hookHeldWarn, "hook-held-threshold", 30*time.Minute, "a preDrain hook held longer than this makes the ClusterOperator Degraded")
+	fs.DurationVar(&o.learnerStart, "learner-start-timeout", 5*time.Minute, "a learner whose etcd has not started within this is removed, freeing etcd's one learner slot; 0 never removes one")
 	fs.BoolVar(&o.cacheAll, "cache-all-machines", false, "cache every Machine in the cluster instead of only control-plane ones (for the scale benchmark's comparison only)")
 }
 
@@ -104,6 +106,9 @@ func (o *options) validate() error {
 	}
 	if o.replicas != 3 && o.replicas != 5 {
 		return fmt.Errorf("--replicas must be 3 or 5, not %d", o.replicas)
+	}
+	if o.learnerStart < 0 {
+		return fmt.Errorf("--learner-start-timeout must not be negative, not %s", o.learnerStart)
 	}
 	if o.hookName == "" || o.hookOwner == "" {
 		return fmt.Errorf("--hook-name and --hook-owner must not be empty")

@@ -159,9 +159,15 @@ func (r *Reconciler) machineFacts(cpms *machinev1.ControlPlaneMachineSet, m *mac
 		Name: m.Name, Deleting: m.DeletionTimestamp != nil, Phase: ptr.Deref(m.Status.Phase, ""),
 		Created: m.CreationTimestamp.Time, ErrorMessage: ptr.Deref(m.Status.ErrorMessage, ""),
 	}
-	if idx, err := failuredomain.IndexOf(m.Name); err != nil {
+	// Which Machines may hold an etcd member has one definition, shared with the quorum
+	// controller: a Machine it rejects is a problem here, never a member there.
+	idx, err := failuredomain.IndexOf(m.Name)
+	switch ok, why := controlplane.MayHoldMember(m, cpms); {
+	case !ok:
+		pm.IndexErr = why
+	case err != nil:
 		pm.IndexErr = err.Error()
-	} else {
+	default:
 		pm.Index = idx
 	}
 	for _, c := range m.Status.Conditions {
