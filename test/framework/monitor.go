@@ -7,6 +7,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
 // QuorumMonitor samples the membership every 100 ms: how many voting members there are, how
@@ -115,11 +117,11 @@ func (m *QuorumMonitor) sample(ctx context.Context) {
 	m.minVoters = min(m.minVoters, voters)
 	m.minHealthy = min(m.minHealthy, healthy)
 	m.maxLearners = max(m.maxLearners, learners)
-	m.minTolerance = min(m.minTolerance, healthy-(voters/2+1))
+	m.minTolerance = min(m.minTolerance, quorum.Tolerance(voters, healthy))
 	// A loss is two consecutive samples (at least 100 ms apart) in which fewer voting members
 	// answer than the quorum: one probe that misses its 1 s deadline on a starved machine is
 	// not a lost quorum, a member set that stays unable to answer is.
-	if healthy < voters/2+1 {
+	if healthy < quorum.QuorumOf(voters) {
 		if m.belowPrev {
 			m.lostAt = append(m.lostAt, fmt.Sprintf("%s: %d healthy of %d voting members", time.Now().Format("15:04:05.000"), healthy, voters))
 		}
