@@ -10,11 +10,21 @@
 // API error (and the container restarts), Become waits out an apiserver that is briefly away,
 // with a backoff up to 16 s; a missing or forbidden own Pod still fails at once.
 //
+// In a cluster (the service-account namespace file exists) a leader-for-life candidate needs
+// POD_NAME, and its absence is an error: skipping the election there would let every replica
+// act. Only outside a cluster is the election skipped (ErrNotInCluster).
+//
 // Neither leader-for-life nor a lease stops a paused old leader from acting when it wakes up.
-// Each leadership therefore carries a token that grows at every change of leader (an epoch
-// counter kept beside the for-life lock; the Lease's transitions for a lease); Token re-reads
-// the lock so an old leader learns it lost, and pkg/etcdmember's fence refuses any membership
-// change carrying a token smaller than one already seen.
+// Each leadership therefore claims a fencing token the moment it is elected, before it acts:
+// the token is handed out by the etcd fence itself (TokenStore, pkg/etcdmember's ClaimToken),
+// larger than any token stored there, and stored at once, so every older leadership is
+// refused from that moment on. A leader-for-life also keeps the token in an epoch ConfigMap
+// beside the lock (<lock>-epoch) and claims above it, so the count survives the loss of
+// either record; a record that cannot be read stops the replica rather than restart the count.
+// Since every mode claims from the same etcd key, switching between for-life, lease and no
+// election never hands out a smaller token. Token re-reads the lock so an old leader learns
+// it lost, and pkg/etcdmember's fence refuses any membership change carrying a token smaller
+// than one already seen.
 package leader
 
 import (
@@ -34,8 +44,26 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// ErrNotInCluster means there is no Pod to own a lock: election is skipped, as the SDK does.
+// ErrNotInCluster means there is no Pod to own a lock outside a cluster: election is skipped,
+// as the SDK does.
 var ErrNotInCluster = errors.New("not running in a cluster (no POD_NAME and no namespace): leader election skipped")
+
+// ErrNoPodName: in a cluster, a candidate without POD_NAME cannot own the lock, and skipping
+// the election would let every replica act.
+var ErrNoPodName = errors.New("POD_NAME is not set: in a cluster, leader-for-life needs the replica's Pod name; " +
+	"set the POD_NAME environment variable from the downward API (valueFrom.fieldRef.fieldPath: metadata.name)")
+
+// CorruptEpochError: the epoch ConfigMap holds no readable token. The replica stops rather
+// than guess a value that could be below a token already handed out.
+type CorruptEpochError struct {
+	// Object is namespace/name of the ConfigMap.
+	Object string
+	Value  string
+}
+
+func (e *CorruptEpochError) Error() string {
+	return fmt.Sprintf("epoch ConfigMap %s holds token %q, which is not a number; fix it by hand (or delete it: the count then continues from the etcd fence)", e.Object, e.Value)
+}
 
 // ErrNotLeader is returned by Token once this process no longer holds the lock.
 var ErrNotLeader = errors.New("this replica no longer holds the leader lock")
@@ -51,16 +79,30 @@ type ForLife struct {
 	// Recheck is how often a waiting standby re-examines the leader Pod and Node even without
 	// an event; 5 s when zero.
 	Recheck time.Duration
+	// Store hands out the fencing token at election; required.
+	Store TokenStore
+	// InCluster says this process runs in a Pod (the service-account namespace file exists):
+	// a missing PodName is then ErrNoPodName instead of ErrNotInCluster.
+	InCluster bool
 
 	pod   *corev1.Pod
 	token uint64
 }
 
-// Become blocks until this Pod leads, and returns the leadership's fencing token.
+// Become blocks until this Pod leads and has claimed its fencing token, and returns the
+// token. The token is stored in the etcd fence before Become returns, so an older leader is
+// refused from then on, before this one acts. A stored token that cannot be read ends Become
+// with an error; an unreachable etcd or apiserver is waited out.
 func (l *ForLife) Become(ctx context.Context) (uint64, error) {
+	if l.PodName == "" && l.InCluster {
+		return 0, ErrNoPodName
+	}
 	if l.PodName == "" || l.Namespace == "" {
 		l.Log.Info("leader election skipped: not running in a cluster", "POD_NAME", l.PodName, "namespace", l.Namespace)
 		return 0, ErrNotInCluster
+	}
+	if l.Store == nil {
+		return 0, ErrNoTokenStore
 	}
 	if l.Recheck == 0 {
 		l.Recheck = 5 * time.Second
@@ -100,6 +142,8 @@ func (l *ForLife) Become(ctx context.Context) (uint64, error) {
 	for {
 		token, err := l.try(ctx, owner)
 		switch {
+		case err != nil && Corrupt(err):
+			return 0, err
 		case err != nil:
 			if rerr := retry(err); rerr != nil {
 				return 0, rerr
@@ -233,41 +277,58 @@ func (l *ForLife) waitGone(ctx context.Context, rv string) error {
 	}
 }
 
-// claimToken increments the epoch counter kept in ConfigMap <lock>-epoch, which outlives every
-// lock, and returns the new value.
+// claimToken claims this leadership's token: one more than the larger of the etcd fence and
+// the epoch kept in ConfigMap <lock>-epoch, which outlives every lock. The etcd fence is
+// written first (by TokenStore.ClaimToken), the ConfigMap after. A missing ConfigMap is
+// created and the count continues from etcd; an unreadable one is a *CorruptEpochError.
 func (l *ForLife) claimToken(ctx context.Context) (uint64, error) {
 	key := client.ObjectKey{Namespace: l.Namespace, Name: l.LockName + "-epoch"}
-	for attempt := 0; attempt < 20; attempt++ {
+	for range 20 {
 		cm := &corev1.ConfigMap{}
 		err := l.Client.Get(ctx, key, cm)
-		if apierrors.IsNotFound(err) {
-			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}, Data: map[string]string{"token": "1"}}
-			if err := l.Client.Create(ctx, cm); err == nil {
-				l.token = 1
-				return 1, nil
-			} else if !apierrors.IsAlreadyExists(err) {
-				return 0, fmt.Errorf("create epoch %s: %w", key, err)
+		missing := apierrors.IsNotFound(err)
+		if err != nil && !missing {
+			return 0, fmt.Errorf("read epoch ConfigMap %s: %w", key, err)
+		}
+		var kept uint64
+		if !missing {
+			v := cm.Data["token"]
+			if kept, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return 0, &CorruptEpochError{Object: key.String(), Value: v}
 			}
-			continue
 		}
+		token, err := l.Store.ClaimToken(ctx, kept)
 		if err != nil {
-			return 0, fmt.Errorf("read epoch %s: %w", key, err)
+			return 0, fmt.Errorf("claim a fencing token above epoch %d: %w", kept, err)
 		}
-		cur, _ := strconv.ParseUint(cm.Data["token"], 10, 64)
+		if missing {
+			if kept == 0 {
+				l.Log.Info("no epoch ConfigMap; continuing from the etcd fence", "epoch", key.String(), "token", token)
+			}
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}
+		}
 		if cm.Data == nil {
 			cm.Data = map[string]string{}
 		}
-		cm.Data["token"] = strconv.FormatUint(cur+1, 10)
-		// Update carries the resourceVersion read above: two new leaders can never claim the
-		// same value.
-		if err := l.Client.Update(ctx, cm); err == nil {
-			l.token = cur + 1
-			return cur + 1, nil
-		} else if !apierrors.IsConflict(err) {
-			return 0, fmt.Errorf("update epoch %s: %w", key, err)
+		cm.Data["token"] = strconv.FormatUint(token, 10)
+		if missing {
+			err = l.Client.Create(ctx, cm)
+		} else {
+			// Update carries the resourceVersion read above.
+			err = l.Client.Update(ctx, cm)
+		}
+		switch {
+		case err == nil:
+			l.token = token
+			l.Log.Info("claimed the fencing token", "token", token)
+			return token, nil
+		case apierrors.IsAlreadyExists(err), apierrors.IsConflict(err):
+			continue // claim again above what was written meanwhile
+		default:
+			return 0, fmt.Errorf("record token %d in epoch ConfigMap %s: %w", token, key, err)
 		}
 	}
-	return 0, fmt.Errorf("epoch %s: too many conflicts", key)
+	return 0, fmt.Errorf("epoch ConfigMap %s: too many conflicts", key)
 }
 
 // Token re-reads the lock and returns this leadership's token, or ErrNotLeader.

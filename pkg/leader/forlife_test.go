@@ -4,16 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/leader"
 	"github.com/quorumguard/quorumguard/test/framework"
+	"github.com/quorumguard/quorumguard/test/framework/etcdnet"
 )
 
 var cp *framework.ControlPlane
@@ -41,13 +45,51 @@ func pod(t *testing.T, ns, name, node string) *corev1.Pod {
 	return p
 }
 
-func candidate(t *testing.T, ns, podName string) *leader.ForLife {
+func candidate(t *testing.T, st leader.TokenStore, ns, podName string) *leader.ForLife {
 	t.Helper()
 	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: framework.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &leader.ForLife{Client: wc, Namespace: ns, LockName: "quorumguard-lock", PodName: podName, Log: testr.New(t), Recheck: 2 * time.Second}
+	return &leader.ForLife{Client: wc, Namespace: ns, LockName: "quorumguard-lock", PodName: podName, Log: testr.New(t), Recheck: 2 * time.Second, Store: st}
+}
+
+// store is the etcd fence a leadership claims its token from, and a plain client of the same
+// etcd for what the fence client would never write.
+type store struct {
+	*etcdmember.Client
+	raw *clientv3.Client
+}
+
+// fenceStore starts a one-member etcd cluster and returns clients of it.
+func fenceStore(t *testing.T) *store {
+	t.Helper()
+	n, err := etcdnet.NewNetwork(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	ms, err := n.Bootstrap(t.Context(), "etcd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ms[0].Kill)
+	ca, cert, key := n.ClientFiles()
+	c, err := etcdmember.NewFromFiles(etcdmember.Config{Endpoints: etcdnet.ClientURLs(ms)}, etcdmember.TLSFiles{CA: ca, Cert: cert, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	tc, err := n.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := clientv3.New(clientv3.Config{Endpoints: etcdnet.ClientURLs(ms), TLS: tc, DialTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return &store{Client: c, raw: raw}
 }
 
 type result struct {
@@ -69,7 +111,8 @@ func TestLeaderForLife(t *testing.T) {
 	ctx := t.Context()
 	ns := namespace(t)
 	podA, _ := pod(t, ns, "quorumguard-a", ""), pod(t, ns, "quorumguard-b", "")
-	a, b := candidate(t, ns, "quorumguard-a"), candidate(t, ns, "quorumguard-b")
+	st := fenceStore(t)
+	a, b := candidate(t, st, ns, "quorumguard-a"), candidate(t, st, ns, "quorumguard-b")
 
 	tokA, err := a.Become(ctx)
 	if err != nil {
@@ -120,10 +163,15 @@ func TestLeaderForLife(t *testing.T) {
 		if _, err := a.Token(ctx); !errors.Is(err, leader.ErrNotLeader) {
 			t.Fatalf("the old leader's Token: want ErrNotLeader, got %v", err)
 		}
+		// The new leader has done nothing yet, and the old token is already refused.
+		var fe *etcdmember.FencedError
+		if err := st.Fence(ctx, tokA); !errors.As(err, &fe) || fe.Stored != r.token {
+			t.Fatalf("the old leader's token %d right after the takeover: want refused with %d stored, got %v", tokA, r.token, err)
+		}
 	})
 
 	t.Run("a restarted leader with the same Pod finds its lock and carries on", func(t *testing.T) {
-		again := candidate(t, ns, "quorumguard-b")
+		again := candidate(t, st, ns, "quorumguard-b")
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if _, err := again.Become(rctx); err != nil {
@@ -139,6 +187,15 @@ func TestLeaderForLifeOutOfCluster(t *testing.T) {
 	l := &leader.ForLife{LockName: "quorumguard-lock", Log: testr.New(t)}
 	if _, err := l.Become(t.Context()); !errors.Is(err, leader.ErrNotInCluster) {
 		t.Fatalf("want ErrNotInCluster, got %v", err)
+	}
+}
+
+// In a cluster, a candidate without POD_NAME fails instead of skipping the election.
+func TestLeaderForLifeInClusterNeedsPodName(t *testing.T) {
+	l := &leader.ForLife{Namespace: "quorumguard", LockName: "quorumguard-lock", Log: testr.New(t), InCluster: true}
+	_, err := l.Become(t.Context())
+	if !errors.Is(err, leader.ErrNoPodName) || !strings.Contains(err.Error(), "POD_NAME") || !strings.Contains(err.Error(), "downward API") {
+		t.Fatalf("want an error naming POD_NAME and the downward API, got %v", err)
 	}
 }
 
@@ -177,10 +234,11 @@ func TestLeaderForLifeUnhealthyLeaders(t *testing.T) {
 			ns := namespace(t)
 			lead := pod(t, ns, "lead", fmt.Sprintf("node-%d", i))
 			pod(t, ns, "standby", "")
-			if _, err := candidate(t, ns, "lead").Become(ctx); err != nil {
+			st := fenceStore(t)
+			if _, err := candidate(t, st, ns, "lead").Become(ctx); err != nil {
 				t.Fatal(err)
 			}
-			done := become(ctx, candidate(t, ns, "standby"))
+			done := become(ctx, candidate(t, st, ns, "standby"))
 			tc.break_(t, ns, lead)
 			select {
 			case r := <-done:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,13 +16,21 @@ import (
 )
 
 // Lease is the fencing side of controller-runtime's lease election: the manager runs the
-// election over Lock; Token checks that this process still holds the Lease and returns its
-// transition count (which grows at every change of holder) plus one.
+// election over Lock; Token checks that this process still holds the Lease and returns the
+// token this holding claimed from Store, claiming it on the first call of each holding (the
+// controller calls it as soon as it is elected, before it acts).
 type Lease struct {
 	Client    client.Reader
 	Namespace string
 	Name      string
 	Identity  string
+	// Store hands out the fencing token; required.
+	Store TokenStore
+
+	mu sync.Mutex
+	// token was claimed for the holding that began at transition count held.
+	token uint64
+	held  int32
 }
 
 // NewLease builds the resource lock the manager elects over, with a known identity.
@@ -40,7 +49,9 @@ func NewLease(cfg *rest.Config, reader client.Reader, namespace, name string) (*
 	return &Lease{Client: reader, Namespace: namespace, Name: name, Identity: id}, lock, nil
 }
 
-// Token returns the lease's transitions + 1 while this process holds it, else ErrNotLeader.
+// Token returns this holding's token while this process holds the Lease, else ErrNotLeader.
+// The first call of a holding claims the token from Store; a failed claim is returned and
+// tried again by the next call.
 func (l *Lease) Token(ctx context.Context) (uint64, error) {
 	lease := &coordinationv1.Lease{}
 	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: l.Namespace, Name: l.Name}, lease); err != nil {
@@ -56,5 +67,18 @@ func (l *Lease) Token(ctx context.Context) (uint64, error) {
 	if lease.Spec.LeaseTransitions != nil {
 		transitions = *lease.Spec.LeaseTransitions
 	}
-	return uint64(transitions) + 1, nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.token != 0 && l.held == transitions {
+		return l.token, nil
+	}
+	if l.Store == nil {
+		return 0, ErrNoTokenStore
+	}
+	token, err := l.Store.ClaimToken(ctx, 0)
+	if err != nil {
+		return 0, fmt.Errorf("claim a fencing token for lease %s/%s: %w", l.Namespace, l.Name, err)
+	}
+	l.token, l.held = token, transitions
+	return token, nil
 }
