@@ -110,4 +110,3 @@ func TestCheckChange(t *testing.T) {
 		})
 	}
 }
-

@@ -156,11 +156,10 @@ func Map(machines []Machine, members []Member) Mapping {
 			out.Claimed[n] = append(out.Claimed[n], mem.ID)
 		}
 		switch {
+		case len(problems) > 0 && len(p.Candidates) > 1:
+			p.Kind, p.Problem = Ambiguous, "it is ambiguous: "+strings.Join(problems, "; ")
 		case len(problems) > 0:
 			p.Kind, p.Problem = Invalid, strings.Join(problems, "; ")
-			if len(p.Candidates) > 1 {
-				p.Kind = Ambiguous
-			}
 		case len(p.Candidates) == 0:
 			p.Kind, p.Problem = Unmatched, "it matches no Machine (no Machine reports its peer URL's host as an address, and no Machine's Node has its name)"
 		case len(p.Candidates) > 1:

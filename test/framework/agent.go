@@ -32,11 +32,20 @@ type Agent struct {
 	members      map[string]*etcdnet.Member // by Machine name
 	cli          *clientv3.Client
 	ignored      map[string]bool
+	held         map[string]bool
 }
 
 // NewAgent returns an agent for the network and bootstrap machine names.
 func NewAgent(n *etcdnet.Network, bootstrap []string) *Agent {
-	return &Agent{Net: n, Bootstrap: bootstrap, bootIPs: map[string]net.IP{}, members: map[string]*etcdnet.Member{}, ignored: map[string]bool{}}
+	return &Agent{Net: n, Bootstrap: bootstrap, bootIPs: map[string]net.IP{}, members: map[string]*etcdnet.Member{}, ignored: map[string]bool{}, held: map[string]bool{}}
+}
+
+// Hold makes the agent never start etcd on the named Machine, as a node whose etcd fails to
+// come up: its learner, once added, never starts.
+func (a *Agent) Hold(machine string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.held[machine] = true
 }
 
 // Member returns the member of the named Machine, or nil.
@@ -78,6 +87,12 @@ func (a *Agent) MachineRunning(ctx context.Context, m *machinev1beta1.Machine, i
 		return
 	}
 	if a.Member(m.Name) != nil {
+		return
+	}
+	a.mu.Lock()
+	held := a.held[m.Name]
+	a.mu.Unlock()
+	if held {
 		return
 	}
 	if !a.bootstrapped && containsString(a.Bootstrap, m.Name) {
