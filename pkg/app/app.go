@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,8 @@ type Options struct {
 	RetryPeriod                  time.Duration
 	ClusterOperator              string
 	HookHeldThreshold            time.Duration
+	// LearnerStartTimeout is how long a learner may stay unstarted before it is removed.
+	LearnerStartTimeout time.Duration
 	// PodName is this replica's Pod (POD_NAME), owner of the leader-for-life lock.
 	PodName string
 	// NoReleaseOnCancel keeps the lease on a stop, as a crash would; tests use it.
@@ -75,7 +78,8 @@ type Controller struct {
 	Reconciler *controlplane.Reconciler
 	ForLife    *leader.ForLife
 	Lease      *leader.Lease
-	// Token is the for-life leadership's fencing token once elected.
+	// Token is the fencing token claimed at election (for-life) or at start (none, or
+	// for-life outside a cluster); a lease's is Lease.Token.
 	Token   atomic.Uint64
 	elected atomic.Bool
 	fence   *electedFence
@@ -105,10 +109,15 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		// and stop several in turn; the controller's name stays unique per manager.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}
+	_, statErr := os.Stat(serviceAccountNamespaceFile)
+	inCluster := statErr == nil
+	if o.LeaderElect == "for-life" && o.PodName == "" && inCluster {
+		return nil, fmt.Errorf("--leader-elect=for-life in a cluster (%s exists): %w", serviceAccountNamespaceFile, leader.ErrNoPodName)
+	}
 	if o.ElectionNS == "" {
 		o.ElectionNS, _ = inClusterNamespace()
 	}
-	var fence controlplane.Fence = controlplane.StaticFence(1)
+	var fence controlplane.Fence
 	var lease *leader.Lease
 	if o.LeaderElect == "lease" {
 		if o.ElectionNS == "" {
@@ -140,7 +149,19 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &controlplane.Reconciler{
+	c := &Controller{Manager: mgr, etcd: etcd, opts: o, cfg: cfg, Lease: lease}
+	if lease != nil {
+		lease.Store = etcd
+		// The token is claimed as soon as the lease is won, before the first pass acts, so
+		// that an older leader is refused from that moment.
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { return c.claimLeaseToken(ctx) })); err != nil {
+			return nil, err
+		}
+	} else {
+		c.fence = &electedFence{}
+		fence = c.fence
+	}
+	c.Reconciler = &controlplane.Reconciler{
 		Client:          mgr.GetClient(),
 		Namespace:       o.Namespace,
 		Hook:            o.Hook,
@@ -149,6 +170,12 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		Fence:           fence,
 		Recorder:        mgr.GetEventRecorder("quorumguard"),
 		PollInterval:    o.PollInterval,
+		// A learner that never starts would hold etcd's one learner slot for ever.
+		LearnerStartTimeout: o.LearnerStartTimeout,
+	}
+	r := c.Reconciler
+	if c.fence != nil {
+		r.Elected = c.elected.Load
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
@@ -159,17 +186,13 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if err := mgr.AddReadyzCheck("etcd", etcd.readyCheck); err != nil {
 		return nil, err
 	}
-	c := &Controller{Manager: mgr, Reconciler: r, etcd: etcd, opts: o, cfg: cfg, Lease: lease}
 	if o.LeaderElect == "for-life" {
 		wc, err := client.NewWithWatch(cfg, client.Options{Scheme: Scheme()})
 		if err != nil {
 			return nil, err
 		}
 		c.ForLife = &leader.ForLife{Client: wc, Namespace: o.ElectionNS, LockName: o.ElectionID, PodName: o.PodName,
-			Log: ctrl.Log.WithName("leader")}
-		c.fence = &electedFence{}
-		r.Fence = c.fence
-		r.Elected = c.elected.Load
+			Log: ctrl.Log.WithName("leader"), Store: etcd, InCluster: inCluster}
 	}
 	if err := c.EnableStatus(); err != nil {
 		return nil, err
@@ -178,10 +201,12 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		return nil, err
 	}
 	// A replica that is not (yet) leading has no member list to take endpoints from; its
-	// readiness probe dials the control-plane Machines' addresses instead.
+	// readiness probe and its token claim dial the control-plane Machines' addresses
+	// instead. They are read from the apiserver, since the claim may come before the cache
+	// has started.
 	etcd.discover = func(ctx context.Context) []string {
 		var list machinev1beta1.MachineList
-		if err := mgr.GetClient().List(ctx, &list, client.InNamespace(o.Namespace), client.MatchingLabels{controlplane.RoleLabel: "master"}); err != nil {
+		if err := mgr.GetAPIReader().List(ctx, &list, client.InNamespace(o.Namespace), client.MatchingLabels{controlplane.RoleLabel: "master"}); err != nil {
 			return nil
 		}
 		return controlplane.MachineEndpoints(list.Items)
@@ -196,19 +221,27 @@ func (c *Controller) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	c.Reconciler.StepDown = func(err error) { cancel(fmt.Errorf("stepped down: %w", err)) }
-	if c.ForLife != nil {
+	if c.fence != nil {
 		go func() {
-			token, err := c.ForLife.Become(ctx)
-			switch {
-			case errors.Is(err, leader.ErrNotInCluster):
-				c.fence.set(controlplane.StaticFence(1))
-			case err != nil:
+			var token uint64
+			var err error
+			var inner controlplane.Fence
+			if c.ForLife != nil {
+				token, err = c.ForLife.Become(ctx)
+				inner = c.ForLife
+			}
+			if c.ForLife == nil || errors.Is(err, leader.ErrNotInCluster) {
+				// No election: the token is claimed at start; a newer claim by any other
+				// replica fences this one out.
+				token, err = leader.Claim(ctx, c.etcd, 0, ctrl.Log.WithName("leader"))
+				inner = controlplane.StaticFence(token)
+			}
+			if err != nil {
 				cancel(fmt.Errorf("leader election: %w", err))
 				return
-			default:
-				c.fence.set(c.ForLife)
-				c.Token.Store(token)
 			}
+			c.fence.set(inner)
+			c.Token.Store(token)
 			c.elected.Store(true)
 		}()
 	}
@@ -217,6 +250,34 @@ func (c *Controller) Run(ctx context.Context) error {
 		return cause
 	}
 	return err
+}
+
+// claimLeaseToken runs once the lease is won: it claims the leadership's token at once,
+// retrying with a backoff while etcd cannot be reached. A corrupt stored token stops the
+// manager.
+func (c *Controller) claimLeaseToken(ctx context.Context) error {
+	log := ctrl.Log.WithName("leader")
+	backoff := time.Duration(0)
+	for {
+		token, err := c.Lease.Token(ctx)
+		switch {
+		case err == nil:
+			log.Info("won the lease and claimed the fencing token", "token", token)
+			c.Token.Store(token)
+			return nil
+		case errors.Is(err, leader.ErrNotLeader), ctx.Err() != nil:
+			return nil
+		case leader.Corrupt(err):
+			return fmt.Errorf("leader election: %w", err)
+		}
+		backoff = min(max(2*backoff, 500*time.Millisecond), 16*time.Second)
+		log.Error(err, "claim a fencing token: will retry; nothing is changed until one is claimed", "after", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }

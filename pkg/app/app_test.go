@@ -93,7 +93,7 @@ func newNamespace(t *testing.T) string {
 
 func TestLeaseHandover(t *testing.T) {
 	t.Run("a graceful stop releases the lease for a quick handover", func(t *testing.T) {
-		o := options(t)
+		o, _ := withEtcd(t, options(t))
 		o.ElectionNS = newNamespace(t)
 		a := start(t, o)
 		waitHolder(t, o, a.c.Lease.Identity)

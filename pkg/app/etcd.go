@@ -7,8 +7,12 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
@@ -16,15 +20,31 @@ import (
 
 // etcdClient adapts etcdmember.Client to the controller's Etcd interface. The etcd client is
 // made on first use, because with no endpoints given they come from the Machines.
+//
+// Endpoints given by --etcd-endpoints are the operator's choice and are always dialled: the
+// reconciler's SetEndpoints (the Machines' addresses before a member list is known, the
+// members' client URLs after) changes nothing then, and a membership change that moves the
+// client's endpoints is undone. Only when nothing is given do the endpoints come from the
+// Machines and then follow the membership. Either way, when every known endpoint is
+// unreachable, a call is tried once more with the Machines' addresses added; those stay
+// beside the known ones (a given endpoint is never dropped).
 type etcdClient struct {
 	files etcdmember.TLSFiles
+	// cfg is the client's configuration but for its endpoints.
+	cfg etcdmember.Config
+	log logr.Logger
 
-	mu        sync.Mutex
-	cli       *etcdmember.Client
+	mu  sync.Mutex
+	cli *etcdmember.Client
+	// given are the endpoints of --etcd-endpoints, empty when none were given.
+	given []string
+	// endpoints are what the client dials: given, or the latest SetEndpoints, plus the
+	// Machines' addresses once every one of them failed.
 	endpoints []string
 	lastOK    time.Time
 	lastErr   error
-	// discover, when set, gives endpoints from the Machines for a client that has none yet.
+	// discover, when set, gives endpoints from the Machines for a client that has none yet,
+	// or whose endpoints all failed.
 	discover func(context.Context) []string
 }
 
@@ -36,10 +56,24 @@ func newEtcdClient(endpoints []string, ca, cert, key string) (*etcdClient, error
 			return nil, fmt.Errorf("%s: %w", flag, err)
 		}
 	}
-	return &etcdClient{files: etcdmember.TLSFiles{CA: ca, Cert: cert, Key: key}, endpoints: endpoints}, nil
+	return &etcdClient{files: etcdmember.TLSFiles{CA: ca, Cert: cert, Key: key}, log: ctrl.Log.WithName("etcd"),
+		given: slices.Clone(endpoints), endpoints: slices.Clone(endpoints)}, nil
 }
 
-func (e *etcdClient) client() (*etcdmember.Client, error) {
+// client returns the etcd client, made on first use; with no endpoints yet it asks the
+// Machines for theirs.
+func (e *etcdClient) client(ctx context.Context) (*etcdmember.Client, error) {
+	e.mu.Lock()
+	cli, empty := e.cli, len(e.endpoints) == 0
+	e.mu.Unlock()
+	if cli != nil {
+		return cli, nil
+	}
+	if empty && e.discover != nil {
+		if eps := e.discover(ctx); len(eps) > 0 {
+			e.SetEndpoints(eps)
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.cli != nil {
@@ -48,7 +82,9 @@ func (e *etcdClient) client() (*etcdmember.Client, error) {
 	if len(e.endpoints) == 0 {
 		return nil, errors.New("no etcd endpoints: none were given and no control-plane Machine has an InternalIP")
 	}
-	cli, err := etcdmember.NewFromFiles(etcdmember.Config{Endpoints: e.endpoints}, e.files)
+	cfg := e.cfg
+	cfg.Endpoints = slices.Clone(e.endpoints)
+	cli, err := etcdmember.NewFromFiles(cfg, e.files)
 	if err != nil {
 		return nil, err
 	}
@@ -56,11 +92,11 @@ func (e *etcdClient) client() (*etcdmember.Client, error) {
 	return cli, nil
 }
 
-// SetEndpoints points the client at endpoints.
+// SetEndpoints points the client at endpoints, unless endpoints were given: those stay.
 func (e *etcdClient) SetEndpoints(endpoints []string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if slices.Equal(endpoints, e.endpoints) {
+	if len(e.given) > 0 || slices.Equal(endpoints, e.endpoints) {
 		return
 	}
 	e.endpoints = slices.Clone(endpoints)
@@ -74,12 +110,13 @@ func (e *etcdClient) SetEndpoints(endpoints []string) {
 // member's own view of the membership together with the *etcdmember.NoQuorumError.
 func (e *etcdClient) Observe(ctx context.Context) ([]controlplane.EtcdMember, error) {
 	etcdRequests.WithLabelValues("observe").Inc()
-	cli, err := e.client()
-	if err != nil {
-		e.record(err)
-		return nil, err
-	}
-	members, health, err := cli.State(ctx)
+	var members []etcdmember.Member
+	var health []etcdmember.Health
+	err := e.withFallback(ctx, func(cli *etcdmember.Client) error {
+		var err error
+		members, health, err = cli.State(ctx)
+		return err
+	})
 	e.record(err)
 	var nq *etcdmember.NoQuorumError
 	if err != nil && !errors.As(err, &nq) {
@@ -96,6 +133,78 @@ func (e *etcdClient) Observe(ctx context.Context) ([]controlplane.EtcdMember, er
 	return out, err
 }
 
+// unreachable says err means no known endpoint answered: not a rejected certificate, not a
+// cluster that answered without quorum.
+func unreachable(err error) bool {
+	var (
+		nq *etcdmember.NoQuorumError
+		ce *etcdmember.CertificateError
+		ue *etcdmember.UnreachableError
+		te *etcdmember.TimeoutError
+	)
+	if errors.As(err, &nq) || errors.As(err, &ce) {
+		return false
+	}
+	return errors.As(err, &ue) || errors.As(err, &te)
+}
+
+// withFallback runs fn. When every known endpoint is unreachable, it adds the Machines'
+// addresses that are not among them and runs fn once more; when there are none to add, or
+// that fails too, the error says which endpoints were tried.
+func (e *etcdClient) withFallback(ctx context.Context, fn func(*etcdmember.Client) error) error {
+	cli, err := e.client(ctx)
+	if err != nil {
+		return err
+	}
+	err = fn(cli)
+	if !unreachable(err) || e.discover == nil || ctx.Err() != nil {
+		return err
+	}
+	known := cli.Endpoints()
+	var extra []string
+	for _, ep := range e.discover(ctx) {
+		if !slices.Contains(known, ep) {
+			extra = append(extra, ep)
+		}
+	}
+	if len(extra) == 0 {
+		return fmt.Errorf("every etcd endpoint failed (%s), and the control-plane Machines' addresses add none: %w", strings.Join(known, ","), err)
+	}
+	e.log.Error(err, "every etcd endpoint failed; trying the control-plane Machines' addresses as well", "failed", known, "machines", extra, "given", e.given)
+	e.mu.Lock()
+	e.endpoints = append(slices.Clone(known), extra...)
+	cli.SetEndpoints(e.endpoints...)
+	e.mu.Unlock()
+	if err := fn(cli); err != nil {
+		return fmt.Errorf("every etcd endpoint failed, the known ones (%s) and the control-plane Machines' addresses (%s): %w",
+			strings.Join(known, ","), strings.Join(extra, ","), err)
+	}
+	return nil
+}
+
+// keepGiven undoes what a membership change did to the client's endpoints (it drops a
+// removed member's URLs and moves to the members' URLs after a change) when endpoints were
+// given.
+func (e *etcdClient) keepGiven(cli *etcdmember.Client) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.given) > 0 && !slices.Equal(cli.Endpoints(), e.endpoints) {
+		cli.SetEndpoints(e.endpoints...)
+	}
+}
+
+// ClaimToken claims a fencing token from the etcd fence (see etcdmember.Client.ClaimToken).
+func (e *etcdClient) ClaimToken(ctx context.Context, floor uint64) (uint64, error) {
+	etcdRequests.WithLabelValues("claim_token").Inc()
+	var token uint64
+	err := e.withFallback(ctx, func(cli *etcdmember.Client) error {
+		var err error
+		token, err = cli.ClaimToken(ctx, floor)
+		return err
+	})
+	return token, err
+}
+
 func (e *etcdClient) record(err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -108,10 +217,11 @@ func (e *etcdClient) record(err error) {
 // AddLearner adds a learner and returns its ID.
 func (e *etcdClient) AddLearner(ctx context.Context, token uint64, peerURL string) (uint64, error) {
 	etcdRequests.WithLabelValues("add_learner").Inc()
-	cli, err := e.client()
+	cli, err := e.client(ctx)
 	if err != nil {
 		return 0, err
 	}
+	defer e.keepGiven(cli)
 	m, err := cli.AddLearner(ctx, token, peerURL)
 	return m.ID, err
 }
@@ -119,51 +229,44 @@ func (e *etcdClient) AddLearner(ctx context.Context, token uint64, peerURL strin
 // Promote promotes a learner; a refusal because it is not in sync is a *NotInSyncError.
 func (e *etcdClient) Promote(ctx context.Context, token, id uint64) error {
 	etcdRequests.WithLabelValues("promote").Inc()
-	cli, err := e.client()
+	cli, err := e.client(ctx)
 	if err != nil {
 		return err
 	}
+	defer e.keepGiven(cli)
 	return cli.Promote(ctx, token, id)
 }
 
 // Remove removes a member.
 func (e *etcdClient) Remove(ctx context.Context, token, id uint64) error {
 	etcdRequests.WithLabelValues("remove").Inc()
-	cli, err := e.client()
+	cli, err := e.client(ctx)
 	if err != nil {
 		return err
 	}
+	defer e.keepGiven(cli)
 	return cli.Remove(ctx, token, id)
 }
 
 // MoveLeader hands leadership to member to.
 func (e *etcdClient) MoveLeader(ctx context.Context, token, to uint64) error {
 	etcdRequests.WithLabelValues("move_leader").Inc()
-	cli, err := e.client()
+	cli, err := e.client(ctx)
 	if err != nil {
 		return err
 	}
+	defer e.keepGiven(cli)
 	return cli.MoveLeader(ctx, token, to)
 }
 
 // readyCheck is ready while etcd answers a member list.
 func (e *etcdClient) readyCheck(req *http.Request) error {
-	e.mu.Lock()
-	empty := len(e.endpoints) == 0
-	e.mu.Unlock()
-	if empty && e.discover != nil {
-		if eps := e.discover(req.Context()); len(eps) > 0 {
-			e.SetEndpoints(eps)
-		}
-	}
-	cli, err := e.client()
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(req.Context(), 3*time.Second)
 	defer cancel()
-	_, err = cli.Members(ctx)
-	return err
+	return e.withFallback(ctx, func(cli *etcdmember.Client) error {
+		_, err := cli.Members(ctx)
+		return err
+	})
 }
 
 // Close closes the etcd client.
