@@ -48,7 +48,10 @@ func goBenchSection(path string) string {
 	b.WriteString(". `BenchmarkLearnerPromotion` (pkg/etcdmember) times AddLearner → successful Promote " +
 		"(promote-ms) against the floor, the learner's raft index reaching the leader's polled every 5 ms " +
 		"(floor-ms), both from the moment before AddLearner, on a real three-member TLS cluster holding " +
-		"1 MB, 50 MB and 200 MB; excess-ms is what readiness detection adds. Means over the rounds.\n\n")
+		"1 MB, 50 MB and 200 MB; excess-ms is what readiness detection adds. `BenchmarkFenceWindow` " +
+		"(pkg/etcdmember) times the window between a membership change's two etcd calls, from the fence " +
+		"transaction's answer to the membership request being sent (window-ms mean, max-window-ms largest), " +
+		"over a learner added and removed each round. Means over the rounds.\n\n")
 	b.WriteString("| benchmark | rounds | metrics |\n|---|---|---|\n")
 	b.WriteString(strings.Join(rows, "\n"))
 	b.WriteString("\n\n")
