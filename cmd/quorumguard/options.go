@@ -39,7 +39,7 @@ type options struct {
 
 func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; in-cluster configuration when empty")
-	fs.StringVar(&o.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client URLs; discovered from the control-plane Machines' InternalIPs (port 2379) when empty")
+	fs.StringVar(&o.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client URLs, always dialled when given (the member list never replaces them); discovered from the control-plane Machines' InternalIPs (port 2379) when empty; the Machines' addresses are also tried when every endpoint fails")
 	fs.StringVar(&o.etcdCA, "etcd-ca-file", "", "CA bundle that signed the etcd serving certificates")
 	fs.StringVar(&o.etcdCert, "etcd-cert-file", "", "client certificate for etcd")
 	fs.StringVar(&o.etcdKey, "etcd-key-file", "", "client key for etcd")
