@@ -59,9 +59,18 @@ func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string) (
 }
 
 // fencedState passes the fence with token, then reads the members and their health: the
-// prologue of every membership change.
+// prologue of every membership change. A fence that could not be written at all (not a
+// refusal) is explained by State when quorum is lost: the *NoQuorumError is returned then.
 func (c *Client) fencedState(ctx context.Context, token uint64) ([]Member, []Health, error) {
 	if err := c.Fence(ctx, token); err != nil {
+		var fe *FencedError
+		if errors.As(err, &fe) || ctx.Err() != nil {
+			return nil, nil, err
+		}
+		var nq *NoQuorumError
+		if _, _, serr := c.State(ctx); errors.As(serr, &nq) {
+			return nil, nil, serr
+		}
 		return nil, nil, err
 	}
 	return c.State(ctx)
