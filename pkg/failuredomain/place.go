@@ -92,10 +92,13 @@ type indexState struct {
 	// are none, the deleting ones; sorted by name.
 	occupants []Machine
 	// options are the positions, in the sorted domain list, of the listed
-	// domains the occupants are in.
+	// domains the occupants are in. An index whose Machines are all deleting
+	// has none: it holds no domain (see Place).
 	options []int
-	// onlyDeleting is set when every Machine at the index is deleting.
+	// onlyDeleting is set when every Machine at the index is deleting; was
+	// then lists the domains those Machines are in.
 	onlyDeleting bool
+	was          []int
 	anyReady     bool
 }
 
@@ -131,9 +134,15 @@ type indexState struct {
 //
 // Deleting Machines: a deleting Machine that shares its index with a
 // non-deleting one is being replaced by it and is ignored, otherwise both
-// would count and the domain would look over-used. A deleting Machine alone
-// at its index still holds its domain, so its replacement goes back there
-// unless balance needs it elsewhere.
+// would count and the domain would look over-used. An index whose Machines
+// are all deleting holds no domain either: it is placed in step 3 like a new
+// index, so its replacement goes where balance needs a Machine and no live
+// Machine moves for it; among equally used domains it prefers the one it was
+// in, and landing there is not a move. Example: domains a, b, c and Machines
+// 0 (deleting), 1 and 2, all in a: a keeps 1, index 0 goes to b and index 2
+// to c. Had the deleting Machine kept index 0 in a, both live Machines would
+// have to move, and under OnDelete (where only deleted Machines are
+// replaced) all three would stay in a.
 func Place(in Input) (Placement, error) {
 	if in.Replicas < 0 || in.Replicas > MaxReplicas {
 		return Placement{}, fmt.Errorf("%w: replicas is %d, want 0 to %d", ErrInvalidInput, in.Replicas, MaxReplicas)
@@ -197,12 +206,17 @@ func Place(in Input) (Placement, error) {
 		}
 		slices.SortFunc(st.occupants, func(a, b Machine) int { return strings.Compare(a.Name, b.Name) })
 		for _, m := range st.occupants {
-			if d, ok := pos[m.Domain]; ok && !slices.Contains(st.options, d) {
-				st.options = append(st.options, d)
+			held := &st.options
+			if st.onlyDeleting {
+				held = &st.was
+			}
+			if d, ok := pos[m.Domain]; ok && !slices.Contains(*held, d) {
+				*held = append(*held, d)
 			}
 			st.anyReady = st.anyReady || (m.Ready && !m.Deleting)
 		}
 		slices.Sort(st.options)
+		slices.Sort(st.was)
 		states[p] = st
 	}
 
@@ -286,9 +300,12 @@ func (s *solver) run() {
 			continue
 		}
 		best := -1
+		was := s.states[p].was
 		for d := 0; d < s.k; d++ {
 			room := s.load[d] < s.capacity[d] || (s.capacity[d] == s.share && left > 0)
-			if room && (best < 0 || s.load[d] < s.load[best]) {
+			better := best < 0 || s.load[d] < s.load[best] ||
+				(s.load[d] == s.load[best] && slices.Contains(was, d) && !slices.Contains(was, best))
+			if room && better {
 				best = d
 			}
 		}
@@ -301,6 +318,9 @@ func (s *solver) run() {
 			left--
 		}
 		s.assign(p, best)
+		// A replacement going back to the domain its deleting Machine is in
+		// does not move anything.
+		s.kept[p] = slices.Contains(was, best)
 	}
 }
 

@@ -147,6 +147,21 @@ func TestPlace(t *testing.T) {
 			moves:   []string{"2 m-2 a->c", "1 m-1 a->b"},
 		},
 		{
+			name: "an index whose only machine is deleting gives up its domain to where balance needs it",
+			in: Input{Replicas: 3, Domains: abc, Machines: []Machine{
+				deleting(m("m-0", 0, "a")), m("m-1", 1, "a"), m("m-2", 2, "a"),
+			}},
+			targets: []string{"b", "a", "c"},
+			moves:   []string{"0 m-0 a->b", "2 m-2 a->c"},
+		},
+		{
+			name: "an index whose only machine is deleting goes back to its domain among equally used ones",
+			in: Input{Replicas: 3, Domains: []string{"a", "b"}, Machines: []Machine{
+				m("m-0", 0, "a"), deleting(m("m-1", 1, "b")), m("m-2", 2, "b"),
+			}},
+			targets: []string{"a", "b", "b"},
+		},
+		{
 			name: "a deleting machine beside its replacement does not hold its domain",
 			in: Input{Replicas: 3, Domains: abc, Machines: []Machine{
 				m("m-0", 0, "a"), deleting(m("m-old-1", 1, "a")), m("m-new-1", 1, "b"), m("m-2", 2, "c"),
