@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"time"
 
@@ -124,7 +125,7 @@ func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *mach
 		if m.Status.NodeRef != nil {
 			qm.NodeName = m.Status.NodeRef.Name
 		}
-		if ok, why := MayHoldMember(m, cpms); !ok {
+		if ok, why := MayHoldMember(m, machines, cpms); !ok {
 			qm.Ineligible = why
 		}
 		if c := condition(m); c != nil && c.Reason == quorum.ReasonHookReleased {
@@ -139,9 +140,11 @@ func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *mach
 // member, used by this controller (no learner is added or promoted for any other) and by
 // the Machine controller (which reports the others as problems). A Machine labelled as a
 // master may, unless an Active ControlPlaneMachineSet exists and either does not select it
-// or its name carries no index: such a Machine would be a voter beyond the set's replicas
-// that the set can never replace.
-func MayHoldMember(m *machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachineSet) (bool, string) {
+// or cannot give it an index (failuredomain.AssignIndexes over all the Machines it
+// selects: a name without an index is adopted at a free index, and with none free it is
+// not): such a Machine would be a voter beyond the set's replicas that the set can never
+// replace.
+func MayHoldMember(m *machinev1beta1.Machine, all []machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachineSet) (bool, string) {
 	if m.Labels[RoleLabel] != "master" {
 		return false, "it is not labelled " + RoleLabel + "=master"
 	}
@@ -155,10 +158,31 @@ func MayHoldMember(m *machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachin
 	if !sel.Matches(labels.Set(m.Labels)) {
 		return false, fmt.Sprintf("the Active ControlPlaneMachineSet's spec.selector %q does not select it", sel)
 	}
-	if _, err := failuredomain.IndexOf(m.Name); err != nil {
-		return false, fmt.Sprintf("the Active ControlPlaneMachineSet cannot manage it: %v", err)
+	if _, err := failuredomain.IndexOf(m.Name); err == nil {
+		return true, ""
+	}
+	if !slices.ContainsFunc(all, func(o machinev1beta1.Machine) bool { return o.Name == m.Name }) {
+		all = append(slices.Clip(all), *m)
+	}
+	if a := IndexesOf(all, cpms)[m.Name]; a.Err != nil {
+		return false, fmt.Sprintf("the Active ControlPlaneMachineSet cannot manage it: %v", a.Err)
 	}
 	return true, ""
+}
+
+// IndexesOf is the index of every master Machine in all that the ControlPlaneMachineSet
+// selects, as failuredomain.AssignIndexes gives them.
+func IndexesOf(all []machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachineSet) map[string]failuredomain.Assignment {
+	sel, err := metav1.LabelSelectorAsSelector(&cpms.Spec.Selector)
+	var named []failuredomain.Named
+	for i := range all {
+		m := &all[i]
+		if m.Labels[RoleLabel] != "master" || err != nil || !sel.Matches(labels.Set(m.Labels)) {
+			continue
+		}
+		named = append(named, failuredomain.Named{Name: m.Name, Annotation: m.Annotations[failuredomain.IndexAnnotation], Deleting: m.DeletionTimestamp != nil})
+	}
+	return failuredomain.AssignIndexes(int(ptr.Deref(cpms.Spec.Replicas, 0)), named)
 }
 
 // learnerAges tells the planner how long each unstarted learner has been seen so, and which

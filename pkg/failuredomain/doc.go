@@ -14,9 +14,20 @@
 // and OpenStack, the name on vSphere and Nutanix), then the rest of the
 // identity (AWS subnet, Azure subnet, OpenStack root volume). They refuse an
 // unsupported platform, a missing list for the platform, a list for another
-// platform, an empty name and duplicates, with a *FieldError naming the
-// object and the field path. No failureDomains, or an empty platform with no
-// lists, means no domains.
+// platform and an empty name, with a *FieldError naming the object and the
+// field path. A domain listed twice counts once, as the ControlPlaneMachineSet
+// operator reads the list. An AWS domain may give only a subnet: the zone is
+// then the template's, the domain is named by its subnet, and only the
+// subnet is compared and written. No failureDomains, an empty platform with
+// no lists, or an empty list means no domains.
+//
+// # Indexes
+//
+// IndexOf reads the index from a Machine's name. AssignIndexes gives every
+// selected Machine its index and adopts one whose name carries none at the
+// lowest free index, as that operator does; the Machine controller records
+// the adoption in IndexAnnotation and the quorum controller's
+// MayHoldMember accepts exactly the Machines it can adopt.
 //
 // # ProviderSpecs
 //
@@ -67,6 +78,10 @@
 // with a ready Machine; lowest index first within each group. Fixing what
 // is already down first never takes a working etcd member away before it has
 // to. The caller carries out the first move, waits, and calls Place again.
+//
+// An index whose Machines are all deleting holds no domain: its replacement
+// goes where balance needs it, and back to the domain it was in only when
+// that is as good as any.
 //
 // The result does not depend on the order of the inputs.
 package failuredomain

@@ -17,7 +17,8 @@ type Domain struct {
 	Platform configv1.PlatformType
 	// Name is what domains are ordered by and what people see: the
 	// availability zone on AWS, Azure and GCP, the name on vSphere and
-	// Nutanix. On OpenStack it is the availability zone, or when that is
+	// Nutanix. An AWS domain that gives only a subnet (the template then
+	// gives the zone) is named by it, as in "subnet.id=subnet-0abc". On OpenStack it is the availability zone, or when that is
 	// unset the root volume's availability zone, or else its volume type.
 	Name string
 
@@ -70,7 +71,7 @@ func (d Domain) identity() []string {
 	var parts []string
 	switch {
 	case d.AWS != nil:
-		if s := d.AWS.Subnet; s != nil {
+		if s := d.AWS.Subnet; s != nil && d.AWS.Placement.AvailabilityZone != "" {
 			parts = append(parts, "subnet."+awsReferenceString(s))
 		}
 	case d.Azure != nil:
@@ -144,7 +145,9 @@ func (d Domain) specificity() int {
 	n := 0
 	switch {
 	case d.AWS != nil:
-		n = 1
+		if d.AWS.Placement.AvailabilityZone != "" {
+			n = 1
+		}
 		if d.AWS.Subnet != nil {
 			n++
 		}
@@ -293,7 +296,12 @@ func parse(object string, fds *machinev1.FailureDomains) ([]Domain, error) {
 				errs = append(errs, err)
 				continue
 			}
-			add(i, Domain{Name: fd.Placement.AvailabilityZone, AWS: &fd}, ".placement.availabilityZone")
+			name := fd.Placement.AvailabilityZone
+			if name == "" && fd.Subnet != nil {
+				// A subnet alone is a domain: the zone is the template's.
+				name = "subnet." + awsReferenceString(fd.Subnet)
+			}
+			add(i, Domain{Name: name, AWS: &fd}, ".placement.availabilityZone")
 		}
 	case configv1.AzurePlatformType:
 		for i, fd := range *fds.Azure {
@@ -325,15 +333,17 @@ func parse(object string, fds *machinev1.FailureDomains) ([]Domain, error) {
 		}
 	}
 
-	seen := map[string]string{}
+	// A domain listed twice is one domain, as the ControlPlaneMachineSet
+	// operator reads the list: refusing it would leave a set that operator
+	// runs Degraded here.
+	seen := map[string]bool{}
 	domains := make([]Domain, 0, len(entries))
 	for _, e := range entries {
 		k := e.d.Key()
-		if first, dup := seen[k]; dup {
-			errs = append(errs, fieldErr(object, e.path, ErrDuplicate, "%s is the same failure domain as %s (%s)", e.ref, first, k))
+		if seen[k] {
 			continue
 		}
-		seen[k] = e.ref
+		seen[k] = true
 		domains = append(domains, e.d)
 	}
 	if len(errs) > 0 {

@@ -327,12 +327,8 @@ func TestParseValid(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
-	str := func(s string) *string { return &s }
 	aws := func(zone string, subnet *machinev1.AWSResourceReference) machinev1.AWSFailureDomain {
 		return machinev1.AWSFailureDomain{Placement: machinev1.AWSFailureDomainPlacement{AvailabilityZone: zone}, Subnet: subnet}
-	}
-	filters := func(fs ...machinev1.AWSResourceFilter) *machinev1.AWSResourceReference {
-		return &machinev1.AWSResourceReference{Type: machinev1.AWSFiltersReferenceType, Filters: &fs}
 	}
 	tests := []struct {
 		name  string
@@ -395,37 +391,6 @@ func TestParseErrors(t *testing.T) {
 			fds:   &machinev1.FailureDomains{Platform: configv1.OpenStackPlatformType, OpenStack: []machinev1.OpenStackFailureDomain{{AvailabilityZone: "a"}, {}}},
 			want:  ErrEmptyName,
 			field: failureDomainsPath + ".openstack[1].availabilityZone",
-		},
-		{
-			name: "duplicate AWS domain",
-			fds: &machinev1.FailureDomains{Platform: configv1.AWSPlatformType, AWS: &[]machinev1.AWSFailureDomain{
-				aws("a", &machinev1.AWSResourceReference{Type: machinev1.AWSIDReferenceType, ID: str("s1")}),
-				aws("b", nil),
-				aws("a", &machinev1.AWSResourceReference{Type: machinev1.AWSIDReferenceType, ID: str("s1")}),
-			}},
-			want:  ErrDuplicate,
-			field: failureDomainsPath + ".aws[2]",
-		},
-		{
-			name: "duplicate AWS filters in another order",
-			fds: &machinev1.FailureDomains{Platform: configv1.AWSPlatformType, AWS: &[]machinev1.AWSFailureDomain{
-				aws("a", filters(machinev1.AWSResourceFilter{Name: "x", Values: []string{"1", "2"}}, machinev1.AWSResourceFilter{Name: "y"})),
-				aws("a", filters(machinev1.AWSResourceFilter{Name: "y"}, machinev1.AWSResourceFilter{Name: "x", Values: []string{"2", "1"}})),
-			}},
-			want:  ErrDuplicate,
-			field: failureDomainsPath + ".aws[1]",
-		},
-		{
-			name:  "duplicate Azure domain",
-			fds:   &machinev1.FailureDomains{Platform: configv1.AzurePlatformType, Azure: &[]machinev1.AzureFailureDomain{{Zone: "1"}, {Zone: "1"}}},
-			want:  ErrDuplicate,
-			field: failureDomainsPath + ".azure[1]",
-		},
-		{
-			name:  "duplicate Nutanix domain",
-			fds:   &machinev1.FailureDomains{Platform: configv1.NutanixPlatformType, Nutanix: []machinev1.NutanixFailureDomainReference{{Name: "x"}, {Name: "x"}}},
-			want:  ErrDuplicate,
-			field: failureDomainsPath + ".nutanix[1]",
 		},
 		{
 			name: "AWS subnet of type ID without an id",

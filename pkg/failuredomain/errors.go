@@ -17,8 +17,6 @@ var (
 	ErrOtherPlatformList = errors.New("failure domain list for another platform")
 	// ErrEmptyName: a failure domain has no name (zone or name field is empty).
 	ErrEmptyName = errors.New("failure domain has an empty name")
-	// ErrDuplicate: two failure domains in the list are the same.
-	ErrDuplicate = errors.New("duplicate failure domain")
 	// ErrInvalid: a value is present but unusable.
 	ErrInvalid = errors.New("invalid value")
 	// ErrMalformed: a providerSpec is not a JSON object of the expected shape.

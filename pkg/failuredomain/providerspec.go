@@ -107,7 +107,12 @@ func WithDomain(cpms *machinev1.ControlPlaneMachineSet, d Domain) (*runtime.RawE
 	switch d.Platform {
 	case configv1.AWSPlatformType:
 		placement := w.objectOrNew(spec, "placement")
-		placement["availabilityZone"] = d.AWS.Placement.AvailabilityZone
+		if zone := d.AWS.Placement.AvailabilityZone; zone != "" {
+			placement["availabilityZone"] = zone
+		} else if w.str(placement, "placement", "availabilityZone") == "" && w.err == nil {
+			return nil, fieldErr(object, base+".placement.availabilityZone", ErrInvalid,
+				"failure domain %s gives only a subnet, so the template must give the zone, and it gives none", d.Key())
+		}
 		if s := d.AWS.Subnet; s != nil {
 			subnet := w.objectOrNew(spec, "subnet")
 			delete(subnet, "id")
@@ -220,7 +225,7 @@ func (r *reader) matcher(platform configv1.PlatformType, spec map[string]any) fu
 			filters = canonicalFilters(r.filters(subnet, "subnet.filters"))
 		}
 		match = func(d Domain) bool {
-			if d.AWS.Placement.AvailabilityZone != zone {
+			if dz := d.AWS.Placement.AvailabilityZone; dz != "" && dz != zone {
 				return false
 			}
 			s := d.AWS.Subnet
@@ -403,7 +408,7 @@ func (r *reader) object(m map[string]any, key string) map[string]any {
 	case map[string]any:
 		return v
 	default:
-		r.fail("", key, "want an object, got %s", jsonType(v))
+		r.fail("", key, "want an object, got %s", jsonValue(v))
 		return nil
 	}
 }
@@ -431,7 +436,7 @@ func (r *reader) str(m map[string]any, parent, key string) string {
 	case string:
 		return v
 	default:
-		r.fail(parent, key, "want a string, got %s", jsonType(v))
+		r.fail(parent, key, "want a string, got %s", jsonValue(v))
 		return ""
 	}
 }
@@ -444,7 +449,7 @@ func (r *reader) filters(subnet map[string]any, parent string) []filter {
 	}
 	list, ok := raw.([]any)
 	if !ok {
-		r.fail("subnet", "filters", "want a list, got %s", jsonType(raw))
+		r.fail("subnet", "filters", "want a list, got %s", jsonValue(raw))
 		return nil
 	}
 	out := make([]filter, 0, len(list))
@@ -452,7 +457,7 @@ func (r *reader) filters(subnet map[string]any, parent string) []filter {
 		at := fmt.Sprintf("%s[%d]", parent, i)
 		m, ok := item.(map[string]any)
 		if !ok {
-			r.fail("", at, "want an object, got %s", jsonType(item))
+			r.fail("", at, "want an object, got %s", jsonValue(item))
 			return nil
 		}
 		f := filter{name: r.str(m, at, "name")}
@@ -462,18 +467,38 @@ func (r *reader) filters(subnet map[string]any, parent string) []filter {
 			for j, v := range vs {
 				s, ok := v.(string)
 				if !ok {
-					r.fail(at, fmt.Sprintf("values[%d]", j), "want a string, got %s", jsonType(v))
+					r.fail(at, fmt.Sprintf("values[%d]", j), "want a string, got %s", jsonValue(v))
 					return nil
 				}
 				f.values = append(f.values, s)
 			}
 		default:
-			r.fail(at, "values", "want a list, got %s", jsonType(vs))
+			r.fail(at, "values", "want a list, got %s", jsonValue(vs))
 			return nil
 		}
 		out = append(out, f)
 	}
 	return out
+}
+
+// jsonValue is jsonType followed by the value itself, cut short, for a
+// scalar, so that a message names what was found: a string "subnet-0abc".
+func jsonValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("a string %q", shortText(x))
+	case json.Number, float64, bool:
+		return fmt.Sprintf("%s %v", jsonType(v), x)
+	}
+	return jsonType(v)
+}
+
+func shortText(s string) string {
+	const limit = 64
+	if len(s) <= limit {
+		return s
+	}
+	return strings.ToValidUTF8(s[:limit], "") + "..."
 }
 
 func jsonType(v any) string {
@@ -492,4 +517,33 @@ func jsonType(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// domainFields are the providerSpec fields a failure domain sets, per platform, as path
+// segments. vSphere has none: its workspace also holds what is not the domain's.
+var domainFields = map[configv1.PlatformType][][]string{
+	configv1.AWSPlatformType:       {{"placement", "availabilityZone"}, {"subnet"}},
+	configv1.AzurePlatformType:     {{"zone"}, {"subnet"}},
+	configv1.GCPPlatformType:       {{"zone"}},
+	configv1.OpenStackPlatformType: {{"availabilityZone"}, {"rootVolume", "availabilityZone"}, {"rootVolume", "volumeType"}},
+	configv1.NutanixPlatformType:   {{"failureDomain"}},
+}
+
+// DomainFields returns the providerSpec fields that a failure domain of the platform sets,
+// each as path segments, such as ["placement", "availabilityZone"]. With no domains listed
+// these are where a Machine's zone shows, and what a comparison with the template leaves
+// out. None for vSphere and unknown platforms.
+func DomainFields(platform configv1.PlatformType) [][]string {
+	return domainFields[platform]
+}
+
+// PlatformOfKind returns the platform whose providerSpecs have the kind, such as AWS for
+// AWSMachineProviderConfig.
+func PlatformOfKind(kind string) (configv1.PlatformType, bool) {
+	for p, k := range providerKinds {
+		if k == kind {
+			return p, true
+		}
+	}
+	return "", false
 }

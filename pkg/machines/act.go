@@ -1,7 +1,9 @@
 package machines
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -40,6 +42,21 @@ func (r *Reconciler) act(ctx context.Context, snap *snapshot, a Action) error {
 		}
 		log.Info("created Machine", "machine", m.Name, "index", a.Index, "domain", a.Domain, "attempt", a.Attempt, "reason", a.Reason)
 		r.event(snap.cpms, corev1.EventTypeNormal, "MachineCreated", "Create", fmt.Sprintf("created Machine %s: %s", m.Name, a))
+	case Adopt:
+		m := snap.machines[a.Machine]
+		if m == nil {
+			return fmt.Errorf("no Machine %s was gathered in this pass", a.Machine)
+		}
+		base := m.DeepCopy()
+		if m.Annotations == nil {
+			m.Annotations = map[string]string{}
+		}
+		m.Annotations[failuredomain.IndexAnnotation] = strconv.Itoa(a.Index)
+		if err := r.Client.Patch(ctx, m, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return fmt.Errorf("adopt Machine %s at index %d: %w", a.Machine, a.Index, err)
+		}
+		log.Info("adopted Machine", "machine", a.Machine, "index", a.Index)
+		r.event(m, corev1.EventTypeNormal, "MachineAdopted", "Adopt", a.String())
 	case Delete:
 		if err := r.delete(ctx, snap, a.Machine); err != nil {
 			return err
@@ -101,6 +118,14 @@ func (r *Reconciler) newMachine(snap *snapshot, a Action) (*machinev1beta1.Machi
 		m.Spec.ProviderSpec.Value = spec
 	} else if v := tmpl.Spec.ProviderSpec.Value; v != nil {
 		m.Spec.ProviderSpec.Value = &runtime.RawExtension{Raw: slices.Clone(v.Raw), Object: v.Object}
+		// No domains listed: the new Machine goes where the one it replaces is.
+		if old := snap.machines[a.Machine]; old != nil {
+			spec, err := inheritDomain(v, old.Spec.ProviderSpec.Value)
+			if err != nil {
+				return nil, err
+			}
+			m.Spec.ProviderSpec.Value = spec
+		}
 	}
 	if r.Hook.Name != "" && !slices.Contains(m.Spec.LifecycleHooks.PreDrain, r.Hook) {
 		m.Spec.LifecycleHooks.PreDrain = append(m.Spec.LifecycleHooks.PreDrain, r.Hook)
@@ -110,6 +135,30 @@ func (r *Reconciler) newMachine(snap *snapshot, a Action) (*machinev1beta1.Machi
 
 // maxReasonAnnotation bounds the reason kept on a Machine.
 const maxReasonAnnotation = 1024
+
+// inheritDomain is the template's providerSpec with the failure-domain fields of from.
+func inheritDomain(tmpl, from *runtime.RawExtension) (*runtime.RawExtension, error) {
+	t, err := decodeJSON(tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", templateProviderSpec, err)
+	}
+	platform, ok := platformOf(t)
+	if !ok {
+		return &runtime.RawExtension{Raw: slices.Clone(tmpl.Raw), Object: tmpl.Object}, nil
+	}
+	f, err := decodeJSON(from)
+	if err != nil {
+		return nil, fmt.Errorf("the Machine replaced: %s: %w", machineProviderSpec, err)
+	}
+	copyDomainFields(platform, f.(map[string]any), t.(map[string]any))
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(t); err != nil {
+		return nil, fmt.Errorf("%s: %w", templateProviderSpec, err)
+	}
+	return &runtime.RawExtension{Raw: bytes.TrimSuffix(buf.Bytes(), []byte("\n"))}, nil
+}
 
 func lowestIndex(ms []Machine) string {
 	best := -1

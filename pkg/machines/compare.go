@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	configv1 "github.com/openshift/api/config/v1"
 	machinev1 "github.com/openshift/api/machine/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,7 +29,9 @@ const (
 
 // providerSpecDiff compares a Machine's providerSpec with the template's. With a domain, the
 // domain is first written into both, so the failure-domain fields never differ; without one
-// (no failure domains listed) the providerSpecs are compared as they are. It returns the
+// (no failure domains listed, or an empty list) the failure-domain fields of the template's
+// platform (failuredomain.DomainFields) are left out of both, so a Machine is never replaced
+// only to move it into the template's zone. It returns the
 // paths that differ, "" when none. A template that cannot be read is an error about the
 // ControlPlaneMachineSet; a Machine whose providerSpec cannot be read, an error naming it.
 func providerSpecDiff(cpms *machinev1.ControlPlaneMachineSet, m *machinev1beta1.Machine, d *failuredomain.Domain) (string, error) {
@@ -58,6 +61,12 @@ func providerSpecDiff(cpms *machinev1.ControlPlaneMachineSet, m *machinev1beta1.
 	if err != nil {
 		return "", fmt.Errorf("the providerSpec of Machine %s/%s: %s: %w", m.Namespace, m.Name, machineProviderSpec, err)
 	}
+	if d == nil {
+		if platform, ok := platformOf(w); ok {
+			dropDomainFields(platform, w)
+			dropDomainFields(platform, g)
+		}
+	}
 	var paths []string
 	diff("", prune(w), prune(g), &paths)
 	if len(paths) > maxDiffs {
@@ -77,6 +86,49 @@ func asMachineError(err error, m *machinev1beta1.Machine) error {
 		return &c
 	}
 	return fmt.Errorf("the providerSpec of Machine %s/%s: %w", m.Namespace, m.Name, err)
+}
+
+// platformOf is the platform of a decoded providerSpec, by its kind.
+func platformOf(spec any) (configv1.PlatformType, bool) {
+	m, _ := spec.(map[string]any)
+	kind, _ := m["kind"].(string)
+	return failuredomain.PlatformOfKind(kind)
+}
+
+// dropDomainFields deletes the platform's failure-domain fields from a decoded providerSpec.
+func dropDomainFields(platform configv1.PlatformType, spec any) {
+	for _, path := range failuredomain.DomainFields(platform) {
+		m, _ := spec.(map[string]any)
+		for _, k := range path[:len(path)-1] {
+			m, _ = m[k].(map[string]any)
+		}
+		if m != nil {
+			delete(m, path[len(path)-1])
+		}
+	}
+}
+
+// copyDomainFields sets the platform's failure-domain fields of the decoded providerSpec
+// to to those of from (deleting those from does not have).
+func copyDomainFields(platform configv1.PlatformType, from, to map[string]any) {
+	for _, path := range failuredomain.DomainFields(platform) {
+		src, dst := from, to
+		for _, k := range path[:len(path)-1] {
+			src, _ = src[k].(map[string]any)
+			next, ok := dst[k].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				dst[k] = next
+			}
+			dst = next
+		}
+		last := path[len(path)-1]
+		if v, ok := src[last]; ok {
+			dst[last] = v
+		} else {
+			delete(dst, last)
+		}
+	}
 }
 
 func decodeJSON(raw *runtime.RawExtension) (any, error) {

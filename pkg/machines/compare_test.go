@@ -82,9 +82,14 @@ func TestProviderSpecDiff(t *testing.T) {
 			machine: `{"apiVersion":"machine.openshift.io/v1beta1","kind":"AWSMachineProviderConfig","instanceType":"m6i.xlarge","ami":{"id":"ami-1"},"placement":{"region":"us-east-1","availabilityZone":"z"},"subnet":{"id":"subnet-z"}}`,
 		},
 		{
-			name:    "without domains the zone is part of the spec",
+			name:    "without domains the zone and subnet are left out: a Machine is never replaced only to move it into the template's zone",
 			machine: `{"apiVersion":"machine.openshift.io/v1beta1","kind":"AWSMachineProviderConfig","instanceType":"m6i.xlarge","ami":{"id":"ami-1"},"placement":{"region":"us-east-1","availabilityZone":"z"},"subnet":{"id":"subnet-x"}}`,
-			want:    "placement.availabilityZone",
+			want:    "",
+		},
+		{
+			name:    "without domains the rest of the placement still counts",
+			machine: `{"apiVersion":"machine.openshift.io/v1beta1","kind":"AWSMachineProviderConfig","instanceType":"m6i.xlarge","ami":{"id":"ami-1"},"placement":{"region":"us-west-2","availabilityZone":"z"}}`,
+			want:    "placement.region",
 		},
 		{
 			name:    "a Machine whose providerSpec is not JSON is an error naming it",

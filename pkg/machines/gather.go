@@ -33,7 +33,6 @@ const (
 	ReasonInvalidSelector            = "InvalidSelector"
 	ReasonTemplateLabelsMismatch     = "TemplateLabelsDoNotMatchSelector"
 	ReasonUnsupportedPlatform        = "UnsupportedPlatform"
-	ReasonDuplicateFailureDomain     = "DuplicateFailureDomain"
 	ReasonInvalidFailureDomains      = "InvalidFailureDomains"
 	ReasonInvalidTemplate            = "InvalidTemplateProviderSpec"
 	ReasonInvalidMachineProviderSpec = "InvalidMachineProviderSpec"
@@ -91,28 +90,11 @@ func (r *Reconciler) gather(ctx context.Context, reader client.Reader) (*snapsho
 			fmt.Sprintf("do not match spec.selector %q, so the Machines created would not be counted", selector)})
 	}
 
-	var domains []failuredomain.Domain
-	platform := configv1.PlatformType("")
-	if tmpl != nil {
-		domains, err = failuredomain.FromControlPlaneMachineSet(cpms)
-		if err != nil {
-			in.Problems = append(in.Problems, domainProblems(err)...)
-		}
-		if len(domains) > 0 {
-			platform = domains[0].Platform
-		}
-		for _, d := range domains {
-			snap.domains[d.Key()] = d
-			in.Domains = append(in.Domains, d.Key())
-			if _, err := failuredomain.WithDomain(cpms, d); err != nil {
-				in.Problems = append(in.Problems, problemOf(ReasonInvalidTemplate, templateProviderSpec, err))
-			}
-		}
-		if len(domains) == 0 && err == nil {
-			if _, err := decodeJSON(tmpl.Spec.ProviderSpec.Value); err != nil {
-				in.Problems = append(in.Problems, Problem{ReasonInvalidTemplate, templateProviderSpec, err.Error()})
-			}
-		}
+	domains, platform, problems := templateFacts(cpms)
+	in.Problems = append(in.Problems, problems...)
+	for _, d := range domains {
+		snap.domains[d.Key()] = d
+		in.Domains = append(in.Domains, d.Key())
 	}
 
 	if selector != nil {
@@ -122,13 +104,14 @@ func (r *Reconciler) gather(ctx context.Context, reader client.Reader) (*snapsho
 		}
 		slices.SortFunc(list.Items, func(a, b machinev1beta1.Machine) int { return strings.Compare(a.Name, b.Name) })
 		templateOK := len(in.Problems) == 0
+		indexes := controlplane.IndexesOf(list.Items, cpms)
 		for i := range list.Items {
 			m := &list.Items[i]
 			if m.Labels[controlplane.RoleLabel] != "master" {
 				continue // only control-plane Machines are this controller's
 			}
 			snap.machines[m.Name] = m
-			pm, problem := r.machineFacts(cpms, m, platform, domains, templateOK)
+			pm, problem := r.machineFacts(cpms, m, list.Items, indexes[m.Name], platform, domains, templateOK)
 			if problem != nil {
 				in.Problems = append(in.Problems, *problem)
 			}
@@ -149,26 +132,69 @@ func (r *Reconciler) gather(ctx context.Context, reader client.Reader) (*snapsho
 		}
 		in.Nodes = append(in.Nodes, pn)
 	}
+	in.Problems = uniqueProblems(in.Problems)
 	return snap, nil
+}
+
+// templateFacts reads the failure domains and checks the template: every listed domain
+// must write into the template's providerSpec, and with none listed the providerSpec must
+// still be JSON. One fault of the template shows once, not once per domain.
+func templateFacts(cpms *machinev1.ControlPlaneMachineSet) ([]failuredomain.Domain, configv1.PlatformType, []Problem) {
+	tmpl := cpms.Spec.Template.OpenShiftMachineV1Beta1Machine
+	if tmpl == nil {
+		return nil, "", nil
+	}
+	var problems []Problem
+	domains, err := failuredomain.FromControlPlaneMachineSet(cpms)
+	if err != nil {
+		problems = append(problems, domainProblems(err)...)
+	}
+	platform := configv1.PlatformType("")
+	if len(domains) > 0 {
+		platform = domains[0].Platform
+	}
+	for _, d := range domains {
+		if _, err := failuredomain.WithDomain(cpms, d); err != nil {
+			problems = append(problems, problemOf(ReasonInvalidTemplate, templateProviderSpec, err))
+		}
+	}
+	if len(domains) == 0 && err == nil {
+		if _, err := decodeJSON(tmpl.Spec.ProviderSpec.Value); err != nil {
+			problems = append(problems, Problem{ReasonInvalidTemplate, templateProviderSpec, err.Error()})
+		}
+	}
+	return domains, platform, uniqueProblems(problems)
+}
+
+// uniqueProblems drops repeats of a problem, keeping the first.
+func uniqueProblems(ps []Problem) []Problem {
+	seen := map[Problem]bool{}
+	out := ps[:0:0]
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // machineFacts turns a Machine into what Plan needs. The providerSpec is compared only when
 // the template is usable.
-func (r *Reconciler) machineFacts(cpms *machinev1.ControlPlaneMachineSet, m *machinev1beta1.Machine, platform configv1.PlatformType, domains []failuredomain.Domain, templateOK bool) (Machine, *Problem) {
+func (r *Reconciler) machineFacts(cpms *machinev1.ControlPlaneMachineSet, m *machinev1beta1.Machine, all []machinev1beta1.Machine, index failuredomain.Assignment, platform configv1.PlatformType, domains []failuredomain.Domain, templateOK bool) (Machine, *Problem) {
 	pm := Machine{
 		Name: m.Name, Deleting: m.DeletionTimestamp != nil, Phase: ptr.Deref(m.Status.Phase, ""),
 		Created: m.CreationTimestamp.Time, ErrorMessage: ptr.Deref(m.Status.ErrorMessage, ""),
 	}
 	// Which Machines may hold an etcd member has one definition, shared with the quorum
 	// controller: a Machine it rejects is a problem here, never a member there.
-	idx, err := failuredomain.IndexOf(m.Name)
-	switch ok, why := controlplane.MayHoldMember(m, cpms); {
+	switch ok, why := controlplane.MayHoldMember(m, all, cpms); {
 	case !ok:
 		pm.IndexErr = why
-	case err != nil:
-		pm.IndexErr = err.Error()
+	case index.Err != nil:
+		pm.IndexErr = index.Err.Error()
 	default:
-		pm.Index = idx
+		pm.Index, pm.Adopt = index.Index, index.Pending
 	}
 	for _, c := range m.Status.Conditions {
 		if c.Type == controlplane.ConditionType {
@@ -229,8 +255,6 @@ func domainProblems(err error) []Problem {
 		switch {
 		case errors.Is(e, failuredomain.ErrUnknownPlatform):
 			reason = ReasonUnsupportedPlatform
-		case errors.Is(e, failuredomain.ErrDuplicate):
-			reason = ReasonDuplicateFailureDomain
 		}
 		out = append(out, problemOf(reason, machineTemplatePath+".failureDomains", e))
 	}

@@ -28,9 +28,12 @@ const (
 // Machine is what Plan knows of one Machine the selector matches.
 type Machine struct {
 	Name string
-	// Index is the number after the last "-" of the name; IndexErr says why there is none.
+	// Index is the number after the last "-" of the name, or the index it was adopted at
+	// (failuredomain.AssignIndexes); IndexErr says why there is none. Adopt says the
+	// adoption is not recorded on the Machine yet.
 	Index    int
 	IndexErr string
+	Adopt    bool
 	// Domain is the Key of the listed failure domain the providerSpec places it in, "" for none.
 	Domain   string
 	Deleting bool
@@ -117,6 +120,8 @@ const (
 	// DeleteFailed records Attempt failed attempts on Carrier, then deletes the Failed
 	// Machine, so the count outlives it.
 	DeleteFailed Kind = "DeleteFailed"
+	// Adopt records Index on Machine, whose name carries none (failuredomain.IndexAnnotation).
+	Adopt Kind = "Adopt"
 )
 
 // Action is the one thing to do next.
@@ -142,6 +147,8 @@ func (a Action) String() string {
 		return fmt.Sprintf("delete Machine %s: %s", a.Machine, a.Reason)
 	case DeleteFailed:
 		return fmt.Sprintf("delete Failed Machine %s (attempt %d), recording it on %s: %s", a.Machine, a.Attempt, a.Carrier, a.Reason)
+	case Adopt:
+		return fmt.Sprintf("adopt Machine %s at index %d: %s", a.Machine, a.Index, a.Reason)
 	}
 	return "nothing to do: " + a.Reason
 }
@@ -159,8 +166,9 @@ type Status struct {
 	Replicas int32
 	// ReadyReplicas counts the Running Machines that are not deleting.
 	ReadyReplicas int32
-	// UpdatedReplicas counts the Running Machines, not deleting, that match the template
-	// and sit in their index's target domain.
+	// UpdatedReplicas counts the indexes with a Running Machine, not deleting, that matches
+	// the template and sits in the index's target domain: never more than the indexes, even
+	// while a replacement and the Machine it replaces both fit.
 	UpdatedReplicas int32
 	// UnavailableReplicas counts the desired indexes with no Running Machine.
 	UnavailableReplicas              int32
@@ -198,6 +206,7 @@ const (
 	ReasonWaitingForReplacement = "WaitingForReplacement"
 	ReasonWaitingForSurge       = "WaitingForSurge"
 	ReasonRetryingFailed        = "RetryingFailedMachine"
+	ReasonAdopting              = "AdoptingMachine"
 	ReasonNeedsUpdate           = "NeedsUpdate"
 	ReasonAsExpected            = "AsExpected"
 	ReasonMachineFailed         = "MachineFailed"
@@ -313,7 +322,7 @@ func Plan(in Input) Decision {
 		d.Action = Action{Kind: None, Reason: "Inactive"}
 		return d
 	}
-	for _, step := range []func(Input, []*slot, *Decision) bool{completeReplacement, retryFailed, fillEmpty, rollNext, waitDeleting} {
+	for _, step := range []func(Input, []*slot, *Decision) bool{adopt, completeReplacement, retryFailed, fillEmpty, rollNext, waitDeleting} {
 		if step(in, slots, &d) {
 			return d
 		}
@@ -435,19 +444,19 @@ func counts(in Input, slots []*slot, st *Status) {
 		}
 	}
 	for _, s := range slots {
-		for _, m := range s.live {
-			if ready(m) && s.fits(m) {
-				st.UpdatedReplicas++
-			}
+		if slices.ContainsFunc(s.live, func(m Machine) bool { return ready(m) && s.fits(m) }) {
+			st.UpdatedReplicas++
 		}
 	}
 	if slots == nil {
 		// No placement (the input is invalid): the domains cannot be judged.
+		updated := map[int]bool{}
 		for _, m := range in.Machines {
-			if ready(m) && m.Updated {
-				st.UpdatedReplicas++
+			if ready(m) && m.Updated && m.IndexErr == "" {
+				updated[m.Index] = true
 			}
 		}
+		st.UpdatedReplicas = int32(len(updated))
 	}
 	st.UnavailableReplicas = int32(max(0, in.Replicas-len(readyIndexes)))
 	if st.UnavailableReplicas == 0 {
@@ -525,6 +534,23 @@ func failureText(m Machine) string {
 		return "no error message"
 	}
 	return m.ErrorMessage
+}
+
+// adopt records the index of the first Machine, by name, that was adopted at one and does
+// not carry it yet. It comes before every other action, so the index is settled before a
+// replacement named with it can exist.
+func adopt(in Input, _ []*slot, d *Decision) bool {
+	for _, m := range in.Machines {
+		if !m.Adopt {
+			continue
+		}
+		why := fmt.Sprintf("its name carries no index and index %d is free, as the ControlPlaneMachineSet operator would adopt it", m.Index)
+		d.InFlight = true
+		d.Action = Action{Kind: Adopt, Index: m.Index, Machine: m.Name, Reason: why}
+		d.Status.Progressing = Condition{metav1.ConditionTrue, ReasonAdopting, fmt.Sprintf("adopting Machine %s at index %d: %s", m.Name, m.Index, why)}
+		return true
+	}
+	return false
 }
 
 // completeReplacement deletes the Machines that a fitting Machine at the same index replaces:
