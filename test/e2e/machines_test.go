@@ -278,12 +278,6 @@ func TestMachinesBadInputAndFailures(t *testing.T) {
 			},
 		},
 		{
-			name: "duplicate failure domains", reason: machines.ReasonDuplicateFailureDomain, field: "failureDomains.aws[1]",
-			cpms: func() *machinev1.ControlPlaneMachineSet {
-				return e2e.NewCPMS(c, e2e.CPMSInput{Zones: "aab", InstanceType: "m6i.2xlarge"})
-			},
-		},
-		{
 			name: "a selector that matches no Machine", reason: machines.ReasonNoMachinesSelected, field: "spec.selector",
 			cpms: func() *machinev1.ControlPlaneMachineSet {
 				cpms := e2e.NewCPMS(c, valid)
