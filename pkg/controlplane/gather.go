@@ -113,11 +113,20 @@ func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *mach
 			Healthy: m.Healthy, Leader: m.Leader, Progress: m.Progress,
 		})
 	}
+	var domains []failuredomain.Domain
+	if cpms != nil {
+		domains, _ = failuredomain.FromControlPlaneMachineSet(cpms) // unusable domains: none known
+	}
 	for i := range machines {
 		m := &machines[i]
 		qm := quorum.Machine{
 			Name: m.Name, Deleting: m.DeletionTimestamp != nil, Running: ptr.Deref(m.Status.Phase, "") == "Running",
 			HasHook: hooks.Has(m, hook),
+		}
+		if len(domains) > 0 {
+			if d, ok, err := failuredomain.MachineDomain(domains[0].Platform, m, domains); err == nil && ok {
+				qm.Domain = d.Key()
+			}
 		}
 		for _, a := range m.Status.Addresses {
 			qm.Addresses = append(qm.Addresses, quorum.Address{Type: string(a.Type), Address: a.Address})
@@ -190,8 +199,8 @@ func IndexesOf(all []machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachine
 // restarted controller starts counting again, which only ever waits longer.
 func (r *Reconciler) learnerAges(st *snapshot) {
 	now := r.now()
-	if r.unstartedSince == nil {
-		r.unstartedSince = map[uint64]time.Time{}
+	if r.downSince == nil {
+		r.downSince = map[uint64]time.Time{}
 	}
 	seen := map[uint64]bool{}
 	for i, m := range st.state.Members {
@@ -199,16 +208,16 @@ func (r *Reconciler) learnerAges(st *snapshot) {
 			continue
 		}
 		seen[m.ID] = true
-		first, ok := r.unstartedSince[m.ID]
+		first, ok := r.downSince[m.ID]
 		if !ok {
 			first = now
-			r.unstartedSince[m.ID] = now
+			r.downSince[m.ID] = now
 		}
-		st.state.Members[i].UnstartedFor = now.Sub(first)
+		st.state.Members[i].DownFor = now.Sub(first)
 	}
-	for id := range r.unstartedSince {
+	for id := range r.downSince {
 		if !seen[id] {
-			delete(r.unstartedSince, id)
+			delete(r.downSince, id)
 		}
 	}
 	for i, m := range st.state.Machines {

@@ -138,11 +138,15 @@ func Decide(s State) Decision {
 			why = "its Machine is being deleted"
 		case ok && owner.Ineligible != "":
 			why = "its Machine may not hold an etcd member: " + owner.Ineligible
-		case !l.Started && s.LearnerStartTimeout > 0 && l.UnstartedFor >= s.LearnerStartTimeout:
-			why = fmt.Sprintf("it has not started within %s; the slot is freed for another learner", s.LearnerStartTimeout)
+		case !l.Healthy && s.LearnerStartTimeout > 0 && l.DownFor >= s.LearnerStartTimeout:
+			what := "has not started"
+			if l.Started {
+				what = "has not answered"
+			}
+			why = fmt.Sprintf("it %s for %s; the slot is freed for another learner", what, s.LearnerStartTimeout)
 			timedOut = true
 			d.Conditions[p.Machine] = Condition{Status: "False", Reason: ReasonLearner,
-				Message: fmt.Sprintf("learner %x did not start within %s and is removed; a new learner is added once no other Machine waits for the slot. Check that etcd starts on this Machine", l.ID, s.LearnerStartTimeout)}
+				Message: fmt.Sprintf("learner %x %s for %s and is removed; a new learner is added once no other Machine waits for the slot. Check that etcd runs on this Machine", l.ID, what, s.LearnerStartTimeout)}
 		default:
 			continue
 		}
@@ -276,7 +280,27 @@ func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(stri
 			candidates = append(candidates, mem)
 		}
 	}
-	sort.SliceStable(candidates, func(i, j int) bool { return !candidates[i].Healthy && candidates[j].Healthy })
+	// Unhealthy first; then the one whose failure domain holds the most voting members, as
+	// the reference etcd operator and cluster-api do, so the domains even out; then by
+	// Machine name. Example: voters on Machines in a, a, b, c with the a and b ones deleting
+	// and healthy: the a one goes first (a holds 2, b holds 1).
+	voters := map[string]int{}
+	for _, m := range machines {
+		if mem, ok := memberOf(m.Name); ok && !mem.Learner && m.Domain != "" {
+			voters[m.Domain]++
+		}
+	}
+	used := func(mem Member) int { return voters[byName[mem.Machine].Domain] }
+	sort.SliceStable(candidates, func(i, j int) bool {
+		a, b := candidates[i], candidates[j]
+		if a.Healthy != b.Healthy {
+			return !a.Healthy
+		}
+		if ua, ub := used(a), used(b); ua != ub {
+			return ua > ub
+		}
+		return a.Machine < b.Machine
+	})
 	for _, c := range candidates {
 		if surplus && census.Voters <= s.Desired {
 			continue

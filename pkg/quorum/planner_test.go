@@ -115,6 +115,29 @@ func TestDecide(t *testing.T) {
 			s.Members = append(s.Members, learner(4, "10.0.0.4", true))
 			return s
 		}, RemoveMember, "m-0", 1, nil},
+		{"of two healthy members waiting for removal, the one in the most-used failure domain goes first", func() State {
+			s := steady()
+			s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", false), machine("m-4", "10.0.0.5", false))
+			s.Members = append(s.Members, voter(4, "m-3", "10.0.0.4", true), voter(5, "m-4", "10.0.0.5", true))
+			for i, d := range []string{"b", "a", "a", "c", "c"} {
+				s.Machines[i].Domain = d
+			}
+			s.Machines[0].Deleting = true
+			s.Machines[1].Deleting = true
+			return s
+		}, RemoveMember, "m-1", 2, nil},
+		{"of two members waiting for removal, an unhealthy one goes first whatever its domain", func() State {
+			s := steady()
+			s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", false), machine("m-4", "10.0.0.5", false))
+			s.Members = append(s.Members, voter(4, "m-3", "10.0.0.4", true), voter(5, "m-4", "10.0.0.5", true))
+			for i, d := range []string{"b", "a", "a", "c", "c"} {
+				s.Machines[i].Domain = d
+			}
+			s.Machines[0].Deleting = true
+			s.Machines[1].Deleting = true
+			s.Members[0].Healthy = false
+			return s
+		}, RemoveMember, "m-0", 1, nil},
 		{"a learner of a deleting machine is removed, not promoted", func() State {
 			s := steady()
 			s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", true))
@@ -126,7 +149,7 @@ func TestDecide(t *testing.T) {
 			s.LearnerStartTimeout = 5 * time.Minute
 			s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", false))
 			l := learner(4, "10.0.0.4", false)
-			l.UnstartedFor = 6 * time.Minute
+			l.DownFor = 6 * time.Minute
 			s.Members = append(s.Members, l)
 			return s
 		}, RemoveMember, "m-3", 4, map[string]string{"m-3": ReasonLearner}},
@@ -135,7 +158,7 @@ func TestDecide(t *testing.T) {
 			s.LearnerStartTimeout = 5 * time.Minute
 			s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", false))
 			l := learner(4, "10.0.0.4", false)
-			l.UnstartedFor = 4 * time.Minute
+			l.DownFor = 4 * time.Minute
 			s.Members = append(s.Members, l)
 			return s
 		}, None, "", 0, map[string]string{"m-3": ReasonLearner}},

@@ -16,6 +16,9 @@ type Machine struct {
 	Addresses []Address
 	// NodeName is the Node named in status.nodeRef, "" for none.
 	NodeName string
+	// Domain is the failure domain the Machine is in, "" when unknown or none is listed.
+	// When several members wait for removal, the one in the most-used domain goes first.
+	Domain string
 	// Ineligible says why the Machine may not hold an etcd member (see
 	// controlplane.MayHoldMember, the one definition); "" when it may.
 	Ineligible string
@@ -39,8 +42,9 @@ type Member struct {
 	Leader  bool
 	// Progress is a learner's applied index over the leader's, 0..1.
 	Progress float64
-	// UnstartedFor is how long a learner that has not started has been seen so.
-	UnstartedFor time.Duration
+	// DownFor is how long a learner that is not healthy (never started, or stopped
+	// answering) has been seen so.
+	DownFor time.Duration
 	// Machine is the Machine the member belongs to, as Map places it; ignored on input.
 	Machine string
 }
@@ -51,7 +55,8 @@ type State struct {
 	Desired  int
 	Machines []Machine
 	Members  []Member
-	// LearnerStartTimeout is how long a learner may stay unstarted before it is removed to
+	// LearnerStartTimeout is how long a learner may stay unstarted or unhealthy before it is
+	// removed to
 	// free the learner slot; 0 never removes one.
 	LearnerStartTimeout time.Duration
 }
@@ -100,8 +105,8 @@ type Action struct {
 	PeerURL string
 	// To is the member that takes leadership for MoveLeader.
 	To uint64
-	// StartTimedOut marks the RemoveMember of a learner that never started within
-	// State.LearnerStartTimeout.
+	// StartTimedOut marks the RemoveMember of a learner that was not healthy (never
+	// started, or stopped answering) for State.LearnerStartTimeout.
 	StartTimedOut bool
 	Reason        string
 }
