@@ -42,6 +42,10 @@ const (
 	ReasonNoFaultTolerance = "NoFaultTolerance"
 )
 
+// ReasonControlPlaneMachinesDegraded (Degraded): the Machine controller reports the
+// ControlPlaneMachineSet Degraded; the message carries its reason and message.
+const ReasonControlPlaneMachinesDegraded = "ControlPlaneMachinesDegraded"
+
 // DefaultFailingPasses is how many passes in a row must fail before Degraded says so.
 const DefaultFailingPasses = 3
 
@@ -91,7 +95,8 @@ type finding struct{ reason, message string }
 //     the hook, a learner exists, or the pass decided a step. Its message names the Machines
 //     and the step.
 //   - Degraded is True for unhealthy members, a lost quorum, etcd out of reach, a hook held
-//     longer than HookHeldThreshold, an invalid ControlPlaneMachineSet, an unsafe
+//     longer than HookHeldThreshold, an invalid ControlPlaneMachineSet (or any problem
+//     the Machine controller reports on it through its Degraded condition), an unsafe
 //     MachineHealthCheck, or FailingPasses failed passes in a row. Several reasons are
 //     joined with "::", their messages by new lines.
 //   - Upgradeable is False while etcd tolerates no failure, a replacement is under way, or
@@ -135,8 +140,13 @@ func Decide(in Input) configv1.ClusterOperatorStatus {
 		degraded = append(degraded, f)
 	}
 	degraded = append(degraded, blocked(in, probedNow[ReasonMembersUnhealthy] != "")...)
-	if in.ControlPlaneMachineSet != nil {
-		if _, err := failuredomain.FromControlPlaneMachineSet(in.ControlPlaneMachineSet); err != nil {
+	if cpms := in.ControlPlaneMachineSet; cpms != nil {
+		// The Machine controller's own verdict, when it wrote one for this generation, names
+		// every problem it found (template, adoption, addresses, indexes); the failure
+		// domains are read here only when it did not.
+		if msg, ok := machinesDegraded(cpms); ok {
+			degraded = append(degraded, finding{ReasonControlPlaneMachinesDegraded, msg})
+		} else if _, err := failuredomain.FromControlPlaneMachineSet(cpms); err != nil {
 			degraded = append(degraded, finding{ReasonInvalidControlPlaneMachineSet, err.Error()})
 		}
 	}
@@ -422,4 +432,15 @@ func Equal(a, b configv1.ClusterOperatorStatus) bool {
 		return s
 	}
 	return equality.Semantic.DeepEqual(norm(a), norm(b))
+}
+
+// machinesDegraded returns the ControlPlaneMachineSet's Degraded condition when the Machine
+// controller set it True for the set's current generation.
+func machinesDegraded(cpms *machinev1.ControlPlaneMachineSet) (string, bool) {
+	for _, c := range cpms.Status.Conditions {
+		if c.Type == "Degraded" && c.Status == metav1.ConditionTrue && c.ObservedGeneration == cpms.Generation {
+			return fmt.Sprintf("ControlPlaneMachineSet %s/%s is Degraded (%s): %s", cpms.Namespace, cpms.Name, c.Reason, c.Message), true
+		}
+	}
+	return "", false
 }
