@@ -314,45 +314,7 @@ func TestPlan(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := Plan(tc.in)
-			w := tc.want
-			if got := actionString(d.Action); w.action != "" && got != w.action {
-				t.Errorf("action %q (%s), want %q", got, d.Action, w.action)
-			}
-			if w.progressing != "" {
-				reason, status := w.progressing, metav1.ConditionTrue
-				if r, ok := strings.CutSuffix(reason, "=False"); ok {
-					reason, status = r, metav1.ConditionFalse
-				}
-				if p := d.Status.Progressing; p.Reason != reason || p.Status != status {
-					t.Errorf("Progressing %s/%s (%s), want %s/%s", p.Status, p.Reason, p.Message, status, reason)
-				}
-			}
-			deg := d.Status.Degraded
-			switch {
-			case w.degraded == "" && deg.Status != metav1.ConditionFalse:
-				t.Errorf("Degraded %s/%s (%s), want False", deg.Status, deg.Reason, deg.Message)
-			case w.degraded != "" && (deg.Status != metav1.ConditionTrue || deg.Reason != w.degraded):
-				t.Errorf("Degraded %s/%s (%s), want True/%s", deg.Status, deg.Reason, deg.Message, w.degraded)
-			}
-			if w.degraded != "" && d.Action.Kind != None && !strings.HasPrefix(deg.Reason, "Machine") {
-				t.Errorf("a problem (%s) must stop every action, got %s", deg.Reason, d.Action)
-			}
-			if w.inFlight && !d.InFlight {
-				t.Errorf("InFlight false, want true")
-			}
-			if d.RetryAfter != w.retryAfter {
-				t.Errorf("RetryAfter %s, want %s", d.RetryAfter, w.retryAfter)
-			}
-			if w.message != "" && !strings.Contains(d.Status.Progressing.Message+" | "+deg.Message, w.message) {
-				t.Errorf("messages %q | %q do not mention %q", d.Status.Progressing.Message, deg.Message, w.message)
-			}
-			if c := w.counts; c != nil {
-				got := [4]int32{d.Status.Replicas, d.Status.ReadyReplicas, d.Status.UpdatedReplicas, d.Status.UnavailableReplicas}
-				if got != *c {
-					t.Errorf("replicas/ready/updated/unavailable %v, want %v", got, *c)
-				}
-			}
+			checkDecision(t, Plan(tc.in), tc.want)
 		})
 	}
 }
@@ -421,4 +383,46 @@ func TestPlanNeverExceedsSurge(t *testing.T) {
 		}
 	}
 	t.Fatal("did not converge in 100 steps")
+}
+
+// checkDecision checks a Plan decision against w.
+func checkDecision(t *testing.T, d Decision, w want) {
+	t.Helper()
+	if got := actionString(d.Action); w.action != "" && got != w.action {
+		t.Errorf("action %q (%s), want %q", got, d.Action, w.action)
+	}
+	if w.progressing != "" {
+		reason, status := w.progressing, metav1.ConditionTrue
+		if r, ok := strings.CutSuffix(reason, "=False"); ok {
+			reason, status = r, metav1.ConditionFalse
+		}
+		if p := d.Status.Progressing; p.Reason != reason || p.Status != status {
+			t.Errorf("Progressing %s/%s (%s), want %s/%s", p.Status, p.Reason, p.Message, status, reason)
+		}
+	}
+	deg := d.Status.Degraded
+	switch {
+	case w.degraded == "" && deg.Status != metav1.ConditionFalse:
+		t.Errorf("Degraded %s/%s (%s), want False", deg.Status, deg.Reason, deg.Message)
+	case w.degraded != "" && (deg.Status != metav1.ConditionTrue || deg.Reason != w.degraded):
+		t.Errorf("Degraded %s/%s (%s), want True/%s", deg.Status, deg.Reason, deg.Message, w.degraded)
+	}
+	if w.degraded != "" && d.Action.Kind != None && !strings.HasPrefix(deg.Reason, "Machine") {
+		t.Errorf("a problem (%s) must stop every action, got %s", deg.Reason, d.Action)
+	}
+	if w.inFlight && !d.InFlight {
+		t.Errorf("InFlight false, want true")
+	}
+	if d.RetryAfter != w.retryAfter {
+		t.Errorf("RetryAfter %s, want %s", d.RetryAfter, w.retryAfter)
+	}
+	if w.message != "" && !strings.Contains(d.Status.Progressing.Message+" | "+deg.Message, w.message) {
+		t.Errorf("messages %q | %q do not mention %q", d.Status.Progressing.Message, deg.Message, w.message)
+	}
+	if c := w.counts; c != nil {
+		got := [4]int32{d.Status.Replicas, d.Status.ReadyReplicas, d.Status.UpdatedReplicas, d.Status.UnavailableReplicas}
+		if got != *c {
+			t.Errorf("replicas/ready/updated/unavailable %v, want %v", got, *c)
+		}
+	}
 }
