@@ -91,7 +91,7 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 				r.learnerTimedOut = map[string]time.Time{}
 			}
 			r.learnerTimedOut[a.Machine] = r.now()
-			r.event(m, corev1.EventTypeWarning, "LearnerNotStarted", "RemoveMember", fmt.Sprintf("etcd learner %x did not start within %s and was removed to free the learner slot; a new one is added later", a.MemberID, r.LearnerStartTimeout))
+			r.event(m, corev1.EventTypeWarning, "LearnerNotStarted", "RemoveMember", fmt.Sprintf("etcd learner %x was not healthy (never started, or stopped answering) for %s and was removed to free the learner slot; a new one is added later", a.MemberID, r.LearnerStartTimeout))
 		}
 		r.event(m, corev1.EventTypeNormal, "MemberRemoved", "RemoveMember", fmt.Sprintf("removed etcd member %x: %s", a.MemberID, a.Reason))
 	case quorum.ReleaseHook:

@@ -194,8 +194,9 @@ func IndexesOf(all []machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachine
 	return failuredomain.AssignIndexes(int(ptr.Deref(cpms.Spec.Replicas, 0)), named)
 }
 
-// learnerAges tells the planner how long each unstarted learner has been seen so, and which
-// Machines recently had a learner removed for never starting. Both are kept in memory: a
+// learnerAges tells the planner how long each learner that is not healthy (never started,
+// or stopped answering) has been seen so, and which Machines recently had a learner removed
+// for it. Both are kept in memory: a
 // restarted controller starts counting again, which only ever waits longer.
 func (r *Reconciler) learnerAges(st *snapshot) {
 	now := r.now()
@@ -204,7 +205,7 @@ func (r *Reconciler) learnerAges(st *snapshot) {
 	}
 	seen := map[uint64]bool{}
 	for i, m := range st.state.Members {
-		if !m.Learner || m.Started {
+		if !m.Learner || m.Healthy {
 			continue
 		}
 		seen[m.ID] = true

@@ -80,9 +80,9 @@ type Reconciler struct {
 	// endpoints are the client URLs of the last member list; only Reconcile touches them
 	// (one worker), like the two maps below.
 	endpoints []string
-	// unstartedSince is when each unstarted learner was first seen; learnerTimedOut is when
-	// a Machine's learner was removed for never starting.
-	unstartedSince  map[uint64]time.Time
+	// downSince is when each learner that is not healthy was first seen so;
+	// learnerTimedOut is when a Machine's learner was removed for it.
+	downSince  map[uint64]time.Time
 	learnerTimedOut map[string]time.Time
 	// reported is the last set of planner reports sent as Events, so each is sent once.
 	reported string

@@ -81,7 +81,8 @@ type mMember struct {
 	caughtUp bool
 	// fresh: promoted within etcd's health window; etcd does not count it as active yet.
 	fresh bool
-	// late: an unstarted learner seen for longer than the start timeout.
+	// late: a learner that is not healthy (never started, or started and died) seen so for
+	// longer than the timeout.
 	late bool
 }
 
@@ -272,8 +273,8 @@ func (w world) state() State {
 			if m.caughtUp {
 				qm.Progress = 1
 			}
-			if !m.started && m.late {
-				qm.UnstartedFor = learnerStartTimeout
+			if m.late && (!m.started || !m.alive) {
+				qm.DownFor = learnerStartTimeout
 			}
 		}
 		s.Members = append(s.Members, qm)
@@ -371,7 +372,7 @@ func (w world) apply(a Action, lax bool) (world, string, error) {
 				return w, why, nil
 			}
 		}
-		if m.learner && !m.started && m.late {
+		if m.learner && m.late && (!m.started || !m.alive) {
 			// The controller remembers for a while that this Machine's learner never started;
 			// the model remembers it for good (it only orders the candidates for a learner).
 			n.machines[m.host].timedOut = true
@@ -474,6 +475,11 @@ func (w world) events() []event {
 			n := w.clone()
 			n.members[i].caughtUp = true
 			add(n, true, "learner %x catches up with the leader", i+1)
+		case m.learner && m.started && !m.alive && !m.late:
+			// Time passes: a dead learner stays down past the timeout.
+			n := w.clone()
+			n.members[i].late = true
+			add(n, true, "learner %x stays down for %s", i+1, learnerStartTimeout)
 		}
 	}
 	for _, m := range w.members {
@@ -496,7 +502,7 @@ func (w world) events() []event {
 			add(n, false, "member %x on %s dies", i+1, slotName(int(m.host)))
 		case m.started && !m.alive && w.exists(m.host):
 			n := w.clone()
-			n.members[i].alive = true
+			n.members[i].alive, n.members[i].late = true, false
 			add(n, false, "member %x on %s recovers", i+1, slotName(int(m.host)))
 		case m.learner && !m.started && !m.late && w.faultsLeft > 0:
 			n := w.clone()

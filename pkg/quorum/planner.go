@@ -17,8 +17,8 @@ import (
 //
 // The order of precedence, each step returning as soon as it applies:
 //  1. a placed learner whose Machine is deleting, gone or may not hold a member, a learner
-//     that matches no Machine at all, and a learner that never started within
-//     LearnerStartTimeout are removed (learners never count, so this is always safe, and
+//     that matches no Machine at all, and a learner that has not been healthy (never started,
+//     or stopped answering) for LearnerStartTimeout are removed (learners never count, so this is always safe, and
 //     etcd admits one learner at a time). An ambiguous learner is only reported;
 //  2. a deleting Machine that no member points at gets its hook released, once every voting
 //     member is accounted for;
@@ -233,6 +233,12 @@ func Decide(s State) Decision {
 		}
 	}
 	if blockedByUnaccounted != "" {
+		for _, m := range machines {
+			if mem, ok := memberOf(m.Name); ok && m.Deleting && m.HasHook && !mem.Learner {
+				d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked,
+					Message: fmt.Sprintf("member %x stays and its replacement gets no learner: %s", mem.ID, blockedByUnaccounted)}
+			}
+		}
 		d.Action = Action{Kind: None, Reason: blockedByUnaccounted}
 		return d
 	}
@@ -405,7 +411,7 @@ func baseCondition(m Machine, d Decision, memberOf func(string) (Member, bool), 
 		}
 	}
 	for _, o := range all {
-		if _, ok := memberOf(o.Name); !o.Deleting && !ok {
+		if !o.Deleting && o.Ineligible == "" && len(d.Mapping.Claimed[o.Name]) == 0 {
 			return Condition{"False", ReasonWaitingForReplacement, fmt.Sprintf("replacement %s has no etcd member yet; member %x stays", o.Name, mem.ID)}
 		}
 	}

@@ -119,6 +119,8 @@ func (a Action) String() string {
 		return fmt.Sprintf("add learner %s for Machine %s: %s", a.PeerURL, a.Machine, a.Reason)
 	case MoveLeader:
 		return fmt.Sprintf("move leadership from %x to %x: %s", a.MemberID, a.To, a.Reason)
+	case ReleaseHook:
+		return fmt.Sprintf("release the hook of Machine %s: %s", a.Machine, a.Reason)
 	default:
 		return fmt.Sprintf("%s member %x of Machine %s: %s", a.Kind, a.MemberID, a.Machine, a.Reason)
 	}

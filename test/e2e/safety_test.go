@@ -236,7 +236,7 @@ func TestLearnerThatNeverStartsIsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := framework.WaitFor(t.Context(), 60*time.Second, "the unstarted learner to be removed and added again", func() (bool, error) {
-		return countEvents(t, c, name, "LearnerNotStarted", "did not start within 2s") > 0 && countEvents(t, c, name, "LearnerAdded", "") >= 2, nil
+		return countEvents(t, c, name, "LearnerNotStarted", "for 2s") > 0 && countEvents(t, c, name, "LearnerAdded", "") >= 2, nil
 	})
 	if err != nil {
 		t.Fatalf("%v; events %v", err, eventReasons(t, c, name))
