@@ -3,9 +3,8 @@
 //
 // Its guard, CheckChange, applies pkg/quorum's Check (the one home of the quorum rules: a
 // learner never counts; healthy voting members must stay at or above quorum after every
-// change; one learner at a time) to the member list it has just read; Count and
-// FaultTolerance count with the same arithmetic. Placing members on Machines is pkg/quorum's
-// Map, not this package's.
+// change; one learner at a time) to the member list it has just read; Count counts with the
+// same arithmetic. Placing members on Machines is pkg/quorum's Map, not this package's.
 //
 // Client, over go.etcd.io/etcd/client/v3 with mutual TLS and bounded
 // timeouts. State lists the members and probes each through its own endpoint in parallel

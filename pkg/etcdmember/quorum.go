@@ -88,10 +88,6 @@ func Count(members []Member) Counts {
 	return Counts{Voters: c.Voters, Healthy: c.Healthy, Learners: c.Learners, Quorum: c.Quorum(), Tolerance: c.Tolerance()}
 }
 
-// FaultTolerance is how many more healthy voting members may fail before etcd loses quorum;
-// negative means quorum is already lost by that many.
-func FaultTolerance(members []Member) int { return Count(members).Tolerance }
-
 // Apply returns a copy of members with c made. A promoted learner keeps its health; an added
 // learner has not started and is not healthy. Promoting a voter or removing a member that
 // is not there changes nothing.

@@ -51,7 +51,7 @@ func TestRemoveRefusedWhileAnotherIsDown(t *testing.T) {
 		if !errors.As(h.Err, &ue) || ue.Endpoint != cl.members["c"].ClientURL() || !strings.HasPrefix(ue.Member, "c (") {
 			t.Fatalf("probe of killed c: %v, want an *UnreachableError naming %s and member c", h.Err, cl.members["c"].ClientURL())
 		}
-		if got := FaultTolerance(ms); got != 0 {
+		if got := Count(ms).Tolerance; got != 0 {
 			t.Fatalf("fault tolerance with c dead = %d, want 0", got)
 		}
 	})
