@@ -82,7 +82,7 @@ type Reconciler struct {
 	endpoints []string
 	// downSince is when each learner that is not healthy was first seen so;
 	// learnerTimedOut is when a Machine's learner was removed for it.
-	downSince  map[uint64]time.Time
+	downSince       map[uint64]time.Time
 	learnerTimedOut map[string]time.Time
 	// reported is the last set of planner reports sent as Events, so each is sent once.
 	reported string
