@@ -122,15 +122,7 @@ func (e *etcdClient) Observe(ctx context.Context) ([]controlplane.EtcdMember, er
 	if err != nil && !errors.As(err, &nq) {
 		return nil, err
 	}
-	leader, index := raftView(health)
-	out := make([]controlplane.EtcdMember, len(members))
-	for i, m := range members {
-		out[i] = controlplane.EtcdMember{Member: m, Leader: m.ID == leader}
-		if m.IsLearner && index[leader] > 0 {
-			out[i].Progress = min(1, float64(index[m.ID])/float64(index[leader]))
-		}
-	}
-	return out, err
+	return observedMembers(members, health), err
 }
 
 // unreachable says err means no known endpoint answered: not a rejected certificate, not a
