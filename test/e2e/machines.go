@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -292,7 +293,10 @@ func Layout(ctx context.Context, c *framework.Cluster) ([]Placed, error) {
 	for i := range list.Items {
 		m := &list.Items[i]
 		p := Placed{Name: m.Name, UID: m.UID, Phase: framework.Phase(m), Deleting: m.DeletionTimestamp != nil}
-		p.Index, _ = failuredomain.IndexOf(m.Name)
+		var err error
+		if p.Index, err = failuredomain.IndexOf(m.Name); err != nil {
+			p.Index, _ = strconv.Atoi(m.Annotations[failuredomain.IndexAnnotation]) // adopted
+		}
 		if cond := framework.Condition(m, controlplane.ConditionType); cond != nil {
 			p.Voting = cond.Reason == quorum.ReasonVoting
 		}
@@ -364,6 +368,8 @@ type MachineWatch struct {
 // WatchReport is what a MachineWatch saw.
 type WatchReport struct {
 	MaxMachines, MaxReplacing int
+	// MaxUpdated is the most status.updatedReplicas the ControlPlaneMachineSet showed.
+	MaxUpdated int32
 	Created, Deleted          []string
 	Progressing               []string
 }
@@ -393,7 +399,9 @@ func (w *MachineWatch) sample(ctx context.Context, c *framework.Cluster) {
 		return
 	}
 	var progressing string
+	var updated int32
 	if cpms, err := GetCPMS(ctx, c); err == nil {
+		updated = cpms.Status.UpdatedReplicas
 		if cond := meta.FindStatusCondition(cpms.Status.Conditions, "Progressing"); cond != nil {
 			progressing = cond.Reason + ": " + cond.Message
 		}
@@ -402,6 +410,7 @@ func (w *MachineWatch) sample(ctx context.Context, c *framework.Cluster) {
 	defer w.mu.Unlock()
 	r := &w.report
 	r.MaxMachines = max(r.MaxMachines, len(layout))
+	r.MaxUpdated = max(r.MaxUpdated, updated)
 	perIndex := map[int]int{}
 	replacing := map[int]bool{}
 	for _, p := range layout {
@@ -446,6 +455,9 @@ type RolloutInput struct {
 	// Replaced are the indexes whose Machines must be replaced; the others must stay.
 	Replaced []int
 	Timeout  time.Duration
+	// EndProgressing, when set, is the reason Progressing shows True at the end (OnDelete
+	// with a Machine still to replace, say); by default it is False, AllReplicasUpdated.
+	EndProgressing string
 }
 
 // RolloutResult is what a rollout measured.
@@ -462,7 +474,8 @@ type RolloutResult struct {
 // new Machine's learner added and promoted and each old Machine's member removed and its
 // hook released (their events), never more than 4 Machines and 1 learner at once, one
 // index replaced at a time, voting members never below 3, no write lost and quorum never
-// lost. It ends once the ControlPlaneMachineSet reports Progressing False.
+// lost, status.updatedReplicas never above 3. It ends once the ControlPlaneMachineSet
+// reports Progressing False (or EndProgressing).
 func RolloutSpec(ctx context.Context, in RolloutInput) (RolloutResult, error) {
 	var res RolloutResult
 	c := in.Cluster
@@ -493,7 +506,11 @@ func RolloutSpec(ctx context.Context, in RolloutInput) (RolloutResult, error) {
 		})
 	}
 	if stepErr == nil {
-		_, stepErr = WaitCPMSCondition(ctx, c, 30*time.Second, "Progressing", metav1.ConditionFalse, machines.ReasonAllReplicasUpdated)
+		status, reason := metav1.ConditionFalse, machines.ReasonAllReplicasUpdated
+		if in.EndProgressing != "" {
+			status, reason = metav1.ConditionTrue, in.EndProgressing
+		}
+		_, stepErr = WaitCPMSCondition(ctx, c, 30*time.Second, "Progressing", status, reason)
 	}
 	res.Took = time.Since(start)
 	res.Watch = watch.Stop()
@@ -507,6 +524,9 @@ func RolloutSpec(ctx context.Context, in RolloutInput) (RolloutResult, error) {
 	var problems []string
 	if res.Watch.MaxMachines > 4 {
 		problems = append(problems, fmt.Sprintf("%d Machines existed at once, want at most 4", res.Watch.MaxMachines))
+	}
+	if res.Watch.MaxUpdated > 3 {
+		problems = append(problems, fmt.Sprintf("status.updatedReplicas reached %d for 3 replicas", res.Watch.MaxUpdated))
 	}
 	if res.Watch.MaxReplacing > 1 {
 		problems = append(problems, fmt.Sprintf("%d indexes were replaced at once, want 1", res.Watch.MaxReplacing))
