@@ -369,9 +369,9 @@ type MachineWatch struct {
 type WatchReport struct {
 	MaxMachines, MaxReplacing int
 	// MaxUpdated is the most status.updatedReplicas the ControlPlaneMachineSet showed.
-	MaxUpdated int32
-	Created, Deleted          []string
-	Progressing               []string
+	MaxUpdated       int32
+	Created, Deleted []string
+	Progressing      []string
 }
 
 // WatchMachines starts sampling; the Machines that exist now are not reported as created.
