@@ -23,18 +23,9 @@ import (
 // plays an older leadership.
 func withEtcd(t *testing.T, o app.Options) (app.Options, *etcdmember.Client) {
 	t.Helper()
-	n, err := etcdnet.NewNetwork(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Close)
-	ms, err := n.Bootstrap(t.Context(), "etcd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ms[0].Kill)
+	n, urls := etcdnet.StartSingle(t)
 	o.EtcdCA, o.EtcdCert, o.EtcdKey = n.ClientFiles()
-	o.EtcdEndpoints = etcdnet.ClientURLs(ms)
+	o.EtcdEndpoints = urls
 	c, err := etcdmember.NewFromFiles(etcdmember.Config{Endpoints: o.EtcdEndpoints}, etcdmember.TLSFiles{CA: o.EtcdCA, Cert: o.EtcdCert, Key: o.EtcdKey})
 	if err != nil {
 		t.Fatal(err)

@@ -64,18 +64,9 @@ type store struct {
 // fenceStore starts a one-member etcd cluster and returns clients of it.
 func fenceStore(t *testing.T) *store {
 	t.Helper()
-	n, err := etcdnet.NewNetwork(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Close)
-	ms, err := n.Bootstrap(t.Context(), "etcd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ms[0].Kill)
+	n, urls := etcdnet.StartSingle(t)
 	ca, cert, key := n.ClientFiles()
-	c, err := etcdmember.NewFromFiles(etcdmember.Config{Endpoints: etcdnet.ClientURLs(ms)}, etcdmember.TLSFiles{CA: ca, Cert: cert, Key: key})
+	c, err := etcdmember.NewFromFiles(etcdmember.Config{Endpoints: urls}, etcdmember.TLSFiles{CA: ca, Cert: cert, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +75,7 @@ func fenceStore(t *testing.T) *store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := clientv3.New(clientv3.Config{Endpoints: etcdnet.ClientURLs(ms), TLS: tc, DialTimeout: 3 * time.Second})
+	raw, err := clientv3.New(clientv3.Config{Endpoints: urls, TLS: tc, DialTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
