@@ -52,6 +52,12 @@ func TestPlanParity(t *testing.T) {
 			want: want{action: "None", degraded: ReasonMachineNameHasNoIndex, message: "Machine m-extra metadata.name"},
 		},
 		{
+			name: "two live Machines reporting one address are a problem naming both and the address",
+			in: input(RollingUpdate, abc, mc("m-0", 0, "a"), with(mc("m-1", 1, "b"), func(m *Machine) { m.Addresses = []string{"10.0.0.1"} }),
+				with(mc("m-2", 2, "c"), func(m *Machine) { m.Addresses = []string{"10.0.0.1"} })),
+			want: want{action: "None", degraded: ReasonDuplicateAddress, message: `Machine m-2 status.addresses: "10.0.0.1" is also an address of Machine m-1`},
+		},
+		{
 			name: "a replacement that shares its index with the Machine it replaces is not a problem",
 			in: input(OnDelete, abc, with(mc("c-master-0", 0, "a"), deleting),
 				with(mc("c-master-replacement-0", 0, "a"), newer), mc("c-master-1", 1, "b"), mc("c-master-2", 2, "c")),

@@ -217,6 +217,7 @@ const (
 	ReasonMachineNameHasNoIndex = "MachineNameHasNoIndex"
 	ReasonTooManyIndexes        = "TooManyIndexes"
 	ReasonNodeWithoutMachine    = "NodeWithoutMachine"
+	ReasonDuplicateAddress      = "DuplicateMachineAddress"
 	ReasonInvalidPlacementInput = "InvalidPlacementInput"
 )
 
@@ -258,8 +259,9 @@ func (s *slot) failures() (int, time.Time) {
 // Plan decides the one next action and the status.
 //
 // Precedence, the first that applies wins:
-//  1. Any problem (invalid spec, unusable template, unparsable Machine name, a control-plane
-//     Node with no Machine, more indexes than replicas), or a replacement that has failed
+//  1. Any problem (invalid spec, unusable template, a Machine that cannot be adopted, two
+//     live Machines with one address, a control-plane Node with no Machine, more indexes
+//     than replicas), or a replacement that has failed
 //     MaxAttempts times: Degraded, and nothing is created or deleted.
 //  2. Inactive: status only.
 //  3. An index with a Machine that fits and older ones beside it: the old ones are deleted
@@ -347,6 +349,20 @@ func check(in Input) []Problem {
 	for _, m := range in.Machines {
 		if m.IndexErr != "" {
 			out = append(out, Problem{ReasonMachineNameHasNoIndex, "Machine " + m.Name + " metadata.name", m.IndexErr})
+		}
+	}
+	owner := map[string]string{}
+	for _, m := range in.Machines {
+		if m.Deleting {
+			continue
+		}
+		for _, a := range m.Addresses {
+			if o, taken := owner[a]; taken && o != m.Name {
+				out = append(out, Problem{ReasonDuplicateAddress, "Machine " + m.Name + " status.addresses",
+					fmt.Sprintf("%q is also an address of Machine %s; neither can be told apart from the other as an etcd member", a, o)})
+				continue
+			}
+			owner[a] = m.Name
 		}
 	}
 	for _, n := range orphanNodes(in) {
