@@ -47,7 +47,6 @@ func walk(layout, domains []string) string {
 		}
 		return c
 	}
-	start := count(ms)
 	var history [][]Machine
 	var steps []string
 	for step := 0; step < 20; step++ {
@@ -56,13 +55,9 @@ func walk(layout, domains []string) string {
 		a := d.Action
 		switch a.Kind {
 		case None:
-			end := count(ms)
-			for _, snap := range history {
-				for z, n := range count(snap) {
-					if n > start[z] && n > end[z] {
-						return fmt.Sprintf("zone %s holds %d Machines midway (%d at the start, %d at the end) after %s", z, n, start[z], end[z], strings.Join(steps, "; "))
-					}
-				}
+			history = append(history, slices.Clone(ms))
+			if msg := crowded(history, count); msg != "" {
+				return msg + " after " + strings.Join(steps, "; ")
 			}
 			for _, m := range ms {
 				if !slices.Contains(domains, m.Domain) {
@@ -81,4 +76,41 @@ func walk(layout, domains []string) string {
 		}
 	}
 	return "no end after 20 steps: " + strings.Join(steps, "; ")
+}
+
+// crowded says which zone, at which step of history, holds more Machines than both at the
+// start and at the end.
+func crowded(history [][]Machine, count func([]Machine) map[string]int) string {
+	start, end := count(history[0]), count(history[len(history)-1])
+	for i, snap := range history {
+		for z, n := range count(snap) {
+			if n > start[z] && n > end[z] {
+				return fmt.Sprintf("zone %s holds %d Machines at step %d (%d at the start, %d at the end)", z, n, i, start[z], end[z])
+			}
+		}
+	}
+	return ""
+}
+
+// TestCrowdedSeesACrowdedStep: the check fires on a walk that moves index 1 from b to a and
+// then on to c, passing through three Machines in a where there were two and end up two.
+func TestCrowdedSeesACrowdedStep(t *testing.T) {
+	count := func(ms []Machine) map[string]int {
+		c := map[string]int{}
+		for _, m := range ms {
+			c[m.Domain]++
+		}
+		return c
+	}
+	a0, b1, a2 := mc("m-0", 0, "a"), mc("m-1", 1, "b"), mc("m-2", 2, "a")
+	history := [][]Machine{
+		{a0, b1, a2},
+		{a0, b1, a2, mc("r-1", 1, "a")},
+		{a0, a2, mc("r-1", 1, "a")},
+		{a0, a2, mc("r-1", 1, "a"), mc("s-1", 1, "c")},
+		{a0, a2, mc("s-1", 1, "c")},
+	}
+	if msg := crowded(history, count); !strings.Contains(msg, "zone a holds 3 Machines at step 1") {
+		t.Fatalf("crowded = %q; want zone a at step 1", msg)
+	}
 }
