@@ -266,7 +266,7 @@ func (c *Controller) claimLeaseToken(ctx context.Context) error {
 			c.Token.Store(token)
 			return nil
 		case errors.Is(err, leader.ErrNotLeader), ctx.Err() != nil:
-			return nil
+			return nil //nolint:nilerr // the lease was lost or the manager stops: nothing to claim, and losing the lease stops the controllers anyway
 		case leader.Corrupt(err):
 			return fmt.Errorf("leader election: %w", err)
 		}

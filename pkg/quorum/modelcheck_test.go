@@ -268,7 +268,7 @@ func checkStep(w world, d Decision, n world, refused string, err error) *violati
 		if a.Kind == Promote && m.learner && (host.status != slotRunning || host.ineligible) {
 			return &violation{property: "promotion", detail: fmt.Sprintf("%s: learner %x runs on %s, which is %s or may not hold a member", a, a.MemberID, slotName(int(m.host)), [...]string{"", "running", "deleting", "gone"}[host.status])}
 		}
-		if a.Kind == RemoveMember && host.status == slotRunning && !(m.learner && (host.ineligible || m.late)) {
+		if a.Kind == RemoveMember && host.status == slotRunning && (!m.learner || !host.ineligible && !m.late) {
 			return &violation{property: "no guess", detail: fmt.Sprintf("%s, but its Machine %s is running and not being deleted", a, slotName(int(m.host)))}
 		}
 	}
