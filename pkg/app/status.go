@@ -350,7 +350,6 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 
 	members, health, etcdErr := inspectEtcd(ctx, o, machines)
 	state := controlplane.StateOf(machines, observedMembers(members, health), cpms, o.Hook, rep.Desired)
-	state.Members = state.Placed()
 	var conds map[string]quorum.Condition
 	if etcdErr != nil {
 		rep.EtcdError = etcdErr.Error()
@@ -372,7 +371,7 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 	}
 	placement := quorum.Map(state.Machines, state.Members)
 	for _, m := range state.Members {
-		mr := operatorstatus.MemberReport{ID: fmt.Sprintf("%x", m.ID), Name: m.Name, Machine: m.Machine, Role: "voter",
+		mr := operatorstatus.MemberReport{ID: fmt.Sprintf("%x", m.ID), Name: m.Name, Machine: placement.Of[m.ID].Machine, Role: "voter",
 			Health: "healthy", Leader: m.Leader, PeerURLs: m.PeerURLs}
 		switch p := placement.Of[m.ID]; p.Kind {
 		case quorum.Ambiguous:
