@@ -110,6 +110,19 @@ func (o *options) validate() error {
 	if o.learnerStart < 0 {
 		return fmt.Errorf("--learner-start-timeout must not be negative, not %s", o.learnerStart)
 	}
+	for _, d := range []struct {
+		flag  string
+		value time.Duration
+	}{{"--poll-interval", o.pollInterval}, {"--hook-held-threshold", o.hookHeldWarn}, {"--lease-duration", o.leaseDuration},
+		{"--renew-deadline", o.renewDeadline}, {"--retry-period", o.retryPeriod}} {
+		if d.value <= 0 {
+			return fmt.Errorf("%s must be positive, not %s", d.flag, d.value)
+		}
+	}
+	// client-go's lease election needs lease-duration > renew-deadline > retry-period x 1.2.
+	if o.leaseDuration <= o.renewDeadline || float64(o.renewDeadline) <= 1.2*float64(o.retryPeriod) {
+		return fmt.Errorf("lease timings must satisfy --lease-duration (%s) > --renew-deadline (%s) > 1.2 x --retry-period (%s)", o.leaseDuration, o.renewDeadline, o.retryPeriod)
+	}
 	if o.hookName == "" || o.hookOwner == "" {
 		return fmt.Errorf("--hook-name and --hook-owner must not be empty")
 	}
