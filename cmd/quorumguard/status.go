@@ -84,9 +84,45 @@ func statusCommand(ctx context.Context, args []string, out io.Writer) error {
 	if *format == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else if err := printTable(out, rep, o.clusterOperator); err != nil {
+		return err
 	}
-	return printTable(out, rep, o.clusterOperator)
+	return verdict(rep)
+}
+
+// The exit codes of `quorumguard status`, for scripts and probes.
+const (
+	// exitFailed: the command could not run (bad flags, the API server unreachable).
+	exitFailed = 1
+	// exitEtcdUnobserved: the report was printed, but etcd could not be observed
+	// (unreachable, a rejected certificate).
+	exitEtcdUnobserved = 2
+	// exitNoMargin: etcd has lost quorum, or one more failure would lose it.
+	exitNoMargin = 3
+)
+
+// exitError carries an exit code other than exitFailed; the report has been printed.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// verdict is nil for a healthy cluster, else the exit code the printed report calls for.
+func verdict(rep *operatorstatus.Report) error {
+	switch {
+	case rep.QuorumLost:
+		return &exitError{exitNoMargin, "etcd has lost quorum"}
+	case rep.EtcdError != "":
+		return &exitError{exitEtcdUnobserved, "etcd could not be observed: " + rep.EtcdError}
+	case rep.Next.FaultTolerance <= 0:
+		return &exitError{exitNoMargin, fmt.Sprintf("etcd has no fault tolerance: one more failed voting member loses quorum (tolerance %d)", rep.Next.FaultTolerance)}
+	}
+	return nil
 }
 
 // printTable writes the report as aligned tables, one section after another.

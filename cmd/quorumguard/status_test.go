@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -130,13 +132,29 @@ func TestStatusCommand(t *testing.T) {
 	ca, cert, key := c.Net.ClientFiles()
 	args := []string{"--kubeconfig", c.CP.KubeconfigFile, "--etcd-ca-file", ca, "--etcd-cert-file", cert, "--etcd-key-file", key,
 		"--cluster-operator", coName}
-	status := func(extra ...string) string {
+	// statusCode runs the command and returns what it printed and its exit code.
+	statusCode := func(extra ...string) (string, int) {
 		t.Helper()
 		var out bytes.Buffer
-		if err := statusCommand(ctx, append(append([]string{}, args...), extra...), &out); err != nil {
+		err := statusCommand(ctx, append(append([]string{}, args...), extra...), &out)
+		var ee *exitError
+		switch {
+		case err == nil:
+			return out.String(), 0
+		case errors.As(err, &ee):
+			return out.String(), ee.code
+		default:
 			t.Fatalf("status %v: %v", extra, err)
+			return "", exitFailed
 		}
-		return out.String()
+	}
+	status := func(extra ...string) string {
+		t.Helper()
+		table, code := statusCode(extra...)
+		if code != 0 {
+			t.Fatalf("status %v exited %d on a healthy cluster:\n%s", extra, code, table)
+		}
+		return table
 	}
 
 	table := status()
@@ -217,12 +235,33 @@ func TestStatusCommand(t *testing.T) {
 		t.Errorf("cluster-master-0 lost its hook (%v)", err)
 	}
 
-	// Two of three members dead: the survivor still answers for itself, so the command
+	// Then two of three members dead: the survivor still answers for itself, so the command
 	// shows the members and says quorum is lost, not that etcd is unreachable.
-	for _, name := range []string{"cluster-master-1", "cluster-master-2"} {
-		c.Agent.Member(name).Kill()
+	// A CA that did not sign etcd's certificates: the report is printed and the command
+	// exits 2, etcd not observed.
+	wrongCA := append(slices.Clone(args), "--etcd-ca-file", cert)
+	var out bytes.Buffer
+	var ee *exitError
+	if err := statusCommand(ctx, wrongCA, &out); !errors.As(err, &ee) || ee.code != exitEtcdUnobserved || !strings.Contains(out.String(), "etcd could not be observed") {
+		t.Errorf("status with a wrong CA = %v, printed:\n%s\nwant exit %d and the report", err, out.String(), exitEtcdUnobserved)
 	}
-	table = status()
+
+	// One member dead: quorum holds with no margin, exit 3.
+	c.Agent.Member("cluster-master-1").Kill()
+	waitFor(t, "the command to see one member dead", func() bool {
+		_, code := statusCode()
+		return code == exitNoMargin
+	})
+
+	table, code := statusCode()
+	if code != exitNoMargin {
+		t.Errorf("status with one of three members dead exited %d, want %d", code, exitNoMargin)
+	}
+	c.Agent.Member("cluster-master-2").Kill()
+	table, code = statusCode()
+	if code != exitNoMargin {
+		t.Errorf("status with quorum lost exited %d, want %d", code, exitNoMargin)
+	}
 	t.Logf("quorumguard status with two members dead:\n%s", table)
 	mustContain(t, table, "etcd has lost quorum; the members are as one member sees them",
 		"etcd has no quorum: 0 of 3 voting members are healthy and 2 are needed, 1 answer on their own",

@@ -357,6 +357,7 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 		var nq *etcdmember.NoQuorumError
 		if errors.As(etcdErr, &nq) {
 			step = "nothing: etcd has lost quorum"
+			rep.QuorumLost = true
 		}
 		rep.Next = operatorstatus.NextStep{Action: string(quorum.None), Step: step, Reason: etcdErr.Error()}
 	} else {

@@ -16,6 +16,8 @@ type Report struct {
 	// EtcdError says why etcd could not be observed; Members is then empty, or, with quorum
 	// lost, as one member sees them.
 	EtcdError string          `json:"etcdError,omitempty"`
+	// QuorumLost says etcd answered without quorum (EtcdError then says so).
+	QuorumLost bool `json:"quorumLost,omitempty"`
 	Members   []MemberReport  `json:"members"`
 	Machines  []MachineReport `json:"machines"`
 	// ClusterOperator is nil when none is named or it does not exist.
