@@ -253,12 +253,11 @@ func TestStatusCommand(t *testing.T) {
 		return code == exitNoMargin
 	})
 
-	table, code := statusCode()
-	if code != exitNoMargin {
+	if _, code := statusCode(); code != exitNoMargin {
 		t.Errorf("status with one of three members dead exited %d, want %d", code, exitNoMargin)
 	}
 	c.Agent.Member("cluster-master-2").Kill()
-	table, code = statusCode()
+	table, code := statusCode()
 	if code != exitNoMargin {
 		t.Errorf("status with quorum lost exited %d, want %d", code, exitNoMargin)
 	}

@@ -15,11 +15,11 @@ type Report struct {
 	Desired int `json:"desiredVotingMembers"`
 	// EtcdError says why etcd could not be observed; Members is then empty, or, with quorum
 	// lost, as one member sees them.
-	EtcdError string          `json:"etcdError,omitempty"`
+	EtcdError string `json:"etcdError,omitempty"`
 	// QuorumLost says etcd answered without quorum (EtcdError then says so).
-	QuorumLost bool `json:"quorumLost,omitempty"`
-	Members   []MemberReport  `json:"members"`
-	Machines  []MachineReport `json:"machines"`
+	QuorumLost bool            `json:"quorumLost,omitempty"`
+	Members    []MemberReport  `json:"members"`
+	Machines   []MachineReport `json:"machines"`
 	// ClusterOperator is nil when none is named or it does not exist.
 	ClusterOperator     *ClusterOperatorReport `json:"clusterOperator,omitempty"`
 	MachineHealthChecks []MHCVerdict           `json:"machineHealthChecks"`
