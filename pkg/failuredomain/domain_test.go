@@ -311,15 +311,7 @@ func TestParseValid(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			domains, err := Parse(tc.fds)
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			var keys []string
-			for _, d := range domains {
-				keys = append(keys, d.Key())
-			}
-			if !slices.Equal(keys, tc.keys) {
+			if keys := parsedKeys(t, tc.fds); !slices.Equal(keys, tc.keys) {
 				t.Errorf("keys = %q, want %q", keys, tc.keys)
 			}
 		})
@@ -461,4 +453,18 @@ func assertFieldError(t *testing.T, err, want error, object, field string) {
 		}
 	}
 	t.Errorf("err = %v has no *FieldError for %v", err, want)
+}
+
+// parsedKeys parses fds and returns the domains' keys in order.
+func parsedKeys(t *testing.T, fds *machinev1.FailureDomains) []string {
+	t.Helper()
+	domains, err := Parse(fds)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	var keys []string
+	for _, d := range domains {
+		keys = append(keys, d.Key())
+	}
+	return keys
 }

@@ -63,15 +63,7 @@ func TestParityDuplicateDomainsAreOneDomain(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			domains, err := Parse(tc.fds)
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			var keys []string
-			for _, d := range domains {
-				keys = append(keys, d.Key())
-			}
-			if !slices.Equal(keys, tc.keys) {
+			if keys := parsedKeys(t, tc.fds); !slices.Equal(keys, tc.keys) {
 				t.Errorf("keys = %q, want %q", keys, tc.keys)
 			}
 		})
