@@ -50,7 +50,8 @@ type Options struct {
 	RetryPeriod                  time.Duration
 	ClusterOperator              string
 	HookHeldThreshold            time.Duration
-	// LearnerStartTimeout is how long a learner may stay unstarted before it is removed.
+	// LearnerStartTimeout is how long a learner may stay unstarted or unhealthy before it is
+	// removed.
 	LearnerStartTimeout time.Duration
 	// PodName is this replica's Pod (POD_NAME), owner of the leader-for-life lock.
 	PodName string
@@ -233,7 +234,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			if c.ForLife == nil || errors.Is(err, leader.ErrNotInCluster) {
 				// No election: the token is claimed at start; a newer claim by any other
 				// replica fences this one out.
-				token, err = leader.Claim(ctx, c.etcd, 0, ctrl.Log.WithName("leader"))
+				token, err = leader.Claim(ctx, leader.FromStore(c.etcd, 0), ctrl.Log.WithName("leader"))
 				inner = controlplane.StaticFence(token)
 			}
 			if err != nil {
@@ -257,26 +258,16 @@ func (c *Controller) Run(ctx context.Context) error {
 // manager.
 func (c *Controller) claimLeaseToken(ctx context.Context) error {
 	log := ctrl.Log.WithName("leader")
-	backoff := time.Duration(0)
-	for {
-		token, err := c.Lease.Token(ctx)
-		switch {
-		case err == nil:
-			log.Info("won the lease and claimed the fencing token", "token", token)
-			c.Token.Store(token)
-			return nil
-		case errors.Is(err, leader.ErrNotLeader), ctx.Err() != nil:
-			return nil //nolint:nilerr // the lease was lost or the manager stops: nothing to claim, and losing the lease stops the controllers anyway
-		case leader.Corrupt(err):
-			return fmt.Errorf("leader election: %w", err)
-		}
-		backoff = min(max(2*backoff, 500*time.Millisecond), 16*time.Second)
-		log.Error(err, "claim a fencing token: will retry; nothing is changed until one is claimed", "after", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
+	token, err := leader.Claim(ctx, c.Lease.Token, log)
+	switch {
+	case err == nil:
+		log.Info("won the lease and claimed the fencing token", "token", token)
+		c.Token.Store(token)
+		return nil
+	case errors.Is(err, leader.ErrNotLeader), ctx.Err() != nil:
+		return nil //nolint:nilerr // the lease was lost or the manager stops: nothing to claim, and losing the lease stops the controllers anyway
+	default:
+		return fmt.Errorf("leader election: %w", err)
 	}
 }
 

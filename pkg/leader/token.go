@@ -30,20 +30,18 @@ func Corrupt(err error) bool {
 	return errors.As(err, &ce) || errors.As(err, &ee)
 }
 
-// Claim claims a token from store, retrying with a backoff from 500 ms doubling to 16 s
-// while the store cannot be reached: a replica without a token does nothing. It returns the
-// token, a corrupt stored token's error at once, or the end of ctx.
-func Claim(ctx context.Context, store TokenStore, floor uint64, log logr.Logger) (uint64, error) {
-	if store == nil {
-		return 0, ErrNoTokenStore
-	}
+// Claim claims a token: claim is called until it succeeds, with a backoff from 500 ms
+// doubling to 16 s while it fails for a reason waiting may cure (the store cannot be reached):
+// a replica without a token does nothing. A corrupt stored token, ErrNotLeader (the
+// leadership the token was for is gone) and the end of ctx are returned at once.
+func Claim(ctx context.Context, claim func(context.Context) (uint64, error), log logr.Logger) (uint64, error) {
 	backoff := time.Duration(0)
 	for {
-		token, err := store.ClaimToken(ctx, floor)
+		token, err := claim(ctx)
 		switch {
 		case err == nil:
 			return token, nil
-		case Corrupt(err), ctx.Err() != nil:
+		case Corrupt(err), errors.Is(err, ErrNotLeader), ctx.Err() != nil:
 			return 0, err
 		}
 		backoff = min(max(2*backoff, 500*time.Millisecond), 16*time.Second)
@@ -53,5 +51,15 @@ func Claim(ctx context.Context, store TokenStore, floor uint64, log logr.Logger)
 			return 0, ctx.Err()
 		case <-time.After(backoff):
 		}
+	}
+}
+
+// FromStore is the claim of a new token above floor from store.
+func FromStore(store TokenStore, floor uint64) func(context.Context) (uint64, error) {
+	return func(ctx context.Context) (uint64, error) {
+		if store == nil {
+			return 0, ErrNoTokenStore
+		}
+		return store.ClaimToken(ctx, floor)
 	}
 }
