@@ -59,7 +59,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.retryPeriod, "retry-period", 26*time.Second, "lease: how often candidates try to take or renew the lease (OpenShift's 26s keeps apiserver load low)")
 	fs.StringVar(&o.clusterOperator, "cluster-operator", "etcd", "name of the ClusterOperator quorumguard reports through; empty disables it")
 	fs.DurationVar(&o.hookHeldWarn, "hook-held-threshold", 30*time.Minute, "a preDrain hook held longer than this makes the ClusterOperator Degraded")
-	fs.DurationVar(&o.learnerStart, "learner-start-timeout", 5*time.Minute, "a learner whose etcd has not started within this is removed, freeing etcd's one learner slot; 0 never removes one")
+	fs.DurationVar(&o.learnerStart, "learner-start-timeout", 5*time.Minute, "a learner whose etcd has not started, or has stopped answering, for this long is removed, freeing etcd's one learner slot; 0 never removes one")
 	fs.BoolVar(&o.cacheAll, "cache-all-machines", false, "cache every Machine in the cluster instead of only control-plane ones (for the scale benchmark's comparison only)")
 }
 
