@@ -28,7 +28,7 @@ func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string) (
 	if err != nil {
 		return Member{}, err
 	}
-	if m, ok := byPeerURL(members, peerURL); ok {
+	if m, ok := ByPeerURL(members, peerURL); ok {
 		return m, nil
 	}
 	if err := CheckChange(members, Change{Kind: ChangeAddLearner}); err != nil {
@@ -43,7 +43,7 @@ func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string) (
 	})
 	if isServerError(err, rpctypes.ErrGRPCPeerURLExist) {
 		if ms, lerr := c.Members(ctx); lerr == nil {
-			if m, ok := byPeerURL(ms, peerURL); ok {
+			if m, ok := ByPeerURL(ms, peerURL); ok {
 				return m, nil
 			}
 		}
@@ -349,10 +349,11 @@ func (c *Client) syncBestEffort(ctx context.Context) {
 	_ = c.Sync(ctx)
 }
 
-func byPeerURL(members []Member, peerURL string) (Member, bool) {
+// ByPeerURL finds the member listed at peerURL.
+func ByPeerURL(members []Member, peerURL string) (Member, bool) {
 	for _, m := range members {
 		for _, u := range m.PeerURLs {
-			if samePeerURL(u, peerURL) {
+			if SamePeerURL(u, peerURL) {
 				return m, true
 			}
 		}
@@ -360,7 +361,8 @@ func byPeerURL(members []Member, peerURL string) (Member, bool) {
 	return Member{}, false
 }
 
-func samePeerURL(a, b string) bool {
+// SamePeerURL compares two peer URLs by scheme, port and host, IP addresses as addresses.
+func SamePeerURL(a, b string) bool {
 	if a == b {
 		return true
 	}
