@@ -1,5 +1,6 @@
 // Command quorumguard keeps an etcd-backed control plane quorate while its machines are
-// replaced. `quorumguard` runs the controller; `quorumguard status` prints the picture.
+// replaced. `quorumguard` runs the controller; `quorumguard status` prints the picture;
+// `quorumguard etcd-join` runs on a new node before etcd and writes what etcd starts from.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/version"
 )
 
 func main() {
@@ -34,6 +36,13 @@ func main() {
 func run(args []string) error {
 	if len(args) > 0 && args[0] == "status" {
 		return runStatus(args[1:])
+	}
+	if len(args) > 0 && args[0] == "etcd-join" {
+		return runJoin(args[1:])
+	}
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		fmt.Println(version.String())
+		return nil
 	}
 	fs := flag.NewFlagSet("quorumguard", flag.ContinueOnError)
 	var o options

@@ -85,15 +85,7 @@ func applyEnv(fs *flag.FlagSet) error {
 	return nil
 }
 
-func (o *options) endpoints() []string {
-	var out []string
-	for _, e := range strings.Split(o.etcdEndpoints, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func (o *options) endpoints() []string { return splitList(o.etcdEndpoints) }
 
 func (o *options) validate() error {
 	switch o.leaderElect {

@@ -63,8 +63,11 @@ func (m *Member) PeerURL() string { return urlFor(m.IP, PeerPort) }
 // ClientURL is the advertised client URL, https://<ip>:2379.
 func (m *Member) ClientURL() string { return urlFor(m.IP, ClientPort) }
 
-// DataDir is where the member keeps its data.
+// DataDir is where the member keeps its files (its etcd data dir is DataDir()/data).
 func (m *Member) DataDir() string { return m.dir }
+
+// DataDir is the etcd data dir a member named name uses.
+func (n *Network) DataDir(name string) string { return filepath.Join(n.Dir, name, "data") }
 
 func urlFor(ip net.IP, port int) string {
 	return "https://" + net.JoinHostPort(ip.String(), fmt.Sprint(port))
@@ -121,7 +124,7 @@ func (m *Member) start() error {
 	}
 	cfg := embed.NewConfig()
 	cfg.Name = m.Name
-	cfg.Dir = filepath.Join(m.dir, "data")
+	cfg.Dir = n.DataDir(m.Name)
 	cfg.TickMs = m.cfg.TickMs
 	cfg.ElectionMs = m.cfg.ElectionMs
 	cfg.QuotaBackendBytes = m.cfg.QuotaBackendBytes

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/quorumguard/quorumguard/pkg/etcdjoin"
+	"github.com/quorumguard/quorumguard/test/framework/etcdnet"
+)
+
+func TestJoinCommandFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--etcd-ca-file=a", "--etcd-cert-file=b", "--etcd-key-file=c"}, "--endpoints is required"},
+		{[]string{"--endpoints=https://127.0.0.1:2379"}, "are all required"},
+		{[]string{"--endpoints=https://127.0.0.1:2379", "--etcd-ca-file=a", "--etcd-cert-file=b", "--etcd-key-file=c", "--interval=0s"}, "--interval must be positive"},
+		{[]string{"--endpoints=https://127.0.0.1:2379", "--etcd-ca-file=a", "--etcd-cert-file=b", "--etcd-key-file=c", "--node-ip=not-an-ip"}, "not an IP address"},
+		{[]string{"--endpoints=https://127.0.0.1:2379", "--etcd-ca-file=/nonexistent/ca.crt", "--etcd-cert-file=b", "--etcd-key-file=c", "--peer-url=https://127.0.0.1:2380"}, "/nonexistent/ca.crt"},
+	} {
+		err := joinCommand(t.Context(), tc.args, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("etcd-join %v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestJoinCommandWritesTheEnvFile runs the subcommand as a node would, after the controller
+// has added the node's learner.
+func TestJoinCommandWritesTheEnvFile(t *testing.T) {
+	n, eps := etcdnet.StartSingle(t)
+	ip, err := n.AllocateIP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := n.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := clientv3.New(clientv3.Config{Endpoints: eps, TLS: tc, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	peer := "https://" + net.JoinHostPort(ip.String(), "2380")
+	if _, err := raw.MemberAddAsLearner(t.Context(), []string{peer}); err != nil {
+		t.Fatal(err)
+	}
+	ca, cert, key := n.ClientFiles()
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, "join.env")
+	var out bytes.Buffer
+	err = joinCommand(t.Context(), []string{"--name=node-1", "--node-ip=" + ip.String(), "--endpoints=" + strings.Join(eps, ","),
+		"--etcd-ca-file=" + ca, "--etcd-cert-file=" + cert, "--etcd-key-file=" + key, "--data-dir=" + filepath.Join(dir, "data"),
+		"--env-file=" + envFile, "--timeout=30s"}, &out)
+	if err != nil {
+		t.Fatalf("etcd-join: %v\n%s", err, out.String())
+	}
+	env, err := etcdjoin.ReadEnv(envFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.Name != "node-1" || env.PeerURL != peer || env.State != "existing" || !strings.Contains(env.InitialCluster, "node-1="+peer) {
+		t.Fatalf("env file = %+v", env)
+	}
+	if !strings.Contains(out.String(), "joining") {
+		t.Fatalf("output does not say it joins:\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Fatalf("etcd-join created the data dir: %v", err)
+	}
+}
