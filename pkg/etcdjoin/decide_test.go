@@ -16,7 +16,9 @@ func TestDecide(t *testing.T) {
 	}
 	learner := etcdmember.Member{ID: 0xc, PeerURLs: []string{self}, IsLearner: true}
 	startedLearner := etcdmember.Member{ID: 0xc, Name: "m4", PeerURLs: []string{self}, IsLearner: true, Started: true}
-	with := func(extra ...etcdmember.Member) []etcdmember.Member { return append(append([]etcdmember.Member{}, voters...), extra...) }
+	with := func(extra ...etcdmember.Member) []etcdmember.Member {
+		return append(append([]etcdmember.Member{}, voters...), extra...)
+	}
 	for _, tc := range []struct {
 		name   string
 		in     etcdjoin.Input
