@@ -2,42 +2,48 @@ package framework
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
+	"github.com/quorumguard/quorumguard/pkg/etcdjoin"
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/test/framework/etcdnet"
 )
 
 // Agent stands in for the etcd static pod of each simulated control-plane machine. The
-// machines named in Bootstrap start a fresh cluster together once all of them run; any later
-// machine starts its member only after someone has added its peer URL to the member list
-// (as a learner), and joins with cluster state "existing". A Machine without the master role
-// label never gets a member.
+// machines named in Bootstrap start a fresh cluster together once all of them run, as an
+// installer's bootstrap does; any later machine runs the shipped node-side join
+// (pkg/etcdjoin, the package behind `quorumguard etcd-join`), which waits until someone has
+// added its peer URL as a learner and writes the environment file the member then starts
+// from, with cluster state "existing". A Machine without the master role label never gets a
+// member. Each join's progress lines go to <etcd dir>/<machine>-join.log.
 type Agent struct {
 	Net       *etcdnet.Network
 	Bootstrap []string
 
-	// work serialises MachineRunning and Close, which talk to etcd and start members (seconds);
+	// work serialises MachineRunning and member starts, which take seconds;
 	// mu guards the maps for short reads, so that RunningEndpoints never waits on a start.
 	work         sync.Mutex
 	mu           sync.Mutex
 	bootIPs      map[string]net.IP
 	bootstrapped bool
 	members      map[string]*etcdnet.Member // by Machine name
-	cli          *clientv3.Client
+	joins        map[string]context.CancelFunc
+	closed       bool
 	ignored      map[string]bool
 	held         map[string]bool
 }
 
 // NewAgent returns an agent for the network and bootstrap machine names.
 func NewAgent(n *etcdnet.Network, bootstrap []string) *Agent {
-	return &Agent{Net: n, Bootstrap: bootstrap, bootIPs: map[string]net.IP{}, members: map[string]*etcdnet.Member{}, ignored: map[string]bool{}, held: map[string]bool{}}
+	return &Agent{Net: n, Bootstrap: bootstrap, bootIPs: map[string]net.IP{}, members: map[string]*etcdnet.Member{}, joins: map[string]context.CancelFunc{}, ignored: map[string]bool{}, held: map[string]bool{}}
 }
 
 // Hold makes the agent never start etcd on the named Machine, as a node whose etcd fails to
@@ -116,33 +122,85 @@ func (a *Agent) MachineRunning(ctx context.Context, m *machinev1beta1.Machine, i
 	if !a.bootstrapped {
 		return
 	}
-	// A joining member waits until its peer URL is in the member list.
-	peerURL := "https://" + net.JoinHostPort(ip.String(), "2380")
-	list, err := a.memberList(ctx)
-	if err != nil {
+	a.startJoin(m.Name, ip)
+}
+
+// startJoin runs the shipped node-side join (`quorumguard etcd-join`'s package) for a
+// Machine, once at a time: it waits until someone has added the Machine's peer URL, writes
+// the environment file, and the member is started from what that file says. A join that
+// fails (no member answered) is tried again on the simulator's next pass.
+func (a *Agent) startJoin(name string, ip net.IP) {
+	a.mu.Lock()
+	if a.joins[name] != nil || a.closed {
+		a.mu.Unlock()
 		return
 	}
-	initial := map[string]string{}
-	found := false
-	for _, mem := range list.Members {
-		for _, u := range mem.PeerURLs {
-			name := mem.Name
-			if u == peerURL {
-				found = true
-				name = m.Name
-			}
-			if name != "" {
-				initial[name] = u
-			}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.joins[name] = cancel
+	a.mu.Unlock()
+	go func() {
+		defer func() {
+			a.mu.Lock()
+			delete(a.joins, name)
+			a.mu.Unlock()
+			cancel()
+		}()
+		ca, cert, key := a.Net.ClientFiles()
+		eps := a.RunningEndpoints()
+		if len(eps) == 0 {
+			return
 		}
+		cli, err := etcdmember.NewFromFiles(etcdmember.Config{Endpoints: eps, DialTimeout: time.Second, CallTimeout: 2 * time.Second},
+			etcdmember.TLSFiles{CA: ca, Cert: cert, Key: key})
+		if err != nil {
+			return
+		}
+		defer cli.Close()
+		dir := filepath.Join(a.Net.Dir, name)
+		logf, err := os.OpenFile(filepath.Join(a.Net.Dir, name+"-join.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return
+		}
+		defer logf.Close()
+		res, err := etcdjoin.Run(ctx, etcdjoin.Config{
+			Name: name, PeerURL: "https://" + net.JoinHostPort(ip.String(), "2380"),
+			DataDir: a.Net.DataDir(name), EnvFile: filepath.Join(dir+"-join.env"),
+			Members: followingLister{cli, a.RunningEndpoints}, Interval: 100 * time.Millisecond, Out: logf,
+		})
+		if err != nil {
+			fmt.Fprintln(logf, "etcd-join:", err)
+			return
+		}
+		initial := map[string]string{}
+		for n, urls := range res.Env.Cluster() {
+			initial[n] = urls[0]
+		}
+		a.work.Lock()
+		defer a.work.Unlock()
+		if ctx.Err() != nil || a.Member(name) != nil {
+			return
+		}
+		mem, err := a.Net.StartMember(etcdnet.MemberConfig{Name: res.Env.Name, IP: ip, InitialCluster: initial, Existing: res.Env.State == "existing"})
+		if err != nil {
+			fmt.Fprintln(logf, "start etcd:", err)
+			return
+		}
+		a.setMember(name, mem)
+	}()
+}
+
+// followingLister asks whichever members run now, as a node's join would be pointed at the
+// current members.
+type followingLister struct {
+	cli *etcdmember.Client
+	eps func() []string
+}
+
+func (l followingLister) Members(ctx context.Context) ([]etcdmember.Member, error) {
+	if eps := l.eps(); len(eps) > 0 {
+		l.cli.SetEndpoints(eps...)
 	}
-	if !found {
-		return
-	}
-	mem, err := a.Net.StartMember(etcdnet.MemberConfig{Name: m.Name, IP: ip, InitialCluster: initial, Existing: true})
-	if err == nil {
-		a.setMember(m.Name, mem)
-	}
+	return l.cli.Members(ctx)
 }
 
 func (a *Agent) setMember(name string, mem *etcdnet.Member) {
@@ -151,44 +209,30 @@ func (a *Agent) setMember(name string, mem *etcdnet.Member) {
 	a.members[name] = mem
 }
 
-// memberList asks the running members for the member list; a.work is held.
-func (a *Agent) memberList(ctx context.Context) (*clientv3.MemberListResponse, error) {
-	eps := a.RunningEndpoints()
-	if a.cli == nil {
-		tc, err := a.Net.ClientTLS()
-		if err != nil {
-			return nil, err
-		}
-		a.cli, err = clientv3.New(clientv3.Config{Endpoints: eps, TLS: tc, DialTimeout: time.Second, Logger: zap.NewNop()})
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		a.cli.SetEndpoints(eps...)
-	}
-	cctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	return a.cli.MemberList(cctx)
-}
-
 // MachineStopped is the simulator's OnStopped hook: the instance is gone, so is its member.
 func (a *Agent) MachineStopped(m *machinev1beta1.Machine) {
 	a.mu.Lock()
 	mem := a.members[m.Name]
+	if cancel := a.joins[m.Name]; cancel != nil {
+		cancel()
+	}
 	a.mu.Unlock()
 	if mem != nil {
 		mem.Kill()
 	}
 }
 
-// Close stops the agent's own client; members are stopped with the network.
+// Close stops the joins still waiting; members are stopped with the network.
 func (a *Agent) Close() {
+	a.mu.Lock()
+	a.closed = true
+	for _, cancel := range a.joins {
+		cancel()
+	}
+	a.mu.Unlock()
+	// A join past its wait may be starting its member; let it finish before the network goes.
 	a.work.Lock()
 	defer a.work.Unlock()
-	if a.cli != nil {
-		a.cli.Close()
-		a.cli = nil
-	}
 }
 
 func containsString(list []string, s string) bool {
