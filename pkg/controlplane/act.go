@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,6 +60,9 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 	switch a.Kind {
 	case quorum.AddLearner:
 		id, err := r.Etcd.AddLearner(ctx, token, a.PeerURL)
+		if r.waiting(ctx, d, a, err) {
+			return nil
+		}
 		if err != nil {
 			return r.failed(m, a, err)
 		}
@@ -76,6 +80,9 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		if err := r.verifyPromoted(ctx, a.MemberID); err != nil {
 			return r.failed(m, a, err)
 		}
+		// The condition says Voting from this pass on: its lastTransitionTime is when the
+		// planner starts counting etcd's health window before the old member's removal.
+		d.Conditions[a.Machine] = quorum.Condition{Status: "True", Reason: quorum.ReasonVoting, Message: fmt.Sprintf("voting member %x, healthy", a.MemberID)}
 		r.event(m, corev1.EventTypeNormal, "LearnerPromoted", "Promote", fmt.Sprintf("promoted etcd learner %x to a voting member: %s", a.MemberID, a.Reason))
 	case quorum.MoveLeader:
 		if err := r.Etcd.MoveLeader(ctx, token, a.To); err != nil {
@@ -83,7 +90,11 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		}
 		r.event(m, corev1.EventTypeNormal, "LeaderMoved", "MoveLeader", fmt.Sprintf("moved etcd leadership from %x to %x before removing the member", a.MemberID, a.To))
 	case quorum.RemoveMember:
-		if err := r.Etcd.Remove(ctx, token, a.MemberID); err != nil {
+		err := r.Etcd.Remove(ctx, token, a.MemberID)
+		if r.waiting(ctx, d, a, err) {
+			return nil
+		}
+		if err != nil {
 			return r.failed(m, a, err)
 		}
 		if a.StartTimedOut {
@@ -120,6 +131,29 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		r.event(m, corev1.EventTypeNormal, quorum.ReasonHookReleased, "ReleaseHook", "released preDrain hook "+r.Hook.Name+": "+a.Reason)
 	}
 	return nil
+}
+
+// waiting says err is etcd's refusal for its health window, which passes by itself: the
+// step waits (the Machine's condition says so, and it is tried again on the next pass)
+// instead of failing, with no Warning Event and no error. The planner waits for the window
+// itself (quorum.HealthWindow); this covers what it cannot see, such as a member restarted
+// a moment ago.
+func (r *Reconciler) waiting(ctx context.Context, d *quorum.Decision, a quorum.Action, err error) bool {
+	var refused *etcdmember.UnsafeChangeError
+	if !errors.As(err, &refused) || !refused.Passes {
+		return false
+	}
+	logr.FromContextOrDiscard(ctx).V(1).Info("etcd refuses the change until its health window passes; it is tried again", "action", a.String(), "refusal", refused.Reason)
+	msg := fmt.Sprintf("etcd refuses this for now (%s): it allows it once its voting members have been connected for its health interval (%s); it is tried again on the next pass", refused.Reason, quorum.HealthWindow)
+	switch a.Kind {
+	case quorum.RemoveMember:
+		if c, ok := d.Conditions[a.Machine]; ok && c.Reason == quorum.ReasonRemovingMember {
+			d.Conditions[a.Machine] = quorum.Condition{Status: "False", Reason: quorum.ReasonWaitingForHealthWindow, Message: fmt.Sprintf("member %x is removed once etcd allows it: %s", a.MemberID, msg)}
+		}
+	case quorum.AddLearner:
+		d.Conditions[a.Machine] = quorum.Condition{Status: "False", Reason: quorum.ReasonNotMember, Message: "a learner is added once etcd allows it: " + msg}
+	}
+	return true
 }
 
 // errPromotionNotApplied: etcd answered a promotion but its member list still shows a learner.

@@ -98,6 +98,7 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 	}
 	st.state = StateOf(list.Items, observed, st.cpms, r.Hook, desired)
 	st.state.LearnerStartTimeout = r.LearnerStartTimeout
+	st.state.Now = r.now()
 	r.learnerAges(st)
 	return st, nil
 }
@@ -139,6 +140,9 @@ func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *mach
 		}
 		if c := condition(m); c != nil && c.Reason == quorum.ReasonHookReleased {
 			qm.ReleasedByUs = true
+		}
+		if c := condition(m); c != nil && c.Reason == quorum.ReasonVoting && c.Status == corev1.ConditionTrue {
+			qm.VotingSince = c.LastTransitionTime.Time
 		}
 		s.Machines = append(s.Machines, qm)
 	}

@@ -90,6 +90,10 @@ type UnsafeChangeError struct {
 	Change        Change
 	Before, After Counts
 	Reason        string
+	// Passes says etcd refused only because the member handling the change has not been
+	// connected to enough voting members for its health interval (5 s), as right after a
+	// promotion: the refusal passes by itself, and the change is expected to be tried again.
+	Passes bool
 }
 
 func (e *UnsafeChangeError) Error() string {

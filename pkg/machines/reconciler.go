@@ -7,6 +7,7 @@ import (
 	"github.com/go-logr/logr"
 	machinev1 "github.com/openshift/api/machine/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -122,7 +123,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		log.Error(actErr, "action failed", "action", d.Action.String())
 	}
 	if err := r.writeStatus(ctx, snap, d); err != nil {
-		log.Error(err, "writing the ControlPlaneMachineSet status")
+		// A conflict only means the cache had not yet seen the latest change (an edit of
+		// the set, say): the next pass, on the newer object, writes it.
+		if apierrors.IsConflict(err) {
+			log.V(1).Info("the ControlPlaneMachineSet changed since it was read; its status is written on the next pass", "error", err.Error())
+		} else {
+			log.Error(err, "writing the ControlPlaneMachineSet status")
+		}
 		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
 	}
 	switch {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Decide returns the one next step for s and the condition of every Machine.
@@ -31,10 +32,12 @@ import (
 //     only while every voting member is healthy, for the same reason;
 //  5. the voting member of a deleting Machine is removed once a replacement has been promoted
 //     (voters exceed the desired count), if quorum is kept; leadership is moved away first if
-//     it leads;
+//     it leads; while the replacement was promoted less than HealthWindow ago, the removal
+//     waits (etcd would refuse it) and the Machine's condition says until when (settling);
 //  6. a learner is added for a running, hooked Machine that may hold a member, has an
 //     InternalIP no other Machine reports, and has no member, when no learner exists and
-//     every voting member is accounted for.
+//     every voting member is accounted for, and no voting member turned Voting less than
+//     HealthWindow ago (etcd would refuse the addition; settling).
 //
 // A dead voting member of a Machine that is not being deleted blocks steps 4 and 5 (either
 // would leave no margin); the deleting Machines' conditions then say so with ReasonBlocked.
@@ -209,6 +212,10 @@ func Decide(s State) Decision {
 	}
 	// 5. The voting member of a deleting Machine, once a replacement was promoted.
 	if a, ok := removeDeleting(s, &d, machines, memberOf, byName, census, true); ok {
+		if a.Kind == None {
+			d.Action, d.InFlight = a, true
+			return d
+		}
 		return set(a)
 	}
 	if len(deadLive) > 0 {
@@ -228,6 +235,13 @@ func Decide(s State) Decision {
 				continue
 			}
 			peer := "https://" + net.JoinHostPort(strings.Trim(ips[0], "[]"), "2380")
+			if fresh, until := settling(s, d.Members, byName); fresh != nil {
+				msg := fmt.Sprintf("a learner is added for this Machine at %s, once member %x of Machine %s has voted for etcd's health interval (%s): etcd refuses an addition before then",
+					until.UTC().Format(time.RFC3339), fresh.ID, fresh.Machine, HealthWindow)
+				d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonNotMember, Message: msg}
+				d.Action, d.InFlight = Action{Kind: None, Machine: m.Name, Reason: msg}, true
+				return d
+			}
 			return set(Action{Kind: AddLearner, Machine: m.Name, PeerURL: peer,
 				Reason: "running control-plane Machine has no etcd member"})
 		}
@@ -320,6 +334,14 @@ func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(stri
 				Message: fmt.Sprintf("member %x is not removed: %s", c.ID, why)}
 			continue
 		}
+		if c.Healthy {
+			if fresh, until := settling(s, d.Members, byName); fresh != nil {
+				msg := fmt.Sprintf("member %x is removed at %s, once member %x of Machine %s has voted for etcd's health interval (%s): etcd refuses the removal before then",
+					c.ID, until.UTC().Format(time.RFC3339), fresh.ID, fresh.Machine, HealthWindow)
+				d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForHealthWindow, Message: msg}
+				return Action{Kind: None, Machine: c.Machine, MemberID: c.ID, Reason: msg}, true
+			}
+		}
 		if c.Leader {
 			if to := pickLeader(d.Members, byName, c.ID); to != 0 {
 				return Action{Kind: MoveLeader, Machine: c.Machine, MemberID: c.ID, To: to,
@@ -336,6 +358,42 @@ func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(stri
 		return Action{Kind: RemoveMember, Machine: c.Machine, MemberID: c.ID, Reason: reason}, true
 	}
 	return Action{}, false
+}
+
+// settling returns the healthy voting member whose Machine's condition turned Voting most
+// recently, less than HealthWindow (and the second a stored time may be short by) before
+// s.Now, and when that window ends; nil when there is none.
+//
+// etcd (strict reconfiguration checks, on by default) refuses, with "unhealthy cluster":
+//   - to remove a healthy voting member unless, leaving it out, the members connected to the
+//     one handling the request for the last HealthWindow still reach the quorum of those
+//     left. A replacement was started just before its promotion, so for about HealthWindow
+//     its own connections are too young: with 3 voters and the new one promoted (4 voters),
+//     a removal it handles counts only itself as connected, leaving 0 of the 3 others where
+//     etcd wants 2;
+//   - to add a member, a learner too, unless every voting member has been connected for the
+//     last HealthWindow: right after the cluster (or a member) started, it is not.
+//
+// So those changes wait for the window instead of being refused. The condition turns Voting
+// in the pass that promotes the member, or the first pass that sees it, never before the
+// member started.
+func settling(s State, members []Member, machines map[string]Machine) (*Member, time.Time) {
+	if s.Now.IsZero() {
+		return nil, time.Time{}
+	}
+	var fresh *Member
+	var until time.Time
+	for i, m := range members {
+		mach, ok := machines[m.Machine]
+		if m.Learner || !m.Healthy || !ok || mach.VotingSince.IsZero() {
+			continue
+		}
+		// A condition's lastTransitionTime is stored to the second, so a second is added.
+		if end := mach.VotingSince.Add(HealthWindow + time.Second); s.Now.Before(end) && end.After(until) {
+			fresh, until = &members[i], end
+		}
+	}
+	return fresh, until
 }
 
 // pickLeader chooses a healthy voting member of a live Machine, lowest ID first.

@@ -176,6 +176,45 @@ func TestDecide(t *testing.T) {
 			s.Members = append(s.Members, voter(4, "m-3", "10.0.0.4", true))
 			return s
 		}, RemoveMember, "m-0", 1, map[string]string{"m-0": ReasonRemovingMember}},
+		{"a removal waits while the replacement was promoted within etcd's health window", func() State {
+			s := steady()
+			s.Now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+			s.Machines[0].Deleting = true
+			repl := machine("m-3", "10.0.0.4", false)
+			repl.VotingSince = s.Now.Add(-2 * time.Second)
+			s.Machines = append(s.Machines, repl)
+			s.Members = append(s.Members, voter(4, "m-3", "10.0.0.4", true))
+			return s
+		}, None, "m-0", 1, map[string]string{"m-0": ReasonWaitingForHealthWindow, "m-3": ReasonVoting}},
+		{"the leader's removal waits for the health window too", func() State {
+			s := steady()
+			s.Now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+			s.Machines[0].Deleting = true
+			s.Members[0].Leader = true
+			repl := machine("m-3", "10.0.0.4", false)
+			repl.VotingSince = s.Now.Add(-time.Second)
+			s.Machines = append(s.Machines, repl)
+			s.Members = append(s.Members, voter(4, "m-3", "10.0.0.4", true))
+			return s
+		}, None, "m-0", 1, map[string]string{"m-0": ReasonWaitingForHealthWindow}},
+		{"once the health window (and the second a stored time may lose) has passed, the member is removed", func() State {
+			s := steady()
+			s.Now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+			s.Machines[0].Deleting = true
+			repl := machine("m-3", "10.0.0.4", false)
+			repl.VotingSince = s.Now.Add(-HealthWindow - time.Second)
+			s.Machines = append(s.Machines, repl)
+			s.Members = append(s.Members, voter(4, "m-3", "10.0.0.4", true))
+			return s
+		}, RemoveMember, "m-0", 1, map[string]string{"m-0": ReasonRemovingMember}},
+		{"a dead member of a deleting machine is removed at once, whatever was just promoted", func() State {
+			s := steady()
+			s.Now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+			s.Machines[0].Deleting = true
+			s.Members[0].Healthy = false
+			s.Machines[1].VotingSince = s.Now
+			return s
+		}, RemoveMember, "m-0", 1, nil},
 		{"leadership moves before the leader's member is removed", func() State {
 			s := steady()
 			s.Machines[0].Deleting = true

@@ -28,7 +28,16 @@ type Machine struct {
 	// ReleasedByUs says the Machine's EtcdMember condition already records that the
 	// controller released the hook (so a missing hook is not an external removal).
 	ReleasedByUs bool
+	// VotingSince is when the Machine's EtcdMember condition last turned to a voting member
+	// (its lastTransitionTime), zero when it does not say Voting. A member promoted less
+	// than HealthWindow ago is not yet counted by etcd for a removal.
+	VotingSince time.Time
 }
+
+// HealthWindow is etcd's health interval: with strict reconfiguration checks on, a member
+// refuses to remove a voting member ("unhealthy cluster") unless enough voting members have
+// been connected to it for this long. Right after a promotion the new member has not.
+const HealthWindow = 5 * time.Second
 
 // Member is one etcd member as gathered.
 type Member struct {
@@ -59,6 +68,8 @@ type State struct {
 	// removed to
 	// free the learner slot; 0 never removes one.
 	LearnerStartTimeout time.Duration
+	// Now is the time of the snapshot; with it zero, no member counts as just promoted.
+	Now time.Time
 }
 
 // Placed returns the members with Machine set as Map places them.
@@ -134,10 +145,13 @@ const (
 	ReasonWaitingForReplacement = "WaitingForReplacement"
 	ReasonReplacementCatchingUp = "ReplacementCatchingUp"
 	ReasonRemovingMember        = "RemovingMember"
-	ReasonHookReleased          = "HookReleased"
-	ReasonHookRemovedExternally = "HookRemovedExternally"
-	ReasonEtcdUnreachable       = "EtcdUnreachable"
-	ReasonNoQuorum              = "NoQuorum"
+	// ReasonWaitingForHealthWindow: the replacement was promoted less than HealthWindow ago
+	// and etcd would refuse the old member's removal until then; the message says when.
+	ReasonWaitingForHealthWindow = "WaitingForHealthWindow"
+	ReasonHookReleased           = "HookReleased"
+	ReasonHookRemovedExternally  = "HookRemovedExternally"
+	ReasonEtcdUnreachable        = "EtcdUnreachable"
+	ReasonNoQuorum               = "NoQuorum"
 	// ReasonBlocked: the replacement cannot go on safely and the message says what a person
 	// (or a MachineHealthCheck) must do, or what must recover, for it to go on.
 	ReasonBlocked = "Blocked"
