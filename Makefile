@@ -12,6 +12,15 @@ KUBE_LDFLAGS   := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
                   -X k8s.io/component-base/version.gitMajor=1 \
                   -X k8s.io/component-base/version.gitMinor=37 \
                   -X k8s.io/component-base/version.gitTreeState=clean
+VERSION        := $(shell cat $(CURDIR)/VERSION)
+REVISION       ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell test -z "$$(git status --porcelain 2>/dev/null)" || echo -dirty)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+VERSION_LDFLAGS := -X github.com/quorumguard/quorumguard/pkg/version.Version=$(VERSION) \
+                  -X github.com/quorumguard/quorumguard/pkg/version.Revision=$(REVISION)
+IMAGE_REPO     ?= quay.io/quorumguard/quorumguard
+IMAGE_ARCH     ?= $(shell go env GOARCH)
+IMAGE_BINARY   ?= $(BIN)/linux-$(IMAGE_ARCH)/quorumguard
+IMAGE_OUT      ?= $(BIN)/quorumguard-image.tar
 GO_TEST_FLAGS  ?=
 TEST_TIMEOUT   ?= 25m
 export QUORUMGUARD_BIN_DIR := $(BIN)
@@ -22,7 +31,14 @@ help: ## List the targets.
 
 .PHONY: build
 build: ## Build bin/quorumguard.
-	go build -o $(BIN)/quorumguard ./cmd/quorumguard
+	go build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/quorumguard ./cmd/quorumguard
+
+.PHONY: image
+image: ## Build the container image as an OCI archive, bin/quorumguard-image.tar (no daemon, no base image; IMAGE_REPO, IMAGE_OUT).
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -buildvcs=false -ldflags "-s -w $(VERSION_LDFLAGS)" -o $(IMAGE_BINARY) ./cmd/quorumguard
+	cd hack/image && go run . --binary $(IMAGE_BINARY) --out $(IMAGE_OUT) --repository $(IMAGE_REPO) \
+	  --version $(VERSION) --revision $(REVISION) --created $(SOURCE_DATE_EPOCH) --arch $(IMAGE_ARCH) \
+	  --source https://github.com/quorumguard/quorumguard
 
 .PHONY: tools
 tools: ## Build the test control plane (kube-apiserver, kube-controller-manager, etcd) into bin/, once.
