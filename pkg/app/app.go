@@ -164,6 +164,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	}
 	c.Reconciler = &controlplane.Reconciler{
 		Client:          mgr.GetClient(),
+		Reader:          mgr.GetAPIReader(),
 		Namespace:       o.Namespace,
 		Hook:            o.Hook,
 		DefaultReplicas: o.DefaultReplicas,

@@ -25,7 +25,7 @@ func (r *Reconciler) ensureHooks(ctx context.Context, st *snapshot) {
 	}
 	for i := range st.machines {
 		m := &st.machines[i]
-		out, err := hooks.Ensure(ctx, r.Client, m, r.Hook)
+		out, err := r.writer().Ensure(ctx, m, r.Hook)
 		switch {
 		case err != nil:
 			r.event(m, corev1.EventTypeWarning, "HookWriteFailed", "Ensure", err.Error())
@@ -118,14 +118,16 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		// knows it was this controller that released it (not someone else) even if it runs
 		// before this pass's conditions are written. Like the release, it is refused if the
 		// Machine changed since it was read, and then nothing is released.
+		still := sameDecision(m)
 		if want, ok := d.Conditions[m.Name]; ok {
-			if err := r.setCondition(ctx, m, want); err != nil {
+			if err := r.patchCondition(ctx, m, want, still); err != nil {
 				return r.failed(m, a, fmt.Errorf("record the release before making it: %w", err))
 			}
 		}
-		// The member list this decision rests on was read from etcd in this pass; the write
-		// below is refused if the Machine changed since it was read.
-		if err := hooks.Release(ctx, r.Client, m, r.Hook); err != nil {
+		// The member list this decision rests on was read from etcd in this pass. A write
+		// refused for a conflict is tried again on the Machine read afresh, but only while
+		// it is still deleting and still shows the addresses and Node the placement used.
+		if err := r.writer().Release(ctx, m, r.Hook, still); err != nil {
 			return r.failed(m, a, err)
 		}
 		r.event(m, corev1.EventTypeNormal, quorum.ReasonHookReleased, "ReleaseHook", "released preDrain hook "+r.Hook.Name+": "+a.Reason)
@@ -154,6 +156,22 @@ func (r *Reconciler) waiting(ctx context.Context, d *quorum.Decision, a quorum.A
 		d.Conditions[a.Machine] = quorum.Condition{Status: "False", Reason: quorum.ReasonNotMember, Message: "a learner is added once etcd allows it: " + msg}
 	}
 	return true
+}
+
+func (r *Reconciler) writer() hooks.Writer {
+	return hooks.Writer{Client: r.Client, Reader: r.Reader}
+}
+
+// sameDecision says whether a fresh copy of m still allows what was decided on m: it is
+// still deleting and shows the same addresses and Node, the signals members are placed by.
+func sameDecision(m *machinev1beta1.Machine) func(*machinev1beta1.Machine) error {
+	addrs, node := fmt.Sprint(m.Status.Addresses), fmt.Sprint(m.Status.NodeRef)
+	return func(fresh *machinev1beta1.Machine) error {
+		if fresh.DeletionTimestamp == nil || fmt.Sprint(fresh.Status.Addresses) != addrs || fmt.Sprint(fresh.Status.NodeRef) != node {
+			return hooks.ErrChanged
+		}
+		return nil
+	}
 }
 
 // errPromotionNotApplied: etcd answered a promotion but its member list still shows a learner.

@@ -51,7 +51,10 @@ func (f StaticFence) Token(context.Context) (uint64, error) { return uint64(f), 
 
 // Reconciler protects etcd quorum while control-plane Machines are replaced.
 type Reconciler struct {
-	Client    client.Client
+	Client client.Client
+	// Reader reads a Machine afresh (not from the cache) after a write was refused for a
+	// conflict, so that the write is tried again on the current object; nil tries once.
+	Reader    client.Reader
 	Namespace string
 	Hook      machinev1beta1.LifecycleHook
 	// DefaultReplicas is the desired voting members when there is no ControlPlaneMachineSet.

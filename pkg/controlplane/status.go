@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
@@ -52,13 +52,32 @@ func (r *Reconciler) markUnreachable(ctx context.Context, st *snapshot) {
 }
 
 func (r *Reconciler) setCondition(ctx context.Context, m *machinev1beta1.Machine, want quorum.Condition) error {
+	return r.patchCondition(ctx, m, want, nil)
+}
+
+// patchCondition writes the EtcdMember condition with the resourceVersion it was computed
+// from; refused for a conflict, it is written again on the Machine read afresh (after
+// still, when given, accepts that copy).
+func (r *Reconciler) patchCondition(ctx context.Context, m *machinev1beta1.Machine, want quorum.Condition, still func(*machinev1beta1.Machine) error) error {
+	rv := m.ResourceVersion
+	return r.writer().Patch(ctx, m, true, func(cur *machinev1beta1.Machine) (bool, error) {
+		if still != nil && cur.ResourceVersion != rv {
+			if err := still(cur); err != nil {
+				return false, err
+			}
+		}
+		return applyCondition(cur, want, r.now()), nil
+	})
+}
+
+// applyCondition sets the EtcdMember condition on m and says whether it changed.
+func applyCondition(m *machinev1beta1.Machine, want quorum.Condition, now time.Time) bool {
 	cur := condition(m)
 	status := corev1.ConditionStatus(want.Status)
 	if cur != nil && cur.Status == status && cur.Reason == want.Reason && cur.Message == want.Message {
-		return nil
+		return false
 	}
-	base := m.DeepCopy()
-	next := machinev1beta1.Condition{Type: ConditionType, Status: status, Reason: want.Reason, Message: want.Message, LastTransitionTime: metav1.NewTime(r.now())}
+	next := machinev1beta1.Condition{Type: ConditionType, Status: status, Reason: want.Reason, Message: want.Message, LastTransitionTime: metav1.NewTime(now)}
 	if status == corev1.ConditionFalse {
 		next.Severity = machinev1beta1.ConditionSeverityInfo
 	}
@@ -70,5 +89,5 @@ func (r *Reconciler) setCondition(ctx context.Context, m *machinev1beta1.Machine
 	} else {
 		m.Status.Conditions = append(m.Status.Conditions, next)
 	}
-	return r.Client.Status().Patch(ctx, m, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	return true
 }
