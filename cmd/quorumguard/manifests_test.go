@@ -205,7 +205,8 @@ func TestManifestsAgreeWithTheCodeAndEachOther(t *testing.T) {
 	check(machineRole.Namespace == o.namespace, "the Machines' Role is in %s, not --machine-namespace %s", machineRole.Namespace, o.namespace)
 	leaderRole := one(t, ms, "Role", "quorumguard-leader", &rbacv1.Role{})
 	check(leaderRole.Namespace == ns.Name, "the leader Role is in %s, not %s", leaderRole.Namespace, ns.Name)
-	check(ruleNames(leaderRole.Rules, "", "configmaps", "update") == o.electionID+"-epoch", "configmap update is not limited to the epoch %s-epoch", o.electionID)
+	check(ruleNames(leaderRole.Rules, "", "configmaps", "update") == o.electionID+"-epoch,"+o.endpointsCM,
+		"configmap update is not limited to the epoch %s-epoch and the published endpoints %s", o.electionID, o.endpointsCM)
 	check(ruleNames(leaderRole.Rules, "", "configmaps", "delete") == o.electionID, "configmap delete is not limited to the lock %s", o.electionID)
 	for _, obj := range []struct {
 		kind    string

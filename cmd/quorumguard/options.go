@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/quorumguard/quorumguard/pkg/endpoints"
 )
 
 // options are the controller's flags. Every flag can also be set through the environment
@@ -35,6 +37,8 @@ type options struct {
 	hookHeldWarn    time.Duration
 	learnerStart    time.Duration
 	cacheAll        bool
+	endpointsCM     string
+	consumers       string
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -60,6 +64,8 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.clusterOperator, "cluster-operator", "etcd", "name of the ClusterOperator quorumguard reports through; empty disables it")
 	fs.DurationVar(&o.hookHeldWarn, "hook-held-threshold", 30*time.Minute, "a preDrain hook held longer than this makes the ClusterOperator Degraded")
 	fs.DurationVar(&o.learnerStart, "learner-start-timeout", 5*time.Minute, "a learner whose etcd has not started, or has stopped answering, for this long is removed, freeing etcd's one learner slot; 0 never removes one")
+	fs.StringVar(&o.endpointsCM, "endpoints-configmap", "quorumguard-etcd-endpoints", "ConfigMap, in quorumguard's namespace, where the voting members' client URLs are published with a generation for consumers such as an apiserver operator; empty publishes none")
+	fs.StringVar(&o.consumers, "endpoint-consumers", "", "comma-separated consumers of the published endpoints; a member is removed only after each has acknowledged a generation without it (annotation endpoints.quorumguard.io/ack-<consumer>); none: nothing waits")
 	fs.BoolVar(&o.cacheAll, "cache-all-machines", false, "cache every Machine in the cluster instead of only control-plane ones (for the scale benchmark's comparison only)")
 }
 
@@ -86,6 +92,12 @@ func applyEnv(fs *flag.FlagSet) error {
 }
 
 func (o *options) endpoints() []string { return splitList(o.etcdEndpoints) }
+
+// consumerList is --endpoint-consumers, already validated.
+func (o *options) consumerList() []string {
+	c, _ := endpoints.ParseConsumers(o.consumers)
+	return c
+}
 
 func (o *options) validate() error {
 	switch o.leaderElect {
@@ -114,6 +126,13 @@ func (o *options) validate() error {
 	// client-go's lease election needs lease-duration > renew-deadline > retry-period x 1.2.
 	if o.leaseDuration <= o.renewDeadline || float64(o.renewDeadline) <= 1.2*float64(o.retryPeriod) {
 		return fmt.Errorf("lease timings must satisfy --lease-duration (%s) > --renew-deadline (%s) > 1.2 x --retry-period (%s)", o.leaseDuration, o.renewDeadline, o.retryPeriod)
+	}
+	consumers, err := endpoints.ParseConsumers(o.consumers)
+	if err != nil {
+		return fmt.Errorf("--endpoint-consumers: %w", err)
+	}
+	if len(consumers) > 0 && o.endpointsCM == "" {
+		return fmt.Errorf("--endpoint-consumers needs --endpoints-configmap: consumers acknowledge what is published there")
 	}
 	if o.hookName == "" || o.hookOwner == "" {
 		return fmt.Errorf("--hook-name and --hook-owner must not be empty")

@@ -30,6 +30,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/leader"
 )
 
@@ -57,6 +58,11 @@ type Options struct {
 	PodName string
 	// NoReleaseOnCancel keeps the lease on a stop, as a crash would; tests use it.
 	NoReleaseOnCancel bool
+	// EndpointsConfigMap names the ConfigMap the voting members' client URLs are published
+	// in (pkg/endpoints), in ElectionNS (Namespace when that is empty); "" publishes none.
+	EndpointsConfigMap string
+	// EndpointConsumers must acknowledge a list without a member before it is removed.
+	EndpointConsumers []string
 	// UnfilteredCache caches every Machine in the cluster instead of only control-plane ones;
 	// it exists for the scale benchmark's comparison and is never the default.
 	UnfilteredCache bool
@@ -174,6 +180,19 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		PollInterval:    o.PollInterval,
 		// A learner that never starts would hold etcd's one learner slot for ever.
 		LearnerStartTimeout: o.LearnerStartTimeout,
+	}
+	if o.EndpointsConfigMap != "" {
+		direct, err := client.New(cfg, client.Options{Scheme: Scheme()})
+		if err != nil {
+			return nil, err
+		}
+		ns := o.ElectionNS
+		if ns == "" {
+			ns = o.Namespace
+		}
+		c.Reconciler.Endpoints = &endpoints.Publisher{Client: direct, Namespace: ns, Name: o.EndpointsConfigMap, Consumers: o.EndpointConsumers}
+	} else if len(o.EndpointConsumers) > 0 {
+		return nil, fmt.Errorf("endpoint consumers %v are declared but no endpoints ConfigMap is published", o.EndpointConsumers)
 	}
 	r := c.Reconciler
 	if c.fence != nil {

@@ -52,6 +52,8 @@ type snapshot struct {
 	cpms     *machinev1.ControlPlaneMachineSet
 	state    quorum.State
 	etcdErr  error
+	// observed is the member list state.Members was built from, in the same order.
+	observed []EtcdMember
 }
 
 func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
@@ -97,6 +99,7 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 		}
 	}
 	st.state = StateOf(list.Items, observed, st.cpms, r.Hook, desired)
+	st.observed = observed
 	st.state.LearnerStartTimeout = r.LearnerStartTimeout
 	st.state.Now = r.now()
 	r.learnerAges(st)

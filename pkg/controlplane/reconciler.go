@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
+	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/leader"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
@@ -80,6 +81,11 @@ type Reconciler struct {
 	// LearnerStartTimeout is how long a learner may stay unstarted before it is removed to
 	// free the learner slot; 0 never removes one.
 	LearnerStartTimeout time.Duration
+	// Endpoints, when set, publishes the voting members' client URLs for consumers such
+	// as an apiserver operator and holds removals until they have rolled them out.
+	Endpoints *endpoints.Publisher
+	// published is the last generation published, for logging changes once.
+	published int64
 	// endpoints are the client URLs of the last member list; only Reconcile touches them
 	// (one worker), like the two maps below.
 	endpoints []string
@@ -163,6 +169,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		r.observe(st, d, st.etcdErr)
 		return reconcile.Result{RequeueAfter: time.Second}, nil //nolint:nilerr // reported on every Machine; retried in a second
 	}
+	r.publish(ctx, st)
 	d := quorum.Decide(st.state)
 	r.report(st, d)
 	actErr := r.act(ctx, st, &d)

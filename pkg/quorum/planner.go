@@ -334,6 +334,15 @@ func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(stri
 				Message: fmt.Sprintf("member %x is not removed: %s", c.ID, why)}
 			continue
 		}
+		// Consumers of the published endpoints (pkg/endpoints) must have moved off the
+		// member first. A dead member's hold lets the plan go on to its replacement.
+		if held := s.RemovalHeld[c.ID]; held != "" {
+			d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForEndpointConsumers, Message: held}
+			if !surplus {
+				continue
+			}
+			return Action{Kind: None, Machine: c.Machine, MemberID: c.ID, Reason: held}, true
+		}
 		if c.Healthy {
 			if fresh, until := settling(s, d.Members, byName); fresh != nil {
 				msg := fmt.Sprintf("member %x is removed at %s, once member %x of Machine %s has voted for etcd's health interval (%s): etcd refuses the removal before then",

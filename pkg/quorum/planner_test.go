@@ -176,6 +176,23 @@ func TestDecide(t *testing.T) {
 			s.Members = append(s.Members, voter(4, "m-3", "10.0.0.4", true))
 			return s
 		}, RemoveMember, "m-0", 1, map[string]string{"m-0": ReasonRemovingMember}},
+		{"after promotion a removal the endpoint consumers hold waits, leadership untouched", func() State {
+			s := steady()
+			s.Machines[0].Deleting = true
+			s.Members[0].Leader = true
+			s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", false))
+			s.Members = append(s.Members, voter(4, "m-3", "10.0.0.4", true))
+			s.RemovalHeld = map[uint64]string{1: "waiting for endpoint consumers"}
+			return s
+		}, None, "m-0", 1, map[string]string{"m-0": ReasonWaitingForEndpointConsumers}},
+		{"a held dead member of a deleting machine does not stop its replacement's learner", func() State {
+			s := steady()
+			s.Machines[0].Deleting = true
+			s.Members[0].Healthy = false
+			s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", false))
+			s.RemovalHeld = map[uint64]string{1: "waiting for endpoint consumers"}
+			return s
+		}, AddLearner, "m-3", 0, map[string]string{"m-0": ReasonWaitingForEndpointConsumers}},
 		{"a removal waits while the replacement was promoted within etcd's health window", func() State {
 			s := steady()
 			s.Now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)

@@ -70,6 +70,9 @@ type State struct {
 	LearnerStartTimeout time.Duration
 	// Now is the time of the snapshot; with it zero, no member counts as just promoted.
 	Now time.Time
+	// RemovalHeld names the members whose removal must wait, and why: the consumers of the
+	// published endpoints (pkg/endpoints) have not yet rolled out a list without them.
+	RemovalHeld map[uint64]string
 }
 
 // Placed returns the members with Machine set as Map places them.
@@ -148,10 +151,13 @@ const (
 	// ReasonWaitingForHealthWindow: the replacement was promoted less than HealthWindow ago
 	// and etcd would refuse the old member's removal until then; the message says when.
 	ReasonWaitingForHealthWindow = "WaitingForHealthWindow"
-	ReasonHookReleased           = "HookReleased"
-	ReasonHookRemovedExternally  = "HookRemovedExternally"
-	ReasonEtcdUnreachable        = "EtcdUnreachable"
-	ReasonNoQuorum               = "NoQuorum"
+	// ReasonWaitingForEndpointConsumers: the member is removed once every declared consumer
+	// of the published etcd endpoints has acknowledged a list without it.
+	ReasonWaitingForEndpointConsumers = "WaitingForEndpointConsumers"
+	ReasonHookReleased                = "HookReleased"
+	ReasonHookRemovedExternally       = "HookRemovedExternally"
+	ReasonEtcdUnreachable             = "EtcdUnreachable"
+	ReasonNoQuorum                    = "NoQuorum"
 	// ReasonBlocked: the replacement cannot go on safely and the message says what a person
 	// (or a MachineHealthCheck) must do, or what must recover, for it to go on.
 	ReasonBlocked = "Blocked"
