@@ -210,8 +210,12 @@ func (l *ForLife) handleLeader(ctx context.Context, lock *corev1.ConfigMap) erro
 		return fmt.Errorf("read leader Pod %s: %w", refs[0].Name, err)
 	case leader.DeletionTimestamp != nil:
 		return nil
-	case leader.Status.Phase == corev1.PodFailed && (leader.Status.Reason == "Evicted" || leader.Status.Reason == "Preempting"):
-		l.Log.Info("leader Pod was evicted or preempted; deleting it", "leader", leader.Name, "reason", leader.Status.Reason)
+	case leader.Status.Phase == corev1.PodFailed || leader.Status.Phase == corev1.PodSucceeded:
+		// A Pod in a terminal phase never runs again, whatever the reason (evicted,
+		// preempted, its containers exited under restartPolicy Never or OnFailure, a Node
+		// shutdown): its lock would otherwise stay until someone deletes the Pod. The SDK
+		// frees it only for an eviction.
+		l.Log.Info("leader Pod has stopped for good; deleting it so that its lock goes", "leader", leader.Name, "phase", leader.Status.Phase, "reason", leader.Status.Reason)
 		if err := l.Client.Delete(ctx, leader); err != nil && !apierrors.IsNotFound(err) {
 			l.Log.Error(err, "could not delete the leader Pod", "leader", leader.Name)
 		}

@@ -207,6 +207,18 @@ func TestLeaderForLifeUnhealthyLeaders(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"a leader Pod that failed for another reason is deleted by the standby", func(t *testing.T, ns string, p *corev1.Pod) {
+			p.Status.Phase, p.Status.Reason = corev1.PodFailed, "Error"
+			if err := cp.Client.Status().Update(t.Context(), p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a leader Pod that succeeded is deleted by the standby", func(t *testing.T, ns string, p *corev1.Pod) {
+			p.Status.Phase = corev1.PodSucceeded
+			if err := cp.Client.Status().Update(t.Context(), p); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{"a leader on a NotReady Node is deleted with its lock", func(t *testing.T, ns string, p *corev1.Pod) {
 			node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: p.Spec.NodeName}}
 			if err := cp.Client.Create(t.Context(), node); err != nil {
