@@ -8,6 +8,8 @@ BIN            := $(CURDIR)/bin
 KUBE_VERSION   := v1.37.1
 ETCD_VERSION   := v3.7.3
 GOLANGCI_LINT_VERSION := v2.15.0
+# The Prometheus module's version (Prometheus 3.x is tagged v0.3xx.y); hack/tools/promtool pins it.
+PROMETHEUS_VERSION := v0.316.0
 KUBE_LDFLAGS   := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
                   -X k8s.io/component-base/version.gitMajor=1 \
                   -X k8s.io/component-base/version.gitMinor=37 \
@@ -41,7 +43,7 @@ image: ## Build the container image as an OCI archive, bin/quorumguard-image.tar
 	  --source https://github.com/quorumguard/quorumguard
 
 .PHONY: tools
-tools: ## Build the test control plane (kube-apiserver, kube-controller-manager, etcd) into bin/, once.
+tools: ## Build the test control plane (kube-apiserver, kube-controller-manager, etcd) and promtool into bin/, once.
 	@mkdir -p $(BIN)
 	@cd hack/tools && for c in kube-apiserver kube-controller-manager; do \
 	  if [ -x $(BIN)/$$c ] && $(BIN)/$$c --version 2>/dev/null | grep -qx "Kubernetes $(KUBE_VERSION)"; then \
@@ -56,6 +58,12 @@ tools: ## Build the test control plane (kube-apiserver, kube-controller-manager,
 	  else \
 	    echo "building bin/etcd $(ETCD_VERSION) from the Go module proxy"; \
 	    go build -o $(BIN)/etcd go.etcd.io/etcd/server/v3; \
+	  fi
+	@cd hack/tools/promtool && if [ -x $(BIN)/promtool ] && $(BIN)/promtool --version 2>/dev/null | grep -q "version $(PROMETHEUS_VERSION) "; then \
+	    echo "bin/promtool is $(PROMETHEUS_VERSION), kept"; \
+	  else \
+	    echo "building bin/promtool $(PROMETHEUS_VERSION) from the Go module proxy (about 6 minutes the first time)"; \
+	    go build -ldflags "-X github.com/prometheus/common/version.Version=$(PROMETHEUS_VERSION)" -o $(BIN)/promtool github.com/prometheus/prometheus/cmd/promtool; \
 	  fi
 
 .PHONY: test
