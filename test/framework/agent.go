@@ -54,6 +54,15 @@ func (a *Agent) Hold(machine string) {
 	a.held[machine] = true
 }
 
+// adopt takes a bootstrap member started before the Machines existed (StartProtected).
+func (a *Agent) adopt(machine string, m *etcdnet.Member) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.members[machine] = m
+	a.bootIPs[machine] = m.IP
+	a.bootstrapped = true
+}
+
 // Member returns the member of the named Machine, or nil.
 func (a *Agent) Member(machine string) *etcdnet.Member {
 	a.mu.Lock()

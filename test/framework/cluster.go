@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"net"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
@@ -52,11 +54,63 @@ type Cluster struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	// ownCP: the control plane was started for this cluster, on its etcd (StartProtected).
+	ownCP bool
 }
 
 // StartCluster creates the master Machines, runs the simulator and etcd agents, and waits
-// until the bootstrap members form a quorate cluster.
+// until the bootstrap members form a quorate cluster. The apiserver cp keeps its own store.
 func StartCluster(ctx context.Context, cp *ControlPlane, opts ClusterOptions) (*Cluster, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n, err := etcdnet.NewNetwork(filepath.Join(opts.Dir, "etcd"))
+	if err != nil {
+		return nil, err
+	}
+	return startCluster(ctx, cp, opts, n, nil)
+}
+
+// StartProtected starts a cluster as production runs one: the bootstrap members start first
+// (as an installer's bootstrap does), and the cluster's own kube-apiserver stores its data in
+// them, the same members quorumguard protects and replaces. The apiserver reaches etcd only
+// through its --etcd-servers list, so replacing members without rolling that list out
+// (StartAPIServerOperator) loses the API. Stop stops the apiserver too.
+func StartProtected(ctx context.Context, cpOpts ControlPlaneOptions, opts ClusterOptions) (*Cluster, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n, err := etcdnet.NewNetwork(filepath.Join(opts.Dir, "etcd"))
+	if err != nil {
+		return nil, err
+	}
+	members, err := n.Bootstrap(ctx, bootNames(opts)...)
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("bootstrap etcd: %w", err)
+	}
+	ca, cert, key := n.ClientFiles()
+	cpOpts.Etcd = &EtcdStore{Servers: etcdnet.ClientURLs(members), CA: ca, Cert: cert, Key: key}
+	if cpOpts.Dir == "" {
+		cpOpts.Dir = filepath.Join(opts.Dir, "control-plane")
+	}
+	cp, err := StartControlPlane(cpOpts)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	c, err := startCluster(ctx, cp, opts, n, members)
+	if err != nil {
+		_ = cp.Stop()
+		return nil, err
+	}
+	c.ownCP = true
+	return c, nil
+}
+
+func (opts ClusterOptions) withDefaults() (ClusterOptions, error) {
 	if opts.Masters == 0 {
 		opts.Masters = 3
 	}
@@ -69,22 +123,44 @@ func StartCluster(ctx context.Context, cp *ControlPlane, opts ClusterOptions) (*
 	if opts.Dir == "" {
 		d, err := os.MkdirTemp("", "quorumguard-cluster-")
 		if err != nil {
-			return nil, err
+			return opts, err
 		}
 		opts.Dir = d
 	}
-	n, err := etcdnet.NewNetwork(filepath.Join(opts.Dir, "etcd"))
-	if err != nil {
-		return nil, err
-	}
+	return opts, nil
+}
+
+func bootNames(opts ClusterOptions) []string {
 	var boot []string
 	for i := range opts.Masters {
 		boot = append(boot, fmt.Sprintf("%s-master-%d", opts.Prefix, i))
 	}
+	return boot
+}
+
+// startCluster runs the simulator and agents on n. booted are members already running for
+// the bootstrap Machines of the same names: those Machines get their addresses.
+func startCluster(ctx context.Context, cp *ControlPlane, opts ClusterOptions, n *etcdnet.Network, booted []*etcdnet.Member) (*Cluster, error) {
+	boot := bootNames(opts)
 	c := &Cluster{CP: cp, Client: cp.Client, Net: n, Agent: NewAgent(n, boot), Opts: opts, done: make(chan struct{})}
+	var mu sync.Mutex
+	reserved := map[string]net.IP{}
+	for _, m := range booted {
+		c.Agent.adopt(m.Name, m)
+		reserved[m.Name] = m.IP
+	}
+	allocate := func(machine string) (net.IP, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ip, ok := reserved[machine]; ok {
+			delete(reserved, machine)
+			return ip, nil
+		}
+		return n.AllocateIP()
+	}
 	c.Sim = NewSimulator(SimulatorOptions{
 		Client: cp.Client, ProvisionDelay: opts.ProvisionDelay, DrainDelay: opts.DrainDelay,
-		AllocateIP: n.AllocateIP, OnRunning: c.Agent.MachineRunning, OnStopped: c.Agent.MachineStopped,
+		AllocateIP: allocate, OnRunning: c.Agent.MachineRunning, OnStopped: c.Agent.MachineStopped,
 	})
 	if opts.OnlyMasters {
 		c.Sim.opts.Labels = map[string]string{RoleLabel: "master"}
@@ -204,6 +280,13 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 func (c *Cluster) Stop(ctx context.Context) {
 	c.cancel()
 	<-c.done
+	if c.ownCP {
+		// The apiserver's store goes with the members: nothing to clean up in it.
+		c.Agent.Close()
+		_ = c.CP.Stop()
+		c.Net.Close()
+		return
+	}
 	var list machinev1beta1.MachineList
 	if err := c.Client.List(ctx, &list, client.InNamespace(MachineNamespace)); err == nil {
 		for i := range list.Items {

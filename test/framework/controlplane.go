@@ -114,6 +114,15 @@ type ControlPlaneOptions struct {
 	GarbageCollector bool
 	// Dir holds the kubeconfig and logs; a temp dir when empty.
 	Dir string
+	// Etcd, when set, is where kube-apiserver stores its data instead of a private etcd of
+	// its own (see StartProtected).
+	Etcd *EtcdStore
+}
+
+// EtcdStore is an etcd cluster kube-apiserver stores its data in, reached with mutual TLS.
+type EtcdStore struct {
+	Servers       []string
+	CA, Cert, Key string
 }
 
 // ControlPlane is a running kube-apiserver with the machine CRDs installed.
@@ -164,6 +173,12 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 		ControlPlaneStopTimeout: 5 * time.Second,
 	}
 	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
+	if e := opts.Etcd; e != nil {
+		// envtest still starts its own etcd; nothing is stored there.
+		env.ControlPlane.APIServer.Configure().
+			Set("etcd-servers", strings.Join(e.Servers, ",")).
+			Set("etcd-cafile", e.CA).Set("etcd-certfile", e.Cert).Set("etcd-keyfile", e.Key)
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start kube-apiserver from %s: %w", BinDir(), err)
@@ -251,6 +266,37 @@ func (cp *ControlPlane) RestartAPIServer(down time.Duration) error {
 		time.Sleep(time.Second)
 	}
 	return fmt.Errorf("start kube-apiserver again: %w", err)
+}
+
+// RestartAPIServerOn restarts kube-apiserver with --etcd-servers set to servers, as an
+// apiserver operator rolls out a new list of etcd endpoints.
+func (cp *ControlPlane) RestartAPIServerOn(servers []string) error {
+	cp.restartMu.Lock()
+	defer cp.restartMu.Unlock()
+	api := cp.Env.ControlPlane.APIServer
+	if err := api.Stop(); err != nil && !strings.Contains(err.Error(), "timeout waiting for process") {
+		return fmt.Errorf("stop kube-apiserver: %w", err)
+	}
+	api.Configure().Set("etcd-servers", strings.Join(servers, ","))
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = api.Start(); err == nil {
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+	return fmt.Errorf("start kube-apiserver on %v: %w", servers, err)
+}
+
+// EtcdServers is kube-apiserver's current --etcd-servers.
+func (cp *ControlPlane) EtcdServers() []string {
+	cp.restartMu.Lock()
+	defer cp.restartMu.Unlock()
+	v := cp.Env.ControlPlane.APIServer.Configure().Get("etcd-servers").Get(nil)
+	if len(v) == 1 {
+		return strings.Split(v[0], ",")
+	}
+	return v
 }
 
 // Stop stops the garbage collector and the apiserver.

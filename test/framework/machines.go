@@ -47,7 +47,8 @@ type SimulatorOptions struct {
 	ProvisionDelay, DrainDelay time.Duration
 	// Interval between passes over the Machines; 50 ms when zero.
 	Interval   time.Duration
-	AllocateIP func() (net.IP, error)
+	// AllocateIP gives the named Machine its address.
+	AllocateIP func(machine string) (net.IP, error)
 	// OnRunning is called on every pass for every Running Machine, with its address.
 	OnRunning func(ctx context.Context, m *machinev1beta1.Machine, ip net.IP)
 	// OnStopped is called once when a Machine's instance is terminated.
@@ -139,7 +140,7 @@ func (s *Simulator) provision(ctx context.Context, m *machinev1beta1.Machine) er
 			m.Status.ErrorMessage = ptr.To("simulated provisioning failure")
 			return c.Status().Update(ctx, m)
 		}
-		ip, err := s.opts.AllocateIP()
+		ip, err := s.opts.AllocateIP(m.Name)
 		if err != nil {
 			return err
 		}

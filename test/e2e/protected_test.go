@@ -1,0 +1,112 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/test/e2e"
+	"github.com/quorumguard/quorumguard/test/framework"
+)
+
+const (
+	protectedConfigMap = "quorumguard-etcd-endpoints"
+	protectedConsumer  = "kube-apiserver"
+)
+
+// startProtected starts a cluster whose apiserver lives on the etcd quorumguard protects,
+// the stand-in apiserver operator following the published endpoints, and a controller that
+// waits for it before removing a member.
+func startProtected(t *testing.T) (*framework.Cluster, *framework.APIServerOperator) {
+	t.Helper()
+	ctx := t.Context()
+	c, err := framework.StartProtected(ctx, framework.ControlPlaneOptions{}, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
+	op := c.StartAPIServerOperator(framework.MachineNamespace, protectedConfigMap, protectedConsumer)
+	t.Cleanup(op.Stop)
+	o := e2e.ControllerOptions(c)
+	o.EndpointsConfigMap, o.EndpointConsumers = protectedConfigMap, []string{protectedConsumer}
+	rc, err := e2e.StartController(ctx, c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.Stop() })
+	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
+	return c, op
+}
+
+// TestProtectedStoreReplaceAllThreeInTurn replaces every original master, one after another,
+// on a cluster whose apiserver stores its data in the members being replaced. The API rides
+// out each restart onto the new endpoints, no acknowledged write is lost, and at the end the
+// apiserver runs on the three new members alone.
+func TestProtectedStoreReplaceAllThreeInTurn(t *testing.T) {
+	c, op := startProtected(t)
+	ctx := t.Context()
+	g, err := e2e.StartGuards(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		old, repl := fmt.Sprintf("cluster-master-%d", i), fmt.Sprintf("cluster-new-%d", i)
+		if err := framework.WaitFor(ctx, time.Minute, "the API to serve before "+old+" is deleted", func() (bool, error) {
+			if err := e2e.CreateReplacement(ctx, c, repl); err != nil && !isAlreadyExists(err) {
+				return false, err
+			}
+			return c.DeleteMachine(ctx, old) == nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e2e.WaitGone(ctx, c, 3*time.Minute, old); err != nil {
+			t.Fatalf("%v; rollouts so far %+v", err, op.Rollouts())
+		}
+	}
+	if err := e2e.WaitVoters(ctx, c, time.Minute, "cluster-new-0", "cluster-new-1", "cluster-new-2"); err != nil {
+		t.Fatal(err)
+	}
+	rep, mon, err := g.Check(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("writer: %s; monitor: %s", rep, mon)
+	var want []string
+	for i := range 3 {
+		want = append(want, c.Agent.Member(fmt.Sprintf("cluster-new-%d", i)).ClientURL())
+	}
+	sort.Strings(want)
+	if err := framework.WaitFor(ctx, time.Minute, "the apiserver to run on the new members alone", func() (bool, error) {
+		return slices.Equal(c.CP.EtcdServers(), want), nil
+	}); err != nil {
+		t.Fatalf("%v: --etcd-servers %v, want %v", err, c.CP.EtcdServers(), want)
+	}
+	var list machinev1beta1.MachineList
+	if err := framework.WaitFor(ctx, time.Minute, "the API to serve", func() (bool, error) {
+		err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace))
+		return err == nil, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	restarts := 0
+	for _, r := range op.Rollouts() {
+		if r.Err != nil {
+			t.Errorf("rollout of generation %d failed: %v", r.Generation, r.Err)
+		}
+		if r.Restarted {
+			restarts++
+		}
+	}
+	if restarts < 3 {
+		t.Errorf("kube-apiserver was restarted %d times for new endpoints, want at least 3 (one per replacement): %+v", restarts, op.Rollouts())
+	}
+}
+
+func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }

@@ -1,0 +1,91 @@
+package framework
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/quorumguard/quorumguard/pkg/endpoints"
+)
+
+// Rollout is one list of etcd endpoints the stand-in apiserver operator rolled out.
+type Rollout struct {
+	Generation int64
+	Endpoints  []string
+	// Restarted says kube-apiserver was restarted for it (the list differed from its own).
+	Restarted bool
+	// Down is how long the restart kept the API away.
+	Down time.Duration
+	Err  error
+}
+
+// APIServerOperator stands in for an apiserver operator on a protected cluster: it follows
+// the endpoints quorumguard publishes (pkg/endpoints), restarts kube-apiserver with each new
+// list, and then acknowledges the generation as the named consumer, which lets quorumguard
+// remove the members the new list left out.
+type APIServerOperator struct {
+	c               *Cluster
+	namespace, name string
+	consumer        string
+	mu              sync.Mutex
+	rollouts        []Rollout
+	cancel          context.CancelFunc
+	done            chan struct{}
+}
+
+// StartAPIServerOperator starts the stand-in; Stop it before the cluster.
+func (c *Cluster) StartAPIServerOperator(namespace, configMap, consumer string) *APIServerOperator {
+	ctx, cancel := context.WithCancel(context.Background())
+	o := &APIServerOperator{c: c, namespace: namespace, name: configMap, consumer: consumer, cancel: cancel, done: make(chan struct{})}
+	go o.run(ctx)
+	return o
+}
+
+func (o *APIServerOperator) run(ctx context.Context) {
+	defer close(o.done)
+	var rolled int64
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		p, err := endpoints.Read(ctx, o.c.Client, o.namespace, o.name)
+		if err != nil || p.Generation <= rolled || len(p.Endpoints) == 0 {
+			continue
+		}
+		r := Rollout{Generation: p.Generation, Endpoints: p.Endpoints}
+		if !slices.Equal(p.Endpoints, o.c.CP.EtcdServers()) {
+			start := time.Now()
+			r.Restarted, r.Err = true, o.c.CP.RestartAPIServerOn(p.Endpoints)
+			r.Down = time.Since(start)
+		}
+		if r.Err == nil {
+			// The API has just come back: try until the acknowledgement is stored.
+			r.Err = WaitFor(ctx, time.Minute, "the acknowledgement of generation to be stored", func() (bool, error) {
+				err := endpoints.Acknowledge(ctx, o.c.Client, o.namespace, o.name, o.consumer, p.Generation)
+				return err == nil, err
+			})
+		}
+		o.mu.Lock()
+		o.rollouts = append(o.rollouts, r)
+		o.mu.Unlock()
+		if r.Err == nil {
+			rolled = p.Generation
+		}
+	}
+}
+
+// Rollouts are the lists rolled out so far, in order.
+func (o *APIServerOperator) Rollouts() []Rollout {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.rollouts)
+}
+
+// Stop stops following the published endpoints.
+func (o *APIServerOperator) Stop() {
+	o.cancel()
+	<-o.done
+}
