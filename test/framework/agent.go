@@ -173,7 +173,7 @@ func (a *Agent) startJoin(name string, ip net.IP) {
 		defer logf.Close()
 		res, err := etcdjoin.Run(ctx, etcdjoin.Config{
 			Name: name, PeerURL: "https://" + net.JoinHostPort(ip.String(), "2380"),
-			DataDir: a.Net.DataDir(name), EnvFile: filepath.Join(dir+"-join.env"),
+			DataDir: a.Net.DataDir(name), EnvFile: dir + "-join.env",
 			Members: followingLister{cli, a.RunningEndpoints}, Interval: 100 * time.Millisecond, Out: logf,
 		})
 		if err != nil {

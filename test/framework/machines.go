@@ -46,7 +46,7 @@ type SimulatorOptions struct {
 	// takes once no preDrain hook holds it. Tests keep them short, the demo realistic.
 	ProvisionDelay, DrainDelay time.Duration
 	// Interval between passes over the Machines; 50 ms when zero.
-	Interval   time.Duration
+	Interval time.Duration
 	// AllocateIP gives the named Machine its address.
 	AllocateIP func(machine string) (net.IP, error)
 	// OnRunning is called on every pass for every Running Machine, with its address.
