@@ -111,5 +111,8 @@ func (o *options) appOptions() app.Options {
 		UnfilteredCache:    o.cacheAll,
 		EndpointsConfigMap: o.endpointsCM,
 		EndpointConsumers:  o.consumerList(),
+		// The flag was parsed and validated but never passed on: learners never timed out.
+		LearnerStartTimeout: o.learnerStart,
+		StallTimeout:        o.stallTimeout,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
 )
 
@@ -36,6 +37,7 @@ type options struct {
 	clusterOperator string
 	hookHeldWarn    time.Duration
 	learnerStart    time.Duration
+	stallTimeout    time.Duration
 	cacheAll        bool
 	endpointsCM     string
 	consumers       string
@@ -66,6 +68,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.learnerStart, "learner-start-timeout", 5*time.Minute, "a learner whose etcd has not started, or has stopped answering, for this long is removed, freeing etcd's one learner slot; 0 never removes one")
 	fs.StringVar(&o.endpointsCM, "endpoints-configmap", "quorumguard-etcd-endpoints", "ConfigMap, in quorumguard's namespace, where the voting members' client URLs are published with a generation for consumers such as an apiserver operator; empty publishes none")
 	fs.StringVar(&o.consumers, "endpoint-consumers", "", "comma-separated consumers of the published endpoints; a member is removed only after each has acknowledged a generation without it (annotation endpoints.quorumguard.io/ack-<consumer>); none: nothing waits")
+	fs.DurationVar(&o.stallTimeout, "healthz-stall-timeout", app.DefaultStallTimeout, "/healthz fails on the leader once its control loop has finished no pass for this long, so that a hung leader's container is restarted; a standby's /healthz never depends on the leader. At least 30s")
 	fs.BoolVar(&o.cacheAll, "cache-all-machines", false, "cache every Machine in the cluster instead of only control-plane ones (for the scale benchmark's comparison only)")
 }
 
@@ -122,6 +125,11 @@ func (o *options) validate() error {
 		if d.value <= 0 {
 			return fmt.Errorf("%s must be positive, not %s", d.flag, d.value)
 		}
+	}
+	// A pass may take tens of seconds when etcd does not answer (call timeouts, then the
+	// Machines' addresses tried): a shorter bound would restart a leader that is only slow.
+	if o.stallTimeout < 30*time.Second {
+		return fmt.Errorf("--healthz-stall-timeout must be at least 30s, not %s", o.stallTimeout)
 	}
 	// client-go's lease election needs lease-duration > renew-deadline > retry-period x 1.2.
 	if o.leaseDuration <= o.renewDeadline || float64(o.renewDeadline) <= 1.2*float64(o.retryPeriod) {

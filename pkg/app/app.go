@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -63,6 +62,9 @@ type Options struct {
 	EndpointsConfigMap string
 	// EndpointConsumers must acknowledge a list without a member before it is removed.
 	EndpointConsumers []string
+	// StallTimeout makes /healthz fail on the leader once its control loop has finished no
+	// pass for this long (Liveness); 0 never fails it.
+	StallTimeout time.Duration
 	// UnfilteredCache caches every Machine in the cluster instead of only control-plane ones;
 	// it exists for the scale benchmark's comparison and is never the default.
 	UnfilteredCache bool
@@ -89,10 +91,13 @@ type Controller struct {
 	// for-life outside a cluster); a lease's is Lease.Token.
 	Token   atomic.Uint64
 	elected atomic.Bool
-	fence   *electedFence
-	etcd    *etcdClient
-	opts    Options
-	cfg     *rest.Config
+	// leadingSince is when Liveness first saw this replica lead, Unix nanoseconds; 0 while
+	// it does not.
+	leadingSince atomic.Int64
+	fence        *electedFence
+	etcd         *etcdClient
+	opts         Options
+	cfg          *rest.Config
 }
 
 // New builds the manager and controllers.
@@ -201,7 +206,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+	if err := mgr.AddHealthzCheck("loop", c.Liveness); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("etcd", etcd.readyCheck); err != nil {

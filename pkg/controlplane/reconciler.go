@@ -8,12 +8,14 @@ package controlplane
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	machinev1 "github.com/openshift/api/machine/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
@@ -95,6 +98,17 @@ type Reconciler struct {
 	learnerTimedOut map[string]time.Time
 	// reported is the last set of planner reports sent as Events, so each is sent once.
 	reported string
+	// lastPass is when the last pass finished, in Unix nanoseconds (LastPass).
+	lastPass atomic.Int64
+}
+
+// LastPass is when the last pass finished, whatever its outcome; zero before the first. A
+// leader whose passes stop finishing is hung (see pkg/app's liveness check).
+func (r *Reconciler) LastPass() time.Time {
+	if n := r.lastPass.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // Observation is what one pass saw and decided, for status reporting.
@@ -134,12 +148,19 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&machinev1.ControlPlaneMachineSet{}, toOne, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			return o.GetNamespace() == r.Namespace && o.GetName() == CPMSName
 		}))).
+		// One pass at start even with no Machine to see, so that the loop runs (and etcd is
+		// looked at) from the start.
+		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			q.Add(singleton)
+			return nil
+		})).
 		Complete(r)
 }
 
 // Reconcile gathers, decides, acts once and records.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
 	log := logr.FromContextOrDiscard(ctx)
+	defer func() { r.lastPass.Store(time.Now().UnixNano()) }()
 	if r.Elected != nil && !r.Elected() {
 		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}
