@@ -23,17 +23,23 @@ IMAGE_REPO     ?= quay.io/quorumguard/quorumguard
 IMAGE_ARCH     ?= $(shell go env GOARCH)
 IMAGE_BINARY   ?= $(BIN)/linux-$(IMAGE_ARCH)/quorumguard
 IMAGE_OUT      ?= $(BIN)/quorumguard-image.tar
+PLUGIN_DIR     ?= /usr/local/bin
 GO_TEST_FLAGS  ?=
 TEST_TIMEOUT   ?= 25m
 export QUORUMGUARD_BIN_DIR := $(BIN)
 
 .PHONY: help
 help: ## List the targets.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/quorumguard.
 	go build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/quorumguard ./cmd/quorumguard
+
+.PHONY: install-plugin
+install-plugin: build ## Install bin/quorumguard as the kubectl plugin kubectl-quorumguard in PLUGIN_DIR (/usr/local/bin), so `kubectl quorumguard status` works.
+	install -D -m 0755 $(BIN)/quorumguard $(PLUGIN_DIR)/kubectl-quorumguard
+	@echo "installed $(PLUGIN_DIR)/kubectl-quorumguard; try: kubectl quorumguard status --help"
 
 .PHONY: image
 image: ## Build the container image as an OCI archive, bin/quorumguard-image.tar (no daemon, no base image; IMAGE_REPO, IMAGE_OUT).
@@ -43,10 +49,10 @@ image: ## Build the container image as an OCI archive, bin/quorumguard-image.tar
 	  --source https://github.com/quorumguard/quorumguard
 
 .PHONY: tools
-tools: ## Build the test control plane (kube-apiserver, kube-controller-manager, etcd) and promtool into bin/, once.
+tools: ## Build the test control plane (kube-apiserver, kube-controller-manager, etcd), kubectl and promtool into bin/, once.
 	@mkdir -p $(BIN)
-	@cd hack/tools && for c in kube-apiserver kube-controller-manager; do \
-	  if [ -x $(BIN)/$$c ] && $(BIN)/$$c --version 2>/dev/null | grep -qx "Kubernetes $(KUBE_VERSION)"; then \
+	@cd hack/tools && for c in kube-apiserver kube-controller-manager kubectl; do \
+	  if [ -x $(BIN)/$$c ] && { $(BIN)/$$c --version 2>/dev/null || $(BIN)/$$c version --client 2>/dev/null; } | grep -qx "Kubernetes $(KUBE_VERSION)\|Client Version: $(KUBE_VERSION)"; then \
 	    echo "bin/$$c is $(KUBE_VERSION), kept"; \
 	  else \
 	    echo "building bin/$$c $(KUBE_VERSION) from the Go module proxy (a few minutes the first time)"; \

@@ -72,14 +72,19 @@ func run(args []string) error {
 	return c.Run(ctx)
 }
 
+// restConfig finds the API server as kubectl and controller-runtime do: --kubeconfig, then
+// $KUBECONFIG, then the in-cluster service account, then ~/.kube/config. So `kubectl
+// quorumguard status`, which kubectl starts without its own flags, talks to the cluster
+// kubectl would.
 func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig == "" {
+	if kubeconfig == "" && os.Getenv(clientcmd.RecommendedConfigPathEnvVar) == "" {
 		if cfg, err := rest.InClusterConfig(); err == nil {
 			return cfg, nil
 		}
 	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}, &clientcmd.ConfigOverrides{}).ClientConfig()
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig %q: %w", kubeconfig, err)
 	}
