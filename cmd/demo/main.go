@@ -1,5 +1,6 @@
 // Command demo shows quorumguard protecting a real etcd cluster on a local simulated control
-// plane: three masters in two AWS-shaped failure domains, two quorumguard processes under
+// plane whose kube-apiserver stores its data in that same etcd (--separate-store gives it a
+// private one): three masters in two AWS-shaped failure domains, two quorumguard processes under
 // leader-for-life, a writer throughout; then a Machine deletion, a new failure domain, and the
 // loss of the leader replica. It prints a live view on a terminal and plain lines otherwise,
 // and exits non-zero if a write was lost, quorum fell or a step did not finish.
@@ -19,25 +20,34 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	machinev1 "github.com/openshift/api/machine/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
-const lockName = "quorumguard-lock"
+const (
+	lockName           = "quorumguard-lock"
+	endpointsConfigMap = "quorumguard-etcd-endpoints"
+	endpointsConsumer  = "kube-apiserver"
+)
 
 func main() {
 	keep := flag.Bool("keep", false, "leave the cluster up at the end and print how to reach it")
 	bin := flag.String("quorumguard", filepath.Join(framework.RepoRoot(), "bin", "quorumguard"), "the quorumguard binary to run")
+	separate := flag.Bool("separate-store", false, "give kube-apiserver a private etcd instead of storing its data in the etcd cluster quorumguard protects")
 	flag.Parse()
+	// The simulator's client logs through controller-runtime; the demo prints its own view.
+	ctrl.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d := &demo{bin: *bin, keep: *keep, out: newView()}
+	d := &demo{bin: *bin, keep: *keep, separate: *separate, out: newView()}
 	err := d.run(ctx)
 	d.cleanup()
 	if err != nil {
@@ -47,16 +57,20 @@ func main() {
 }
 
 type demo struct {
-	bin     string
-	keep    bool
-	out     *view
-	dir     string
-	cp      *framework.ControlPlane
-	cluster *framework.Cluster
-	procs   map[string]*exec.Cmd
-	writer  *framework.Writer
-	monitor *framework.QuorumMonitor
-	steps   []stepResult
+	bin      string
+	keep     bool
+	separate bool
+	// operator stands in for the apiserver operator when the apiserver is on the protected
+	// etcd: it rolls out the published endpoints and acknowledges them.
+	operator *framework.APIServerOperator
+	out      *view
+	dir      string
+	cp       *framework.ControlPlane
+	cluster  *framework.Cluster
+	procs    map[string]*exec.Cmd
+	writer   *framework.Writer
+	monitor  *framework.QuorumMonitor
+	steps    []stepResult
 }
 
 type stepResult struct {
@@ -71,16 +85,26 @@ func (d *demo) run(ctx context.Context) error {
 	if d.dir, err = os.MkdirTemp("", "quorumguard-demo-"); err != nil {
 		return err
 	}
-	d.say("starting a real kube-apiserver with the machine CRDs and the garbage collector")
-	if d.cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{GarbageCollector: true, Dir: d.dir}); err != nil {
-		return err
-	}
 	zones := []string{"us-east-1a", "us-east-1b", "us-east-1a"}
-	d.say("creating three masters in two failure domains (a, b, a) with a TLS etcd cluster")
-	d.cluster, err = framework.StartCluster(ctx, d.cp, framework.ClusterOptions{Dir: d.dir, ProvisionDelay: 2 * time.Second, DrainDelay: time.Second,
-		ProviderSpec: func(i int) *runtimeRaw { return framework.AWSProviderSpec(zones[i], "subnet-"+zones[i]) }})
-	if err != nil {
-		return err
+	clOpts := framework.ClusterOptions{Dir: d.dir, ProvisionDelay: 2 * time.Second, DrainDelay: time.Second,
+		ProviderSpec: func(i int) *runtimeRaw { return framework.AWSProviderSpec(zones[i], "subnet-"+zones[i]) }}
+	if d.separate {
+		d.say("starting a real kube-apiserver with the machine CRDs and the garbage collector, on a private etcd")
+		if d.cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{GarbageCollector: true, Dir: d.dir}); err != nil {
+			return err
+		}
+		d.say("creating three masters in two failure domains (a, b, a) with a TLS etcd cluster")
+		if d.cluster, err = framework.StartCluster(ctx, d.cp, clOpts); err != nil {
+			return err
+		}
+	} else {
+		d.say("bootstrapping a three-member TLS etcd cluster for masters in two failure domains (a, b, a), and a real kube-apiserver (machine CRDs, garbage collector) storing its data in it")
+		if d.cluster, err = framework.StartProtected(ctx, framework.ControlPlaneOptions{GarbageCollector: true}, clOpts); err != nil {
+			return err
+		}
+		d.cp = d.cluster.CP
+		d.say("an apiserver operator stand-in restarts kube-apiserver on the etcd endpoints quorumguard publishes, and acknowledges each list")
+		d.operator = d.cluster.StartAPIServerOperator(framework.MachineNamespace, endpointsConfigMap, endpointsConsumer)
 	}
 	if err := d.createCPMS(ctx, []string{"us-east-1a", "us-east-1b"}); err != nil {
 		return err
@@ -176,6 +200,16 @@ func (d *demo) summary(ctx context.Context) error {
 	fmt.Printf("  %-45s %8s\n", "longest write pause", rep.LongestPause.Round(time.Millisecond))
 	fmt.Printf("  %-45s %8d\n", "lowest fault tolerance seen", mon.MinTolerance)
 	fmt.Printf("  %-45s %8d\n", "samples with quorum lost", len(mon.QuorumLost))
+	if d.operator != nil {
+		restarts := 0
+		for _, r := range d.operator.Rollouts() {
+			if r.Restarted {
+				restarts++
+			}
+		}
+		fmt.Printf("  %-45s %8d\n", "apiserver restarts onto new etcd endpoints", restarts)
+		fmt.Printf("  %-45s %s\n", "apiserver's etcd servers at the end", strings.Join(d.cp.EtcdServers(), ","))
+	}
 	if d.keep {
 		ca, cert, key := d.cluster.Net.ClientFiles()
 		fmt.Printf("\ncluster kept: KUBECONFIG=%s\netcd endpoints: %s\n  --etcd-ca-file=%s --etcd-cert-file=%s --etcd-key-file=%s\npress Ctrl-C to tear it down\n",
@@ -194,10 +228,13 @@ func (d *demo) cleanup() {
 			_ = p.Process.Kill()
 		}
 	}
+	if d.operator != nil {
+		d.operator.Stop()
+	}
 	if d.cluster != nil {
 		d.cluster.Stop(context.Background())
 	}
-	if d.cp != nil {
+	if d.cp != nil && d.separate {
 		_ = d.cp.Stop()
 	}
 	if d.dir != "" {
@@ -219,6 +256,9 @@ func (d *demo) startReplica(name string) error {
 	cmd := exec.Command(d.bin, "--kubeconfig="+d.cp.KubeconfigFile, "--etcd-ca-file="+ca, "--etcd-cert-file="+cert, "--etcd-key-file="+key,
 		"--leader-elect=for-life", "--leader-election-namespace="+framework.MachineNamespace,
 		"--metrics-bind-address=0", "--health-probe-bind-address=0")
+	if d.operator != nil {
+		cmd.Args = append(cmd.Args, "--endpoints-configmap="+endpointsConfigMap, "--endpoint-consumers="+endpointsConsumer)
+	}
 	cmd.Env = append(os.Environ(), "POD_NAME="+name)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -26,6 +26,44 @@ func runJoin(args []string) error {
 // starts, waits until the controller has added this node as a learner, and writes the
 // environment file etcd starts from. It never changes membership.
 func joinCommand(ctx context.Context, args []string, out io.Writer) error {
+	j, err := parseJoin(args)
+	if err != nil {
+		return err
+	}
+	peer := j.peerURL
+	if peer == "" {
+		addrs, err := net.InterfaceAddrs()
+		if err != nil {
+			return fmt.Errorf("list this node's addresses: %w", err)
+		}
+		if peer, err = etcdjoin.PeerURLFromAddresses(addrs, 2380); err != nil {
+			return err
+		}
+	}
+	cli, err := etcdmember.NewFromFiles(etcdmember.Config{Endpoints: j.endpoints}, etcdmember.TLSFiles{CA: j.ca, Cert: j.cert, Key: j.key})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	if j.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, j.timeout)
+		defer cancel()
+	}
+	fmt.Fprintf(out, "etcd-join: member %s, peer URL %s, data dir %s, asking %s\n", j.name, peer, j.dataDir, strings.Join(j.endpoints, ","))
+	_, err = etcdjoin.Run(ctx, etcdjoin.Config{Name: j.name, PeerURL: peer, DataDir: j.dataDir, EnvFile: j.envFile, Members: cli, Interval: j.interval, Out: out})
+	return err
+}
+
+// joinFlags are etcd-join's flags, checked.
+type joinFlags struct {
+	name, peerURL, dataDir, envFile string
+	endpoints                       []string
+	ca, cert, key                   string
+	interval, timeout               time.Duration
+}
+
+func parseJoin(args []string) (joinFlags, error) {
 	fs := flag.NewFlagSet("quorumguard etcd-join", flag.ContinueOnError)
 	hostname, _ := os.Hostname()
 	name := fs.String("name", firstNonEmpty(os.Getenv("NODE_NAME"), hostname), "etcd member name, the node's name ($NODE_NAME, else the host name)")
@@ -44,54 +82,32 @@ func joinCommand(ctx context.Context, args []string, out io.Writer) error {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return joinFlags{}, err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("etcd-join takes no arguments, got %q", fs.Args())
-	}
-	eps := splitList(*endpoints)
+	j := joinFlags{name: *name, peerURL: *peerURL, dataDir: *dataDir, envFile: *envFile, endpoints: splitList(*endpoints),
+		ca: *ca, cert: *cert, key: *key, interval: *interval, timeout: *timeout}
 	switch {
-	case len(eps) == 0:
-		return fmt.Errorf("--endpoints is required: the client URLs of the running members")
-	case *ca == "" || *cert == "" || *key == "":
-		return fmt.Errorf("--etcd-ca-file, --etcd-cert-file and --etcd-key-file are all required (etcd is reached with mutual TLS)")
-	case *name == "":
-		return fmt.Errorf("--name is required: no NODE_NAME and no host name")
-	case *interval <= 0:
-		return fmt.Errorf("--interval must be positive, not %s", *interval)
-	case *timeout < 0:
-		return fmt.Errorf("--timeout must not be negative, not %s", *timeout)
+	case fs.NArg() > 0:
+		return j, fmt.Errorf("etcd-join takes no arguments, got %q", fs.Args())
+	case len(j.endpoints) == 0:
+		return j, fmt.Errorf("--endpoints is required: the client URLs of the running members")
+	case j.ca == "" || j.cert == "" || j.key == "":
+		return j, fmt.Errorf("--etcd-ca-file, --etcd-cert-file and --etcd-key-file are all required (etcd is reached with mutual TLS)")
+	case j.name == "":
+		return j, fmt.Errorf("--name is required: no NODE_NAME and no host name")
+	case j.interval <= 0:
+		return j, fmt.Errorf("--interval must be positive, not %s", j.interval)
+	case j.timeout < 0:
+		return j, fmt.Errorf("--timeout must not be negative, not %s", j.timeout)
 	}
-	peer := *peerURL
-	if peer == "" && *nodeIP != "" {
+	if j.peerURL == "" && *nodeIP != "" {
 		ip := net.ParseIP(*nodeIP)
 		if ip == nil {
-			return fmt.Errorf("--node-ip %q is not an IP address", *nodeIP)
+			return j, fmt.Errorf("--node-ip %q is not an IP address", *nodeIP)
 		}
-		peer = "https://" + net.JoinHostPort(ip.String(), "2380")
+		j.peerURL = "https://" + net.JoinHostPort(ip.String(), "2380")
 	}
-	if peer == "" {
-		addrs, err := net.InterfaceAddrs()
-		if err != nil {
-			return fmt.Errorf("list this node's addresses: %w", err)
-		}
-		if peer, err = etcdjoin.PeerURLFromAddresses(addrs, 2380); err != nil {
-			return err
-		}
-	}
-	cli, err := etcdmember.NewFromFiles(etcdmember.Config{Endpoints: eps}, etcdmember.TLSFiles{CA: *ca, Cert: *cert, Key: *key})
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	if *timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *timeout)
-		defer cancel()
-	}
-	fmt.Fprintf(out, "etcd-join: member %s, peer URL %s, data dir %s, asking %s\n", *name, peer, *dataDir, strings.Join(eps, ","))
-	_, err = etcdjoin.Run(ctx, etcdjoin.Config{Name: *name, PeerURL: peer, DataDir: *dataDir, EnvFile: *envFile, Members: cli, Interval: *interval, Out: out})
-	return err
+	return j, nil
 }
 
 func splitList(s string) []string {

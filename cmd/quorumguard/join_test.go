@@ -5,9 +5,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -77,5 +81,59 @@ func TestJoinCommandWritesTheEnvFile(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
 		t.Fatalf("etcd-join created the data dir: %v", err)
+	}
+}
+
+// TestStaticPodSampleRunsTheJoin: the sample static pod's init container runs etcd-join
+// with flags the subcommand accepts, writes the env file the etcd container sources, and
+// mounts the data dir's parent, so that a stale data dir can be renamed beside it.
+func TestStaticPodSampleRunsTheJoin(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "manifests", "node", "etcd-static-pod.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pod corev1.Pod
+	if err := yaml.UnmarshalStrict(raw, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if len(pod.Spec.InitContainers) != 1 || len(pod.Spec.Containers) != 1 {
+		t.Fatalf("want one init container and one etcd container, got %d and %d", len(pod.Spec.InitContainers), len(pod.Spec.Containers))
+	}
+	initC, etcdC := pod.Spec.InitContainers[0], pod.Spec.Containers[0]
+	if len(initC.Args) == 0 || initC.Args[0] != "etcd-join" {
+		t.Fatalf("init container args %v do not run etcd-join", initC.Args)
+	}
+	args := slices.Clone(initC.Args[1:])
+	for i, a := range args {
+		args[i] = strings.NewReplacer("$(NODE_NAME)", "master-3", "$(NODE_IP)", "10.0.0.13").Replace(a)
+	}
+	j, err := parseJoin(args)
+	if err != nil {
+		t.Fatalf("etcd-join rejects the sample's flags: %v", err)
+	}
+	if j.peerURL != "https://10.0.0.13:2380" || j.name != "master-3" {
+		t.Fatalf("sample join: name %q peer URL %q", j.name, j.peerURL)
+	}
+	if !strings.Contains(strings.Join(etcdC.Args, " "), ". "+j.envFile) {
+		t.Fatalf("the etcd container does not source %s: %v", j.envFile, etcdC.Args)
+	}
+	if filepath.Dir(j.dataDir) != "/var/lib" {
+		t.Fatalf("data dir %s", j.dataDir)
+	}
+	for _, c := range []corev1.Container{initC, etcdC} {
+		mounted := map[string]bool{}
+		for _, m := range c.VolumeMounts {
+			mounted[m.MountPath] = true
+		}
+		if !mounted["/var/lib"] || !mounted[filepath.Dir(j.envFile)] {
+			t.Errorf("container %s mounts %v; want the data dir's parent /var/lib and %s", c.Name, c.VolumeMounts, filepath.Dir(j.envFile))
+		}
+	}
+	release, err := os.ReadFile(filepath.Join("..", "..", "VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, v := initC.Image, strings.TrimSpace(string(release)); !strings.HasSuffix(img, ":"+v) {
+		t.Errorf("the join's image %s is not the release in VERSION (%s)", img, v)
 	}
 }

@@ -110,3 +110,89 @@ func TestProtectedStoreReplaceAllThreeInTurn(t *testing.T) {
 }
 
 func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }
+
+// TestProtectedStoreQuorumLoss: two of three members frozen take quorum away, and with it
+// the API, as in production. Nothing is changed while it is gone: the member list and every
+// hook are as they were once it returns, no acknowledged write is lost, and a replacement
+// afterwards completes.
+func TestProtectedStoreQuorumLoss(t *testing.T) {
+	c, _ := startProtected(t)
+	ctx := t.Context()
+	w, err := c.StartWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := memberIDs(t, c)
+	frozen := []string{"cluster-master-1", "cluster-master-2"}
+	for _, n := range frozen {
+		c.Agent.Member(n).Freeze()
+	}
+	apiDown := func() (bool, error) {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var list machinev1beta1.MachineList
+		return c.Client.List(lctx, &list, client.InNamespace(framework.MachineNamespace)) != nil, nil
+	}
+	if err := framework.WaitFor(ctx, 30*time.Second, "the API to fail without etcd quorum", apiDown); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Second)
+	if down, _ := apiDown(); !down {
+		t.Fatal("the API answered a list with two of three etcd members frozen")
+	}
+	for _, n := range frozen {
+		c.Agent.Member(n).Thaw()
+	}
+	if err := framework.WaitFor(ctx, time.Minute, "the API to return", func() (bool, error) { down, _ := apiDown(); return !down, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if after := memberIDs(t, c); !slices.Equal(before, after) {
+		t.Fatalf("membership changed across the quorum loss: %x, then %x", before, after)
+	}
+	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
+	if err := e2e.CreateReplacement(ctx, c, "cluster-new-0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteMachine(ctx, "cluster-master-0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitGone(ctx, c, 3*time.Minute, "cluster-master-0"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.Stop(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Lost) > 0 || rep.Acked == 0 {
+		t.Fatalf("writer: %s", rep)
+	}
+	t.Logf("writer: %s", rep)
+}
+
+func memberIDs(t *testing.T, c *framework.Cluster) []uint64 {
+	t.Helper()
+	cli, err := c.EtcdClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var ids []uint64
+	err = framework.WaitFor(t.Context(), 30*time.Second, "the member list", func() (bool, error) {
+		lctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		l, err := cli.MemberList(lctx)
+		if err != nil {
+			return false, err
+		}
+		ids = ids[:0]
+		for _, m := range l.Members {
+			ids = append(ids, m.ID)
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ids)
+	return ids
+}
