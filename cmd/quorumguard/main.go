@@ -103,6 +103,8 @@ func (o *options) appOptions() app.Options {
 		EtcdCert:           o.etcdCert,
 		EtcdKey:            o.etcdKey,
 		MetricsAddr:        o.metricsAddr,
+		MetricsSecure:      o.metricsSecure,
+		MetricsCertDir:     o.metricsCertDir,
 		ProbeAddr:          o.probeAddr,
 		LeaderElect:        o.leaderElect,
 		ElectionID:         o.electionID,

@@ -27,6 +27,8 @@ type options struct {
 	manageMachines  bool
 	pollInterval    time.Duration
 	metricsAddr     string
+	metricsSecure   bool
+	metricsCertDir  string
 	probeAddr       string
 	leaderElect     string
 	electionID      string
@@ -55,7 +57,9 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.replicas, "replicas", 3, "desired voting members when there is no ControlPlaneMachineSet")
 	fs.BoolVar(&o.manageMachines, "manage-machines", true, "create and delete control-plane Machines from the ControlPlaneMachineSet; false only protects quorum")
 	fs.DurationVar(&o.pollInterval, "poll-interval", 250*time.Millisecond, "how often etcd is polled while a change is in flight (when idle it is only re-read every 10s)")
-	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve /metrics over HTTPS only to callers the API server authenticates and authorises for get on /metrics; false serves plain HTTP to anyone, for local demos")
+	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "directory holding tls.crt and tls.key for the metrics endpoint (a mounted Secret, re-read when it changes); a self-signed certificate when empty")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables them")
 	fs.StringVar(&o.leaderElect, "leader-elect", "for-life", "leader election: for-life (a ConfigMap lock owned by this Pod, as the Operator SDK does), lease (a coordination.k8s.io Lease, as controller-runtime does) or none")
 	fs.StringVar(&o.electionID, "leader-election-id", "quorumguard-lock", "name of the leader election lock")

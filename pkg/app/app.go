@@ -26,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
@@ -68,6 +67,10 @@ type Options struct {
 	// UnfilteredCache caches every Machine in the cluster instead of only control-plane ones;
 	// it exists for the scale benchmark's comparison and is never the default.
 	UnfilteredCache bool
+	// MetricsSecure serves /metrics over HTTPS to authenticated, authorised callers only;
+	// MetricsCertDir holds its tls.crt and tls.key (see MetricsServerOptions).
+	MetricsSecure  bool
+	MetricsCertDir string
 }
 
 // Scheme knows every type the controller reads or writes.
@@ -109,7 +112,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	}
 	mopts := ctrl.Options{
 		Scheme:                 Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                MetricsServerOptions(o),
 		HealthProbeBindAddress: o.ProbeAddr,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&machinev1beta1.Machine{}:            machineCache,
