@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -134,6 +133,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	}
 	var fence controlplane.Fence
 	var lease *leader.Lease
+	var lock *leader.WatchedLock
 	if o.LeaderElect == "lease" {
 		if o.ElectionNS == "" {
 			return nil, fmt.Errorf("--leader-elect=lease outside a cluster needs --leader-election-namespace (no service-account namespace file at %s)", serviceAccountNamespaceFile)
@@ -142,18 +142,21 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		if err != nil {
 			return nil, err
 		}
-		var lock resourcelock.Interface
 		lease, lock, err = leader.NewLease(cfg, direct, o.ElectionNS, o.ElectionID)
 		if err != nil {
 			return nil, err
 		}
+		// The lock paces the elector to the retry period and wakes it when the Lease is
+		// released, so a graceful handover does not wait for the standby's next retry.
+		lock.Retry = o.RetryPeriod
+		tick := min(lock.Tick, o.RetryPeriod)
 		fence = lease
 		mopts.LeaderElection = true
 		mopts.LeaderElectionID = o.ElectionID
 		mopts.LeaderElectionNamespace = o.ElectionNS
 		mopts.LeaderElectionResourceLockInterface = lock
 		mopts.LeaderElectionReleaseOnCancel = !o.NoReleaseOnCancel
-		mopts.LeaseDuration, mopts.RenewDeadline, mopts.RetryPeriod = &o.LeaseDuration, &o.RenewDeadline, &o.RetryPeriod
+		mopts.LeaseDuration, mopts.RenewDeadline, mopts.RetryPeriod = &o.LeaseDuration, &o.RenewDeadline, &tick
 	}
 	registerRuntimeMetrics()
 	mgr, err := ctrl.NewManager(cfg, mopts)
@@ -165,6 +168,11 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{Manager: mgr, etcd: etcd, opts: o, cfg: cfg, Lease: lease}
+	if lock != nil {
+		if err := mgr.Add(lock); err != nil {
+			return nil, err
+		}
+	}
 	if lease != nil {
 		lease.Store = etcd
 		// The token is claimed as soon as the lease is won, before the first pass acts, so

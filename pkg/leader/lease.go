@@ -33,8 +33,10 @@ type Lease struct {
 	held  int32
 }
 
-// NewLease builds the resource lock the manager elects over, with a known identity.
-func NewLease(cfg *rest.Config, reader client.Reader, namespace, name string) (*Lease, resourcelock.Interface, error) {
+// NewLease builds the resource lock the manager elects over, with a known identity. Set the
+// lock's Retry to the election's retry period, give the manager its Tick as the retry
+// period, and run it (Start) on the manager.
+func NewLease(cfg *rest.Config, reader client.Reader, namespace, name string) (*Lease, *WatchedLock, error) {
 	host, _ := os.Hostname()
 	id := host + "_" + rand.String(8)
 	cs, err := coordinationclient.NewForConfig(rest.CopyConfig(cfg))
@@ -46,7 +48,7 @@ func NewLease(cfg *rest.Config, reader client.Reader, namespace, name string) (*
 		Client:     cs,
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
-	return &Lease{Client: reader, Namespace: namespace, Name: name, Identity: id}, lock, nil
+	return &Lease{Client: reader, Namespace: namespace, Name: name, Identity: id}, newWatchedLock(lock, cs, namespace, name), nil
 }
 
 // Token returns this holding's token while this process holds the Lease, else ErrNotLeader.
