@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -109,7 +110,7 @@ func readArchive(raw []byte) (*archive, error) {
 	tr := tar.NewReader(bytes.NewReader(raw))
 	for {
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return a, nil
 		}
 		if err != nil {
@@ -205,7 +206,7 @@ func readLayer(gz []byte) (diffID string, files []layerFile, err error) {
 	tr := tar.NewReader(bytes.NewReader(plain))
 	for {
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return "sha256:" + hex.EncodeToString(sum[:]), files, nil
 		}
 		if err != nil {
