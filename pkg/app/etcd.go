@@ -43,6 +43,8 @@ type etcdClient struct {
 	endpoints []string
 	lastOK    time.Time
 	lastErr   error
+	// lastMembers is the last member list read with quorum (Observe).
+	lastMembers []etcdmember.Member
 	// discover, when set, gives endpoints from the Machines for a client that has none yet,
 	// or whose endpoints all failed.
 	discover func(context.Context) []string
@@ -108,21 +110,120 @@ func (e *etcdClient) SetEndpoints(endpoints []string) {
 // Observe lists the members and probes each through its own endpoint; the leader and each
 // learner's progress come from those probes' raft status. With quorum lost it returns one
 // member's own view of the membership together with the *etcdmember.NoQuorumError.
+//
+// A linearizable list only fails on its deadline once quorum is gone (5 s, then the probes
+// take theirs), so meanwhile the members of the last list are asked for their Status, which
+// each answers on its own within milliseconds. When fewer voting members than a quorum
+// answer within quickQuorumTimeout, the list is not waited for: quorum is reported lost
+// from that view at once (reported only, never acted on, as always with quorum lost).
 func (e *etcdClient) Observe(ctx context.Context) ([]controlplane.EtcdMember, error) {
 	etcdRequests.WithLabelValues("observe").Inc()
 	var members []etcdmember.Member
 	var health []etcdmember.Health
-	err := e.withFallback(ctx, func(cli *etcdmember.Client) error {
-		var err error
-		members, health, err = cli.State(ctx)
-		return err
-	})
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	listed := make(chan error, 1)
+	go func() {
+		listed <- e.withFallback(lctx, func(cli *etcdmember.Client) error {
+			var err error
+			members, health, err = cli.State(lctx)
+			return err
+		})
+	}()
+	quick := make(chan *quickView, 1)
+	if known := e.known(); len(known) > 0 {
+		go func() { quick <- e.quorumAnswers(lctx, known) }()
+	}
+	var err error
+	select {
+	case err = <-listed:
+	case v := <-quick:
+		if v == nil {
+			err = <-listed
+			break
+		}
+		cancel()
+		<-listed
+		members, health, err = v.members, v.health, v.err
+	}
 	e.record(err)
 	var nq *etcdmember.NoQuorumError
 	if err != nil && !errors.As(err, &nq) {
 		return nil, err
 	}
+	if err == nil {
+		e.setKnown(members)
+	}
 	return observedMembers(members, health), err
+}
+
+// quickQuorumTimeout bounds the Status calls that may show quorum lost before the member
+// list's own deadline. A member that answers nothing within it, while the list is pending
+// too, is taken as not answering.
+const quickQuorumTimeout = time.Second
+
+type quickView struct {
+	members []etcdmember.Member
+	health  []etcdmember.Health
+	err     error
+}
+
+// quorumAnswers asks every started voting member of known for its Status. It returns nil
+// while a quorum of them answer, and otherwise their view with a *etcdmember.NoQuorumError:
+// a member that answers counts as healthy only when it names a leader.
+func (e *etcdClient) quorumAnswers(ctx context.Context, known []etcdmember.Member) *quickView {
+	cli, err := e.client(ctx)
+	if err != nil {
+		return nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, quickQuorumTimeout)
+	defer cancel()
+	members := slices.Clone(known)
+	health := make([]etcdmember.Health, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() {
+			health[i] = etcdmember.Health{ID: m.ID}
+			st, err := cli.Status(qctx, m)
+			if err != nil {
+				health[i].Err = err
+				return
+			}
+			health[i].Status = &st
+			health[i].Healthy = st.Leader != 0
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	answering := 0
+	for i := range members {
+		members[i].Healthy = health[i].Healthy
+		if !members[i].IsLearner && health[i].Status != nil {
+			answering++
+		}
+	}
+	counts := etcdmember.Count(members)
+	if answering >= counts.Quorum {
+		return nil
+	}
+	return &quickView{members: members, health: health, err: &etcdmember.NoQuorumError{
+		Where: etcdmember.Where{Op: "status of every member", Endpoint: strings.Join(cli.Endpoints(), ",")}, Counts: counts, Answering: answering,
+		Err: fmt.Errorf("only %d of %d voting members answered their Status within %s, below the quorum of %d; the member list was not waited for", answering, counts.Voters, quickQuorumTimeout, counts.Quorum)}}
+}
+
+// known is the last member list read with quorum.
+func (e *etcdClient) known() []etcdmember.Member {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastMembers
+}
+
+func (e *etcdClient) setKnown(members []etcdmember.Member) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lastMembers = slices.Clone(members)
 }
 
 // unreachable says err means no known endpoint answered: not a rejected certificate, not a

@@ -20,8 +20,18 @@ import (
 // ensureHooks puts the hook on every live control-plane Machine and reports a hook that
 // someone removed from a deleting one.
 func (r *Reconciler) ensureHooks(ctx context.Context, st *snapshot) {
-	if _, err := r.Fence.Token(ctx); err != nil {
-		return // not the leader any more: write nothing
+	writes := false
+	for i := range st.machines {
+		if _, out := hooks.Desired(&st.machines[i], r.Hook); out == hooks.Added || out == hooks.Repaired {
+			writes = true
+		}
+	}
+	// Leadership is read again before writing; with nothing to write there is nothing to
+	// check (a missing hook on a deleting Machine is only reported).
+	if writes {
+		if _, err := r.Fence.Token(ctx); err != nil {
+			return // not the leader any more: write nothing
+		}
 	}
 	for i := range st.machines {
 		m := &st.machines[i]

@@ -122,6 +122,12 @@ type Observation struct {
 	Err error
 }
 
+// DefaultIdleResync is how often etcd is looked at when nothing is in flight: a pass then
+// reads etcd (a member list and each member's Status and health) and the cache, and writes
+// nothing unless something changed, so a member that stops answering, or a lost quorum,
+// shows on the Machines within about a second.
+const DefaultIdleResync = time.Second
+
 var singleton = reconcile.Request{NamespacedName: types.NamespacedName{Name: "control-plane"}}
 
 // SetupWithManager watches control-plane Machines and the ControlPlaneMachineSet; every event
@@ -131,7 +137,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.PollInterval = 250 * time.Millisecond
 	}
 	if r.IdleResync == 0 {
-		r.IdleResync = 10 * time.Second
+		r.IdleResync = DefaultIdleResync
 	}
 	if r.clock == nil {
 		r.clock = time.Now

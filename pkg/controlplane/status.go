@@ -17,6 +17,15 @@ import (
 // writeConditions sets the EtcdMember condition on each Machine where it changed. Only that
 // condition is touched, and the write carries the resourceVersion it was computed from.
 func (r *Reconciler) writeConditions(ctx context.Context, st *snapshot, d quorum.Decision) {
+	changed := false
+	for i := range st.machines {
+		if want, ok := d.Conditions[st.machines[i].Name]; ok && applyCondition(st.machines[i].DeepCopy(), want, r.now()) {
+			changed = true
+		}
+	}
+	if !changed {
+		return // nothing to write, so no need to read the lock again
+	}
 	if _, err := r.Fence.Token(ctx); err != nil {
 		return
 	}
@@ -43,10 +52,15 @@ func (r *Reconciler) markUnreachable(ctx context.Context, st *snapshot) {
 	}
 	for i := range st.machines {
 		m := &st.machines[i]
-		if c := condition(m); c != nil && c.Reason == reason {
+		// One Event when the reason changes. Without quorum the condition follows the counts
+		// as they change (the first pass after a fault may still see a member that has not
+		// noticed it); an unreachable etcd's error text is not worth a write every pass.
+		c := condition(m)
+		if c == nil || c.Reason != reason {
+			r.event(m, corev1.EventTypeWarning, reason, "Observe", msg)
+		} else if reason != quorum.ReasonNoQuorum {
 			continue
 		}
-		r.event(m, corev1.EventTypeWarning, reason, "Observe", msg)
 		_ = r.setCondition(ctx, m, quorum.Condition{Status: "Unknown", Reason: reason, Message: msg})
 	}
 }

@@ -19,6 +19,10 @@ type Sample struct {
 	Voters, Healthy, Learners, FaultTolerance int
 	// Unhealthy names the started members whose probe failed, sorted.
 	Unhealthy []string
+	// QuorumLost: the pass found quorum lost, on two signals (the linearizable member list
+	// failed, and fewer voting members than a quorum answer on their own). Unlike one slow
+	// probe, this is not smoothed: Available says so at once.
+	QuorumLost bool
 }
 
 // NewSample reduces one pass. observed is false when etcd could not be observed; err is the
@@ -43,6 +47,9 @@ func NewSample(t time.Time, members []quorum.Member, d quorum.Decision, observed
 		}
 	}
 	sort.Strings(s.Unhealthy)
+	// The planner never acts without quorum, so a pass that saw the members and failed with
+	// fewer healthy voters than a quorum failed on the lost quorum itself.
+	s.QuorumLost = observed && err != nil && s.Healthy < quorum.QuorumOf(s.Voters)
 	return s
 }
 

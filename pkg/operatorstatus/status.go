@@ -120,8 +120,21 @@ func Decide(in Input) configv1.ClusterOperatorStatus {
 	}
 	progressing := progress(in)
 
+	// Available follows lost quorum, and its return, at once: the newest pass decides when
+	// it established either (a lost quorum on two signals; a linearizable member list with
+	// a quorum of healthy voters). Inertia only smooths what lies between, such as one
+	// member's slow probe, and still holds for Degraded.
+	var newest *Sample
+	if len(in.History) > 0 {
+		newest = &in.History[len(in.History)-1]
+	}
+	quorateNow := newest != nil && newest.Observed && newest.Err == "" && newest.Healthy >= quorum.QuorumOf(newest.Voters)
 	var available configv1.ClusterOperatorStatusCondition
 	switch {
+	case newest != nil && newest.QuorumLost:
+		available = cond(configv1.OperatorAvailable, configv1.ConditionFalse, ReasonNoQuorum, newest.findings()[ReasonNoQuorum])
+	case quorateNow:
+		available = cond(configv1.OperatorAvailable, configv1.ConditionTrue, ReasonEtcdQuorate, quorateMessage(in.History))
 	case probedNow[ReasonEtcdUnreachable] != "":
 		available = cond(configv1.OperatorAvailable, configv1.ConditionFalse, ReasonEtcdUnreachable, probedNow[ReasonEtcdUnreachable])
 	case probedNow[ReasonNoQuorum] != "":

@@ -318,3 +318,35 @@ func TestEqual(t *testing.T) {
 		t.Error("statuses with different condition statuses are Equal")
 	}
 }
+
+// TestAvailableFollowsQuorumAtOnce: one pass that finds quorum lost turns Available False at
+// once, and the first pass that lists the members with a quorum healthy turns it back,
+// while Degraded keeps its inertia both ways.
+func TestAvailableFollowsQuorumAtOnce(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	healthy := func(at time.Time) Sample { return Sample{Time: at, Observed: true, Voters: 3, Healthy: 3, FaultTolerance: 1} }
+	lost := Sample{Time: now, Observed: true, Err: "etcd has no quorum: 1 of 3 voting members are healthy", Voters: 3, Healthy: 1, FaultTolerance: -1, QuorumLost: true}
+
+	in := input(now, func(at time.Time) Sample { return healthy(at.Add(-time.Second)) }, func(in *Input) {
+		in.History = DefaultInertia.Record(in.History, lost)
+	})
+	st := Decide(in)
+	if c := condition(st, configv1.OperatorAvailable); c.Status != configv1.ConditionFalse || c.Reason != ReasonNoQuorum {
+		t.Errorf("Available after the pass that found quorum lost: %s %s %q; want False NoQuorum", c.Status, c.Reason, c.Message)
+	}
+	if c := condition(st, configv1.OperatorDegraded); c.Status != configv1.ConditionFalse {
+		t.Errorf("Degraded after one pass: %s %s; want it held back by inertia", c.Status, c.Reason)
+	}
+
+	// Quorum lost for ten seconds, then one pass that lists the members again.
+	in = input(now, func(at time.Time) Sample { l := lost; l.Time = at.Add(-time.Second); return l }, func(in *Input) {
+		in.History = DefaultInertia.Record(in.History, healthy(now))
+	})
+	st = Decide(in)
+	if c := condition(st, configv1.OperatorAvailable); c.Status != configv1.ConditionTrue {
+		t.Errorf("Available after the pass that found quorum back: %s %s %q; want True", c.Status, c.Reason, c.Message)
+	}
+	if c := condition(st, configv1.OperatorDegraded); c.Status != configv1.ConditionTrue || !strings.Contains(c.Reason, ReasonNoQuorum) {
+		t.Errorf("Degraded one pass after the recovery: %s %s; want NoQuorum still, until inertia passes", c.Status, c.Reason)
+	}
+}
