@@ -350,6 +350,9 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 
 	members, health, etcdErr := inspectEtcd(ctx, o, machines)
 	state := controlplane.StateOf(machines, observedMembers(members, health), cpms, o.Hook, rep.Desired)
+	// As the controller's pass does: the time decides whether etcd's health window after a
+	// promotion has passed.
+	state.Now = time.Now()
 	var conds map[string]quorum.Condition
 	if etcdErr != nil {
 		rep.EtcdError = etcdErr.Error()

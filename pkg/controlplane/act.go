@@ -35,7 +35,11 @@ func (r *Reconciler) ensureHooks(ctx context.Context, st *snapshot) {
 	}
 	for i := range st.machines {
 		m := &st.machines[i]
+		rv := m.ResourceVersion
 		out, err := r.writer().Ensure(ctx, m, r.Hook)
+		if err == nil && m.ResourceVersion != rv {
+			r.own.record(rv, m)
+		}
 		switch {
 		case err != nil:
 			r.event(m, corev1.EventTypeWarning, "HookWriteFailed", "Ensure", err.Error())
@@ -137,8 +141,12 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		// The member list this decision rests on was read from etcd in this pass. A write
 		// refused for a conflict is tried again on the Machine read afresh, but only while
 		// it is still deleting and still shows the addresses and Node the placement used.
+		rv := m.ResourceVersion
 		if err := r.writer().Release(ctx, m, r.Hook, still); err != nil {
 			return r.failed(m, a, err)
+		}
+		if m.ResourceVersion != rv {
+			r.own.record(rv, m)
 		}
 		r.event(m, corev1.EventTypeNormal, quorum.ReasonHookReleased, "ReleaseHook", "released preDrain hook "+r.Hook.Name+": "+a.Reason)
 	}

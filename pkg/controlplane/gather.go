@@ -62,6 +62,7 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 		return nil, fmt.Errorf("list control-plane Machines in %s: %w", r.Namespace, err)
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	r.own.apply(list.Items)
 	st := &snapshot{machines: list.Items}
 	cpms, desired, err := r.desiredReplicas(ctx)
 	if err != nil {

@@ -100,6 +100,8 @@ type Reconciler struct {
 	reported string
 	// lastPass is when the last pass finished, in Unix nanoseconds (LastPass).
 	lastPass atomic.Int64
+	// own are this controller's writes the cache may not have seen yet.
+	own ownWrites
 }
 
 // LastPass is when the last pass finished, whatever its outcome; zero before the first. A

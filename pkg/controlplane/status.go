@@ -74,7 +74,7 @@ func (r *Reconciler) setCondition(ctx context.Context, m *machinev1beta1.Machine
 // still, when given, accepts that copy).
 func (r *Reconciler) patchCondition(ctx context.Context, m *machinev1beta1.Machine, want quorum.Condition, still func(*machinev1beta1.Machine) error) error {
 	rv := m.ResourceVersion
-	return r.writer().Patch(ctx, m, true, func(cur *machinev1beta1.Machine) (bool, error) {
+	err := r.writer().Patch(ctx, m, true, func(cur *machinev1beta1.Machine) (bool, error) {
 		if still != nil && cur.ResourceVersion != rv {
 			if err := still(cur); err != nil {
 				return false, err
@@ -82,6 +82,10 @@ func (r *Reconciler) patchCondition(ctx context.Context, m *machinev1beta1.Machi
 		}
 		return applyCondition(cur, want, r.now()), nil
 	})
+	if err == nil && m.ResourceVersion != rv {
+		r.own.record(rv, m)
+	}
+	return err
 }
 
 // applyCondition sets the EtcdMember condition on m and says whether it changed.

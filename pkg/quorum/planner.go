@@ -239,7 +239,7 @@ func Decide(s State) Decision {
 				msg := fmt.Sprintf("a learner is added for this Machine at %s, once member %x of Machine %s has voted for etcd's health interval (%s): etcd refuses an addition before then",
 					until.UTC().Format(time.RFC3339), fresh.ID, fresh.Machine, HealthWindow)
 				d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonNotMember, Message: msg}
-				d.Action, d.InFlight = Action{Kind: None, Machine: m.Name, Reason: msg}, true
+				d.Action, d.InFlight = Action{Kind: None, Machine: m.Name, Reason: msg, Until: until}, true
 				return d
 			}
 			return set(Action{Kind: AddLearner, Machine: m.Name, PeerURL: peer,
@@ -348,7 +348,7 @@ func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(stri
 				msg := fmt.Sprintf("member %x is removed at %s, once member %x of Machine %s has voted for etcd's health interval (%s): etcd refuses the removal before then",
 					c.ID, until.UTC().Format(time.RFC3339), fresh.ID, fresh.Machine, HealthWindow)
 				d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForHealthWindow, Message: msg}
-				return Action{Kind: None, Machine: c.Machine, MemberID: c.ID, Reason: msg}, true
+				return Action{Kind: None, Machine: c.Machine, MemberID: c.ID, Reason: msg, Until: until}, true
 			}
 		}
 		if c.Leader {

@@ -123,6 +123,8 @@ type Action struct {
 	// started, or stopped answering) for State.LearnerStartTimeout.
 	StartTimedOut bool
 	Reason        string
+	// Until, on a None that waits for etcd's health window, is when the wait ends.
+	Until time.Time
 }
 
 func (a Action) String() string {
