@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/quorumguard/quorumguard/pkg/coexist"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/leader"
@@ -70,6 +71,9 @@ type Options struct {
 	// MetricsCertDir holds its tls.crt and tls.key (see MetricsServerOptions).
 	MetricsSecure  bool
 	MetricsCertDir string
+	// CoexistInterval is how often the etcd and ControlPlaneMachineSet operators are looked
+	// for (pkg/coexist); coexist.DefaultInterval when zero.
+	CoexistInterval time.Duration
 }
 
 // Scheme knows every type the controller reads or writes.
@@ -89,6 +93,9 @@ type Controller struct {
 	Reconciler *controlplane.Reconciler
 	ForLife    *leader.ForLife
 	Lease      *leader.Lease
+	// Guard says whether another operator manages etcd or the control-plane Machines; the
+	// controllers hold their hands while it does.
+	Guard *coexist.Guard
 	// Token is the fencing token claimed at election (for-life) or at start (none, or
 	// for-life outside a cluster); a lease's is Lease.Token.
 	Token   atomic.Uint64
@@ -104,6 +111,7 @@ type Controller struct {
 
 // New builds the manager and controllers.
 func New(cfg *rest.Config, o Options) (*Controller, error) {
+	cfg = withFieldManager(cfg)
 	role := labels.SelectorFromSet(labels.Set{controlplane.RoleLabel: "master"})
 	machineCache := cache.ByObject{Label: role, Namespaces: map[string]cache.Config{o.Namespace: {}}}
 	if o.UnfilteredCache {
@@ -234,7 +242,11 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if err := c.EnableStatus(); err != nil {
 		return nil, err
 	}
-	if err := setupMachines(mgr, o, r.Fence); err != nil {
+	if c.Guard, err = setupGuard(mgr, o); err != nil {
+		return nil, err
+	}
+	r.Hold = c.Guard.Quorum
+	if err := setupMachines(mgr, o, r.Fence, c.Guard.Machines); err != nil {
 		return nil, err
 	}
 	// A replica that is not (yet) leading has no member list to take endpoints from; its

@@ -224,6 +224,14 @@ func (r *reporter) sync(ctx context.Context) error {
 		MachineHealthChecks: mhcs.Items, ControlPlaneMachineSet: cpms,
 		Previous: prev, Version: r.version, Related: relatedObjects(o), MachineNamespace: o.Namespace,
 	})
+	if g := r.c.Guard; g != nil {
+		if !g.OwnsClusterOperator() {
+			return nil // another operator writes this ClusterOperator, or that is not known yet
+		}
+		if why := g.Quorum(); why != "" {
+			want = heldStatus(want, prev, why, metav1.NewTime(now))
+		}
+	}
 	if r.stored != nil && operatorstatus.Equal(want, r.stored.Status) {
 		return nil
 	}

@@ -74,6 +74,9 @@ type Reconciler struct {
 	// Elected, when set, says whether this replica has won the election; until then a pass
 	// does nothing at all.
 	Elected func() bool
+	// Hold, when set and answering a reason, says another operator manages etcd membership
+	// and the hooks (pkg/coexist): a pass then only observes (see observeHeld).
+	Hold func() string
 	// StepDown is called when the fence says another replica leads now (a refused etcd fence
 	// or a lost lock); the process must stop acting at once.
 	StepDown func(error)
@@ -182,6 +185,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	st, err := r.gather(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
+	}
+	if r.Hold != nil {
+		if why := r.Hold(); why != "" {
+			r.observeHeld(st)
+			log.V(1).Info("another operator manages etcd; nothing is changed", "reason", why)
+			return reconcile.Result{RequeueAfter: r.IdleResync}, nil
+		}
 	}
 	r.ensureHooks(ctx, st)
 	if st.etcdErr != nil {

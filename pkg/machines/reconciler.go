@@ -55,6 +55,10 @@ type Reconciler struct {
 	// 10 s when zero.
 	MaxAttempts int
 	Backoff     time.Duration
+	// Hold, when set and answering a reason, says another operator (the
+	// ControlPlaneMachineSet operator) manages the control-plane Machines: a pass then
+	// reads and writes nothing, the set's status included.
+	Hold func() string
 
 	clock  func() time.Time
 	random func() string
@@ -103,6 +107,12 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // status is written last.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
 	log := logr.FromContextOrDiscard(ctx)
+	if r.Hold != nil {
+		if why := r.Hold(); why != "" {
+			log.V(1).Info("another operator manages the control-plane Machines; nothing is changed", "reason", why)
+			return reconcile.Result{RequeueAfter: r.IdleResync}, nil
+		}
+	}
 	snap, err := r.gather(ctx, r.Client)
 	if err != nil || snap == nil {
 		return reconcile.Result{}, err
