@@ -143,7 +143,9 @@ func (e *etcdClient) Observe(ctx context.Context) ([]controlplane.EtcdMember, er
 			break
 		}
 		cancel()
-		<-listed
+		if lerr := <-listed; lerr != nil {
+			e.log.V(1).Info("member list cancelled: quorum is lost", "error", lerr.Error())
+		}
 		members, health, err = v.members, v.health, v.err
 	}
 	e.record(err)

@@ -324,7 +324,9 @@ func TestEqual(t *testing.T) {
 // while Degraded keeps its inertia both ways.
 func TestAvailableFollowsQuorumAtOnce(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	healthy := func(at time.Time) Sample { return Sample{Time: at, Observed: true, Voters: 3, Healthy: 3, FaultTolerance: 1} }
+	healthy := func(at time.Time) Sample {
+		return Sample{Time: at, Observed: true, Voters: 3, Healthy: 3, FaultTolerance: 1}
+	}
 	lost := Sample{Time: now, Observed: true, Err: "etcd has no quorum: 1 of 3 voting members are healthy", Voters: 3, Healthy: 1, FaultTolerance: -1, QuorumLost: true}
 
 	in := input(now, func(at time.Time) Sample { return healthy(at.Add(-time.Second)) }, func(in *Input) {
