@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
@@ -86,7 +87,7 @@ func (d *demo) masters(ctx context.Context) []masterRow {
 	for _, m := range list.Items {
 		r := masterRow{name: m.Name, phase: ptr.Deref(m.Status.Phase, ""), deleting: m.DeletionTimestamp != nil}
 		for _, h := range m.Spec.LifecycleHooks.PreDrain {
-			r.hook = r.hook || h.Name == "EtcdQuorumOperator"
+			r.hook = r.hook || h.Name == hooks.Default.Name
 		}
 		if c := framework.Condition(&m, "EtcdMember"); c != nil {
 			r.reason = c.Reason
@@ -153,9 +154,9 @@ func (d *demo) snapshot(ctx context.Context) string {
 		fmt.Fprintf(&b, "leader replica: %s\n", l)
 	}
 	co := &configv1.ClusterOperator{}
-	if err := d.cp.Client.Get(ctx, client.ObjectKey{Name: "etcd"}, co); err == nil {
+	if err := d.cp.Client.Get(ctx, client.ObjectKey{Name: "quorumguard"}, co); err == nil {
 		for _, c := range co.Status.Conditions {
-			fmt.Fprintf(&b, "clusteroperator/etcd %s=%s (%s)\n", c.Type, c.Status, c.Reason)
+			fmt.Fprintf(&b, "clusteroperator/quorumguard %s=%s (%s)\n", c.Type, c.Status, c.Reason)
 		}
 	}
 	return b.String()

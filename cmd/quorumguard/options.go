@@ -9,6 +9,7 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
+	"github.com/quorumguard/quorumguard/pkg/hooks"
 )
 
 // options are the controller's flags. Every flag can also be set through the environment
@@ -52,8 +53,8 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.etcdCert, "etcd-cert-file", "", "client certificate for etcd")
 	fs.StringVar(&o.etcdKey, "etcd-key-file", "", "client key for etcd")
 	fs.StringVar(&o.namespace, "machine-namespace", "openshift-machine-api", "namespace of the control-plane Machines and the ControlPlaneMachineSet")
-	fs.StringVar(&o.hookName, "hook-name", "EtcdQuorumOperator", "name of the preDrain lifecycle hook quorumguard owns")
-	fs.StringVar(&o.hookOwner, "hook-owner", "clusteroperator/etcd", "owner of the preDrain lifecycle hook")
+	fs.StringVar(&o.hookName, "hook-name", hooks.Default.Name, "name of the preDrain lifecycle hook quorumguard owns; "+hooks.EtcdOperator.Name+" takes over the etcd operator's hook")
+	fs.StringVar(&o.hookOwner, "hook-owner", hooks.Default.Owner, "owner of the preDrain lifecycle hook; "+hooks.EtcdOperator.Owner+" with the etcd operator's hook")
 	fs.IntVar(&o.replicas, "replicas", 3, "desired voting members when there is no ControlPlaneMachineSet")
 	fs.BoolVar(&o.manageMachines, "manage-machines", true, "create and delete control-plane Machines from the ControlPlaneMachineSet; false only protects quorum")
 	fs.DurationVar(&o.pollInterval, "poll-interval", 250*time.Millisecond, "how often etcd is polled while a change is in flight (when idle it is only re-read every 10s)")
@@ -67,7 +68,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.leaseDuration, "lease-duration", 137*time.Second, "lease: how long a lease is valid; 137s, as OpenShift operators use, survives a 60s apiserver outage without a leader change")
 	fs.DurationVar(&o.renewDeadline, "renew-deadline", 107*time.Second, "lease: how long the leader keeps retrying renewal before it gives up leadership (OpenShift's 107s)")
 	fs.DurationVar(&o.retryPeriod, "retry-period", 26*time.Second, "lease: how often candidates try to take or renew the lease (OpenShift's 26s keeps apiserver load low)")
-	fs.StringVar(&o.clusterOperator, "cluster-operator", "etcd", "name of the ClusterOperator quorumguard reports through; empty disables it")
+	fs.StringVar(&o.clusterOperator, "cluster-operator", "quorumguard", "name of the ClusterOperator quorumguard reports through (not etcd, which the etcd operator writes); empty disables it")
 	fs.DurationVar(&o.hookHeldWarn, "hook-held-threshold", 30*time.Minute, "a preDrain hook held longer than this makes the ClusterOperator Degraded")
 	fs.DurationVar(&o.learnerStart, "learner-start-timeout", 5*time.Minute, "a learner whose etcd has not started, or has stopped answering, for this long is removed, freeing etcd's one learner slot; 0 never removes one")
 	fs.StringVar(&o.endpointsCM, "endpoints-configmap", "quorumguard-etcd-endpoints", "ConfigMap, in quorumguard's namespace, where the voting members' client URLs are published with a generation for consumers such as an apiserver operator; empty publishes none")

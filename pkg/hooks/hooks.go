@@ -12,8 +12,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// Default is the hook OpenShift's etcd operator uses.
-var Default = machinev1beta1.LifecycleHook{Name: "EtcdQuorumOperator", Owner: "clusteroperator/etcd"}
+// Default is quorumguard's own hook. It is not the etcd operator's, so the two never add,
+// repair or release each other's hook.
+var Default = machinev1beta1.LifecycleHook{Name: "QuorumGuard", Owner: "clusteroperator/quorumguard"}
+
+// EtcdOperator is the hook OpenShift's etcd operator uses. quorumguard takes it with
+// --hook-name and --hook-owner where it replaces that operator's quorum protection, so that
+// the hooks already on the Machines are the ones it holds and releases.
+var EtcdOperator = machinev1beta1.LifecycleHook{Name: "EtcdQuorumOperator", Owner: "clusteroperator/etcd"}
 
 // Outcome says what Desired decided for one Machine.
 type Outcome string

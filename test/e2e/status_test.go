@@ -610,12 +610,12 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 		for _, name := range []string{lockID, lockID + "-epoch"} {
 			_ = cp.Client.Delete(bg, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}})
 		}
-		_ = cp.Client.Delete(bg, &configv1.ClusterOperator{ObjectMeta: metav1.ObjectMeta{Name: "etcd"}})
+		_ = cp.Client.Delete(bg, &configv1.ClusterOperator{ObjectMeta: metav1.ObjectMeta{Name: "quorumguard"}})
 	})
 
 	o := e2e.ControllerOptions(c)
 	o.LeaderElect, o.ElectionNS, o.ElectionID, o.PodName = "for-life", ns, lockID, pod.Name
-	o.ClusterOperator, o.HookHeldThreshold = "etcd", 30*time.Minute
+	o.ClusterOperator, o.HookHeldThreshold = "quorumguard", 30*time.Minute
 	a, err := app.New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
@@ -662,7 +662,7 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 			t.Errorf("no %s Event was recorded for Machine %s", reason, uid)
 		}
 	}
-	waitConditions(t, "etcd", 30*time.Second, healthy)
+	waitConditions(t, "quorumguard", 30*time.Second, healthy)
 
 	// What the role does not grant is refused.
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "rbac-probe", Namespace: framework.MachineNamespace}}
