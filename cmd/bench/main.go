@@ -3,7 +3,10 @@
 //   - controller overhead of a protected replacement over the learner-sync floor;
 //   - leader-for-life takeover after the leader Pod's deletion, watching the lock, against a
 //     standby that polls with the Operator SDK's documented backoff (1 s doubling to 16 s);
-//   - lease handover after a graceful stop and after a crash;
+//   - lease handover after a graceful stop, under controller-runtime's default timings and
+//     OpenShift's, and after a crash;
+//   - quorum loss and its recovery to the Machine conditions, the ClusterOperator and the
+//     metrics, and API requests per minute in steady state, with the default flags;
 //   - controller memory and CPU with 10,000 worker Machines against none, and against the
 //     same controller with an unfiltered Machine cache; API writes and etcd calls per minute
 //     in steady state.
@@ -42,7 +45,7 @@ func main() {
 	workers := flag.Int("workers", 10000, "worker Machines for the scale benchmark")
 	out := flag.String("out", filepath.Join(framework.RepoRoot(), "BENCHMARKS.md"), "where to write the table")
 	bin := flag.String("quorumguard", filepath.Join(framework.RepoRoot(), "bin", "quorumguard"), "the quorumguard binary")
-	only := flag.String("only", "", "comma-separated subset: overhead,takeover,lease,scale")
+	only := flag.String("only", "", "comma-separated subset: overhead,takeover,lease,quorumloss,steady,scale")
 	goBench := flag.String("go-bench", filepath.Join(framework.RepoRoot(), "bin", "go-bench.txt"), "the saved output of the Go benchmarks")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard())
@@ -67,6 +70,8 @@ func main() {
 	run("overhead", func(ctx context.Context) ([]row, error) { return overhead(ctx, min(*trials, 5)) })
 	run("takeover", func(ctx context.Context) ([]row, error) { return takeover(ctx, *trials) })
 	run("lease", func(ctx context.Context) ([]row, error) { return lease(ctx, min(*trials, 5)) })
+	run("quorumloss", func(ctx context.Context) ([]row, error) { return quorumLoss(ctx, *bin, min(*trials, 5)) })
+	run("steady", func(ctx context.Context) ([]row, error) { return steady(ctx, *bin) })
 	run("scale", func(ctx context.Context) ([]row, error) { return scale(ctx, *bin, *workers) })
 
 	table := render(rows)

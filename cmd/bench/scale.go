@@ -154,7 +154,7 @@ func runAndSample(ctx context.Context, bin string, cp *framework.ControlPlane, c
 	ca, cert, key := c.Net.ClientFiles()
 	args := []string{"--kubeconfig=" + cp.KubeconfigFile, "--etcd-ca-file=" + ca, "--etcd-cert-file=" + cert, "--etcd-key-file=" + key,
 		"--leader-elect=none", fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", port), "--health-probe-bind-address=0",
-		"--manage-machines=false", "--cluster-operator="}
+		"--manage-machines=false", "--cluster-operator=", "--metrics-secure=false"}
 	if all {
 		args = append(args, "--cache-all-machines")
 	}
