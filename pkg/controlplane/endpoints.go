@@ -23,10 +23,11 @@ func (r *Reconciler) publish(ctx context.Context, st *snapshot) {
 	}
 	ms := make([]endpoints.Member, len(st.observed))
 	for i, m := range st.observed {
-		ms[i] = endpoints.Member{ID: m.ID, ClientURLs: m.ClientURLs, Voting: m.Started && !m.IsLearner, Leaving: deleting[placed[i].Machine]}
+		ms[i] = endpoints.Member{ID: m.ID, ClientURLs: m.ClientURLs, Voting: m.Started && !m.IsLearner,
+			Leaving: deleting[placed[i].Machine], Healthy: m.Healthy}
 	}
 	before := r.published
-	pub, err := r.Endpoints.Sync(ctx, endpoints.Want(ms))
+	pub, err := r.Endpoints.Sync(ctx, endpoints.Want(ms, st.state.Desired))
 	log := ctrl.LoggerFrom(ctx)
 	if err != nil {
 		log.Error(err, "cannot publish the etcd endpoints")

@@ -6,7 +6,8 @@
 //
 //   - quorumguard keeps a ConfigMap in its own namespace (--endpoints-configmap, default
 //     quorumguard-etcd-endpoints) with data `endpoints` (comma-separated https client URLs of
-//     the voting members that are staying: members on a deleting Machine are left out) and
+//     the voting members; a member on a deleting Machine is left out once its replacement
+//     votes, see Want) and
 //     `generation` (a decimal number, raised by one whenever the list changes).
 //   - A consumer rolls the list out (restarts its apiservers with --etcd-servers set to it)
 //     and then writes the annotation endpoints.quorumguard.io/ack-<consumer> with the

@@ -21,8 +21,9 @@ const (
 type Member struct {
 	ID         uint64
 	ClientURLs []string
-	// Voting is a started voting member; Leaving says its Machine is being deleted.
-	Voting, Leaving bool
+	// Voting is a started voting member; Leaving says its Machine is being deleted; Healthy
+	// says it answered its probe.
+	Voting, Leaving, Healthy bool
 }
 
 // Published is one generation of the list.
@@ -33,13 +34,38 @@ type Published struct {
 	Acks map[string]int64
 }
 
-// Want is the list consumers should use: the client URLs of the started voting members
-// that are staying, sorted. It is empty only when no such member exists, and an empty list
-// is never published (the last one stands).
-func Want(members []Member) []string {
+// Want is the list consumers should use, sorted: the client URLs of the started voting
+// members, less the leaving ones (their Machine is being deleted), with one exception. A
+// healthy leaving member stays listed while leaving it out would list fewer than desired
+// voters: until its replacement votes it still serves, and dropping it early would cost each
+// consumer one more rollout per replacement. Examples with desired 3:
+//   - voters a, b, c with a leaving and its replacement d still a learner: a, b, c (no
+//     change, no rollout); once d votes: b, c, d, and a may then be removed;
+//   - voters a, b, c, d with a and b leaving: a is left out (b, c, d are 3), b stays until
+//     another replacement votes;
+//   - a leaving member that does not answer is left out at once: it serves no one.
+//
+// It is empty only when no voting member exists, and an empty list is never published.
+func Want(members []Member, desired int) []string {
+	listed := 0
+	var leaving []Member
+	for _, m := range members {
+		switch {
+		case !m.Voting:
+		case !m.Leaving:
+			listed++
+		case m.Healthy:
+			leaving = append(leaving, m)
+		}
+	}
+	sort.Slice(leaving, func(i, j int) bool { return leaving[i].ID < leaving[j].ID })
+	keep := map[uint64]bool{}
+	for i := len(leaving) - 1; i >= 0 && listed+len(keep) < desired; i-- {
+		keep[leaving[i].ID] = true
+	}
 	var out []string
 	for _, m := range members {
-		if m.Voting && !m.Leaving {
+		if m.Voting && (!m.Leaving || keep[m.ID]) {
 			out = append(out, m.ClientURLs...)
 		}
 	}

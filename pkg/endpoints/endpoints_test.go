@@ -1,21 +1,38 @@
 package endpoints_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
 )
 
-func TestWantLeavesOutLeavingAndNonVotingMembers(t *testing.T) {
-	got := endpoints.Want([]endpoints.Member{
-		{ID: 1, ClientURLs: []string{"https://10.0.0.3:2379"}, Voting: true},
-		{ID: 2, ClientURLs: []string{"https://10.0.0.1:2379"}, Voting: true, Leaving: true},
-		{ID: 3, ClientURLs: []string{"https://10.0.0.2:2379"}, Voting: true},
-		{ID: 4, ClientURLs: []string{"https://10.0.0.4:2379"}},
-	})
-	if strings.Join(got, ",") != "https://10.0.0.2:2379,https://10.0.0.3:2379" {
-		t.Fatalf("Want = %v", got)
+func TestWant(t *testing.T) {
+	m := func(id uint64, voting, leaving, healthy bool) endpoints.Member {
+		return endpoints.Member{ID: id, ClientURLs: []string{fmt.Sprintf("https://10.0.0.%d:2379", id)}, Voting: voting, Leaving: leaving, Healthy: healthy}
+	}
+	for _, tc := range []struct {
+		name    string
+		members []endpoints.Member
+		want    string // host numbers
+	}{
+		{"steady", []endpoints.Member{m(1, true, false, true), m(2, true, false, true), m(3, true, false, true)}, "1,2,3"},
+		{"a leaving member stays until its replacement votes", []endpoints.Member{m(1, true, true, true), m(2, true, false, true), m(3, true, false, true), m(4, false, false, true)}, "1,2,3"},
+		{"once the replacement votes the leaving member goes", []endpoints.Member{m(1, true, true, true), m(2, true, false, true), m(3, true, false, true), m(4, true, false, true)}, "2,3,4"},
+		{"two leaving, one replacement voting: one leaving member stays", []endpoints.Member{m(1, true, true, true), m(2, true, true, true), m(3, true, false, true), m(4, true, false, true)}, "2,3,4"},
+		{"a leaving member that does not answer goes at once", []endpoints.Member{m(1, true, true, false), m(2, true, false, true), m(3, true, false, true)}, "2,3"},
+		{"an unhealthy staying member stays listed", []endpoints.Member{m(1, true, false, false), m(2, true, false, true), m(3, true, false, true)}, "1,2,3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var hosts []string
+			for _, u := range endpoints.Want(tc.members, 3) {
+				hosts = append(hosts, strings.TrimSuffix(strings.TrimPrefix(u, "https://10.0.0."), ":2379"))
+			}
+			if got := strings.Join(hosts, ","); got != tc.want {
+				t.Fatalf("Want = %s, want %s", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -321,6 +321,7 @@ func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(stri
 		}
 		return a.Machine < b.Machine
 	})
+	var waiting Action
 	for _, c := range candidates {
 		if surplus && census.Voters <= s.Desired {
 			continue
@@ -335,13 +336,14 @@ func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(stri
 			continue
 		}
 		// Consumers of the published endpoints (pkg/endpoints) must have moved off the
-		// member first. A dead member's hold lets the plan go on to its replacement.
+		// member first; another candidate they have moved off may go meanwhile. A dead
+		// member's hold lets the plan go on to its replacement.
 		if held := s.RemovalHeld[c.ID]; held != "" {
 			d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForEndpointConsumers, Message: held}
-			if !surplus {
-				continue
+			if surplus && waiting.Kind == "" {
+				waiting = Action{Kind: None, Machine: c.Machine, MemberID: c.ID, Reason: held}
 			}
-			return Action{Kind: None, Machine: c.Machine, MemberID: c.ID, Reason: held}, true
+			continue
 		}
 		if c.Healthy {
 			if fresh, until := settling(s, d.Members, byName); fresh != nil {
@@ -365,6 +367,9 @@ func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(stri
 			reason = "the member is unhealthy; " + why
 		}
 		return Action{Kind: RemoveMember, Machine: c.Machine, MemberID: c.ID, Reason: reason}, true
+	}
+	if waiting.Kind != "" {
+		return waiting, true
 	}
 	return Action{}, false
 }

@@ -185,6 +185,15 @@ func TestDecide(t *testing.T) {
 			s.RemovalHeld = map[uint64]string{1: "waiting for endpoint consumers"}
 			return s
 		}, None, "m-0", 1, map[string]string{"m-0": ReasonWaitingForEndpointConsumers}},
+		{"of two members waiting for removal, one the consumers have moved off goes while the other is held", func() State {
+			s := steady()
+			s.Machines[0].Deleting = true
+			s.Machines[1].Deleting = true
+			s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", false), machine("m-4", "10.0.0.5", false))
+			s.Members = append(s.Members, voter(4, "m-3", "10.0.0.4", true), voter(5, "m-4", "10.0.0.5", true))
+			s.RemovalHeld = map[uint64]string{1: "still published"}
+			return s
+		}, RemoveMember, "m-1", 2, map[string]string{"m-0": ReasonWaitingForEndpointConsumers}},
 		{"a held dead member of a deleting machine does not stop its replacement's learner", func() State {
 			s := steady()
 			s.Machines[0].Deleting = true

@@ -22,7 +22,10 @@ import (
 // each of QUORUMGUARD_CHAOS_EVENTS events (default 3). Each scenario starts three masters in
 // zones a, b, a under a ControlPlaneMachineSet over a and b, kept by two leader-elected
 // replicas of quorumguard with the Machine controller on. QUORUMGUARD_CHAOS_ONLY (a comma list
-// of event kinds) limits the events drawn, to reproduce or study one kind.
+// of event kinds) limits the events drawn, to reproduce or study one kind. Each scenario's
+// kube-apiserver stores its data in the etcd members under test, following the endpoints
+// quorumguard publishes; QUORUMGUARD_CHAOS_STORE=separate puts the scenarios on the package's
+// shared apiserver with its private store instead.
 func TestChaos(t *testing.T) {
 	n, first := envInt("QUORUMGUARD_CHAOS", 2), envInt("QUORUMGUARD_CHAOS_SEED", 1)
 	events := envInt("QUORUMGUARD_CHAOS_EVENTS", 3)
@@ -53,16 +56,31 @@ func TestChaos(t *testing.T) {
 func chaosScenario(t *testing.T, seed uint64, events int) e2e.ChaosResult {
 	ctx := t.Context()
 	const boot = "aba"
-	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{
+	opts := framework.ClusterOptions{
 		Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond,
 		ProviderSpec: func(i int) *runtime.RawExtension { return e2e.ZoneSpec(boot[i]) },
-	})
+	}
+	separate := os.Getenv("QUORUMGUARD_CHAOS_STORE") == "separate"
+	var c *framework.Cluster
+	var err error
+	if separate {
+		c, err = framework.StartCluster(ctx, cp, opts)
+	} else {
+		// The scenario's own kube-apiserver stores its data in the members being replaced
+		// and killed; the garbage collector frees the leader-for-life lock of a killed leader.
+		c, err = framework.StartProtected(ctx, framework.ControlPlaneOptions{GarbageCollector: true}, opts)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Stop(context.Background())
 	o := e2e.ControllerOptions(c)
 	o.ManageMachines = true
+	if !separate {
+		op := c.StartAPIServerOperator(framework.MachineNamespace, protectedConfigMap, protectedConsumer)
+		defer op.Stop()
+		o.EndpointsConfigMap, o.EndpointConsumers = protectedConfigMap, []string{protectedConsumer}
+	}
 	rs, err := e2e.StartReplicas(ctx, c, o, fmt.Sprintf("quorumguard-chaos-%d", seed), 2)
 	if err != nil {
 		t.Fatal(err)

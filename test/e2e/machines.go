@@ -228,7 +228,8 @@ func SetZones(cpms *machinev1.ControlPlaneMachineSet, zones string) {
 
 // UpdateCPMS applies change to the ControlPlaneMachineSet, retrying on conflict.
 func UpdateCPMS(ctx context.Context, c *framework.Cluster, change func(*machinev1.ControlPlaneMachineSet)) error {
-	return framework.WaitFor(ctx, 10*time.Second, "ControlPlaneMachineSet update", func() (bool, error) {
+	// Long enough to ride out an apiserver restart onto new etcd endpoints.
+	return framework.WaitFor(ctx, 90*time.Second, "ControlPlaneMachineSet update", func() (bool, error) {
 		cpms, err := GetCPMS(ctx, c)
 		if err != nil {
 			return false, err

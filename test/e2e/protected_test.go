@@ -97,6 +97,7 @@ func TestProtectedStoreReplaceAllThreeInTurn(t *testing.T) {
 	}
 	restarts := 0
 	for _, r := range op.Rollouts() {
+		t.Logf("rollout of generation %d (%d endpoints): restarted %v, API away %s", r.Generation, len(r.Endpoints), r.Restarted, r.Down.Round(time.Millisecond))
 		if r.Err != nil {
 			t.Errorf("rollout of generation %d failed: %v", r.Generation, r.Err)
 		}

@@ -72,7 +72,8 @@ func (rs *Replicas) add(ctx context.Context) error {
 	rs.mu.Unlock()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: framework.MachineNamespace},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
-	if err := rs.c.Client.Create(ctx, pod); err != nil {
+	err := framework.RideOut(ctx, "create Pod "+name, func() error { return rs.c.Client.Create(ctx, pod) })
+	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create Pod %s: %w", name, err)
 	}
 	o := rs.o
@@ -147,7 +148,8 @@ func (rs *Replicas) drop(r *replica) {
 
 // deletePod deletes a replica's Pod, as the kubelet's eviction or a person would.
 func (rs *Replicas) deletePod(ctx context.Context, r *replica) error {
-	if err := rs.c.Client.Delete(ctx, r.pod); err != nil && !apierrors.IsNotFound(err) {
+	err := framework.RideOut(ctx, "delete Pod "+r.pod.Name, func() error { return rs.c.Client.Delete(ctx, r.pod) })
+	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete Pod %s: %w", r.pod.Name, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -318,7 +319,8 @@ func (c *Cluster) Stop(ctx context.Context) {
 // DeleteMachine deletes a Machine by name (the simulator then takes it through drain).
 func (c *Cluster) DeleteMachine(ctx context.Context, name string) error {
 	m := &machinev1beta1.Machine{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: MachineNamespace}}
-	if err := c.Client.Delete(ctx, m); err != nil && !apierrors.IsNotFound(err) {
+	err := RideOut(ctx, "delete Machine "+name, func() error { return c.Client.Delete(ctx, m) })
+	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	return nil
@@ -363,3 +365,35 @@ func AWSProviderSpec(zone, subnet string) *runtime.RawExtension {
 
 // Phase is a Machine's phase or "".
 func Phase(m *machinev1beta1.Machine) string { return ptr.Deref(m.Status.Phase, "") }
+
+// RideOut runs an API call again while it fails because the apiserver is away (restarting
+// onto new etcd endpoints, or without etcd quorum), for up to 90 s, as a person's kubectl
+// would be retried. An answer from the apiserver itself (not found, conflict, invalid) ends
+// it at once.
+func RideOut(ctx context.Context, what string, call func() error) error {
+	var err error
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if err = call(); err == nil || !apiAway(err) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: the apiserver stayed away for 90s: %w", what, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// apiAway says err is no answer from the apiserver, or one that says it cannot serve now.
+func apiAway(err error) bool {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return true // no status: the connection failed
+	}
+	return apierrors.IsServiceUnavailable(err) || apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsTooManyRequests(err)
+}
