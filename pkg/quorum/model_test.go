@@ -244,9 +244,20 @@ func (w *world) settle() {
 	}
 }
 
+// modelNow is the time of every snapshot; a member promoted within the health window is one
+// whose Machine turned Voting at modelNow.
+var modelNow = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
 // state is what the controller gathers from this world for Decide.
 func (w world) state() State {
-	s := State{Desired: int(w.desired), LearnerStartTimeout: learnerStartTimeout}
+	s := State{Desired: int(w.desired), LearnerStartTimeout: learnerStartTimeout, Now: modelNow}
+	// The controller writes Voting on the Machine in the pass that promotes its member.
+	fresh := map[int]bool{}
+	for _, m := range w.members {
+		if m.fresh && !m.learner {
+			fresh[int(m.host)] = true
+		}
+	}
 	for i, m := range w.machines {
 		if m.status != slotRunning && m.status != slotDeleting {
 			continue
@@ -258,6 +269,9 @@ func (w world) state() State {
 		}
 		if m.ineligible {
 			qm.Ineligible = "its name has no index"
+		}
+		if fresh[i] {
+			qm.VotingSince = modelNow
 		}
 		s.Machines = append(s.Machines, qm)
 	}

@@ -225,6 +225,9 @@ func checkStep(w world, d Decision, n world, refused string, err error) *violati
 	if before.Healthy >= before.Quorum() && after.Healthy < after.Quorum() {
 		return &violation{property: "quorum", detail: fmt.Sprintf("%s takes etcd from %s to %s", a, before, after)}
 	}
+	if strings.Contains(refused, "health window") {
+		return &violation{property: "no hammering", detail: fmt.Sprintf("%s is refused by etcd for its health window, which the planner knows: %s", a, refused)}
+	}
 	slot := slotOf(a.Machine)
 	switch a.Kind {
 	case ReleaseHook:
