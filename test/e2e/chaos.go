@@ -45,6 +45,8 @@ type ChaosResult struct {
 	Timeline []string
 	Writer   framework.WriterReport
 	Monitor  framework.MonitorReport
+	// Linearizability is the check of the concurrent clients' history.
+	Linearizability framework.LinearizabilityReport
 	// MaxMachines is the most control-plane Machines, deleting ones included, seen at once.
 	MaxMachines int
 	Took        time.Duration
@@ -103,6 +105,7 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 		res.Took = time.Since(start)
 		var check error
 		res.Writer, res.Monitor, check = g.Check(ctx, 2)
+		res.Linearizability = g.Linearizability
 		var problems []string
 		if err != nil {
 			problems = append(problems, err.Error())

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -30,27 +31,63 @@ func TestChaos(t *testing.T) {
 	n, first := envInt("QUORUMGUARD_CHAOS", 2), envInt("QUORUMGUARD_CHAOS_SEED", 1)
 	events := envInt("QUORUMGUARD_CHAOS_EVENTS", 3)
 	var results []e2e.ChaosResult
+	line := func(r e2e.ChaosResult) string {
+		verdict := "ok"
+		if r.Err != nil {
+			verdict = "FAILED"
+		}
+		return fmt.Sprintf("%-6d %-58s %-8s %-7d %-5d %-7d %-8d %-8d %s", r.Seed, strings.Join(r.Events, ","), r.Took.Round(time.Second),
+			r.Writer.Acked, len(r.Writer.Lost), r.Linearizability.Operations, r.Monitor.MinTolerance, r.MaxMachines, verdict)
+	}
+	header := fmt.Sprintf("%-6s %-58s %-8s %-7s %-5s %-7s %-8s %-8s %s", "SEED", "EVENTS", "TOOK", "WRITES", "LOST", "OPS", "MIN-TOL", "MAX-MCH", "RESULT")
 	for i := range n {
 		seed := uint64(first + i)
 		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
 			res := chaosScenario(t, seed, events)
 			results = append(results, res)
+			// One line per scenario as it finishes, for a long run's progress.
+			fmt.Fprintf(os.Stderr, "chaos %d/%d: %s (%s)\n", i+1, n, line(res), res.Linearizability.Result)
 			if res.Err != nil {
 				t.Errorf("seed %d failed: %v\nevents: %v\ntimeline:\n  %s", seed, res.Err, res.Events, strings.Join(res.Timeline, "\n  "))
 			}
 		})
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-6s %-58s %-8s %-7s %-5s %-8s %-8s %s\n", "SEED", "EVENTS", "TOOK", "WRITES", "LOST", "MIN-TOL", "MAX-MCH", "RESULT")
+	fmt.Fprintf(&b, "\n%s\n", header)
+	var ops, writes, lost, violations, failed int
+	minTol, minSeed := 1<<30, uint64(0)
 	for _, r := range results {
-		verdict := "ok"
-		if r.Err != nil {
-			verdict = "FAILED"
+		fmt.Fprintln(&b, line(r))
+		ops += r.Linearizability.Operations
+		writes += r.Writer.Acked
+		lost += len(r.Writer.Lost)
+		if r.Linearizability.Result == porcupine.Illegal {
+			violations++
 		}
-		fmt.Fprintf(&b, "%-6d %-58s %-8s %-7d %-5d %-8d %-8d %s\n", r.Seed, strings.Join(r.Events, ","), r.Took.Round(time.Second),
-			r.Writer.Acked, len(r.Writer.Lost), r.Monitor.MinTolerance, r.MaxMachines, verdict)
+		if r.Err != nil {
+			failed++
+		}
+		if r.Monitor.MinTolerance < minTol {
+			minTol, minSeed = r.Monitor.MinTolerance, r.Seed
+		}
 	}
+	fmt.Fprintf(&b, "\n%d scenarios, %d failed; %d operations checked for linearizability, %d violations; %d acknowledged writes, %d lost; lowest fault tolerance %d (seed %d); peak RSS of this process %s\n",
+		len(results), failed, ops, violations, writes, lost, minTol, minSeed, peakRSS())
 	t.Log(b.String())
+}
+
+// peakRSS is the process's high-water resident set (VmHWM), or "unknown".
+func peakRSS() string {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "unknown"
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }
 
 func chaosScenario(t *testing.T, seed uint64, events int) e2e.ChaosResult {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -82,6 +83,10 @@ func (rc *Controller) Stop() error {
 type Guards struct {
 	Writer  *framework.Writer
 	Monitor *framework.QuorumMonitor
+	// History records concurrent clients for the linearizability check; Linearizability is
+	// its result, set by Check.
+	History         *framework.History
+	Linearizability framework.LinearizabilityReport
 }
 
 // StartGuards starts the writer and the monitor.
@@ -94,7 +99,12 @@ func StartGuards(ctx context.Context, c *framework.Cluster) (*Guards, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Guards{Writer: w, Monitor: m}
+	tc, err := c.Net.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	h := framework.StartHistory(ctx, framework.HistoryOptions{Endpoints: c.Agent.RunningEndpoints, TLS: tc, Seed: uint64(time.Now().UnixNano())})
+	g := &Guards{Writer: w, Monitor: m, History: h}
 	// Armed before any fault: a scenario that finished before the writer's first write had
 	// been acknowledged, or the monitor's first sample taken, would check nothing.
 	if err := framework.WaitFor(ctx, 30*time.Second, "the writer's first write and the monitor's first sample", func() (bool, error) {
@@ -102,13 +112,15 @@ func StartGuards(ctx context.Context, c *framework.Cluster) (*Guards, error) {
 	}); err != nil {
 		g.Monitor.Stop()
 		_, _ = g.Writer.Stop(ctx)
+		_, _ = g.History.Stop("", time.Second)
 		return nil, err
 	}
 	return g, nil
 }
 
-// Check stops both and fails if a write was lost, quorum fell, or voting members went
-// below minVoters.
+// Check stops all three and fails if a write was lost, the clients' history is not
+// linearizable, quorum fell, or voting members went below minVoters. A history that is not
+// linearizable is written out with its visualisation, and the error names where.
 func (g *Guards) Check(ctx context.Context, minVoters int) (framework.WriterReport, framework.MonitorReport, error) {
 	mon := g.Monitor.Stop()
 	rep, err := g.Writer.Stop(ctx)
@@ -116,6 +128,13 @@ func (g *Guards) Check(ctx context.Context, minVoters int) (framework.WriterRepo
 		return rep, mon, err
 	}
 	var problems []string
+	lin, err := g.History.Stop("", 2*time.Minute)
+	g.Linearizability = lin
+	if err != nil {
+		problems = append(problems, "linearizability check: "+err.Error())
+	} else if lin.Result == porcupine.Illegal {
+		problems = append(problems, "the clients' history is not linearizable: "+lin.String())
+	}
 	if len(rep.Lost) > 0 {
 		problems = append(problems, fmt.Sprintf("%d acknowledged writes lost: %v", len(rep.Lost), rep.Lost[:min(5, len(rep.Lost))]))
 	}

@@ -45,11 +45,18 @@ func (c *Cluster) StartAPIServerOperator(namespace, configMap, consumer string) 
 func (o *APIServerOperator) run(ctx context.Context) {
 	defer close(o.done)
 	var rolled int64
+	var failed []string // a list whose restart failed: the API is down until it is retried
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(200 * time.Millisecond):
+		}
+		if failed != nil {
+			if err := o.c.CP.RestartAPIServerOn(failed); err != nil {
+				continue
+			}
+			failed = nil
 		}
 		p, err := endpoints.Read(ctx, o.c.Client, o.namespace, o.name)
 		if err != nil || p.Generation <= rolled || len(p.Endpoints) == 0 {
@@ -60,6 +67,9 @@ func (o *APIServerOperator) run(ctx context.Context) {
 			start := time.Now()
 			r.Restarted, r.Err = true, o.c.CP.RestartAPIServerOn(p.Endpoints)
 			r.Down = time.Since(start)
+			if r.Err != nil {
+				failed = p.Endpoints
+			}
 		}
 		if r.Err == nil {
 			// The API has just come back: try until the acknowledgement is stored.

@@ -172,7 +172,9 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 		// 5 s envtest kills it, which is a restart too.
 		ControlPlaneStopTimeout: 5 * time.Second,
 	}
-	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
+	// A loaded 2-core machine can take more than envtest's default 20 s to bring an
+	// apiserver up, which would leave a restarted one down for good.
+	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir, StartTimeout: time.Minute}
 	if e := opts.Etcd; e != nil {
 		// envtest still starts its own etcd; nothing is stored there.
 		env.ControlPlane.APIServer.Configure().
