@@ -92,7 +92,7 @@ func startDefaults(ctx context.Context, bin string) (*defaultsCluster, error) {
 
 func (d *defaultsCluster) available(ctx context.Context) configv1.ConditionStatus {
 	co := &configv1.ClusterOperator{}
-	if err := d.cp.Client.Get(ctx, client.ObjectKey{Name: "etcd"}, co); err != nil {
+	if err := d.cp.Client.Get(ctx, client.ObjectKey{Name: "quorumguard"}, co); err != nil {
 		return ""
 	}
 	for _, c := range co.Status.Conditions {
