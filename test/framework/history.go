@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -61,9 +62,15 @@ type History struct {
 	clients map[string]*clientv3.Client
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	// prefix is this history's own: a cluster keeps the keys an earlier history wrote, and
+	// the model, which starts from absent keys, would take their values for values nobody
+	// wrote.
+	prefix string
 }
 
 const historyPrefix = "/quorumguard-history/"
+
+var historySeq atomic.Uint64
 
 // StartHistory starts the clients.
 func StartHistory(ctx context.Context, opts HistoryOptions) *History {
@@ -74,7 +81,8 @@ func StartHistory(ctx context.Context, opts HistoryOptions) *History {
 		opts.Keys = 3
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	h := &History{opts: opts, start: time.Now(), clients: map[string]*clientv3.Client{}, cancel: cancel}
+	h := &History{opts: opts, start: time.Now(), clients: map[string]*clientv3.Client{}, cancel: cancel,
+		prefix: fmt.Sprintf("%s%d-%d/", historyPrefix, time.Now().UnixNano(), historySeq.Add(1))}
 	for i := range opts.Clients {
 		h.wg.Add(1)
 		go h.client(ctx, i)
@@ -113,7 +121,7 @@ func (h *History) client(ctx context.Context, id int) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		key := historyPrefix + fmt.Sprint(rng.IntN(h.opts.Keys))
+		key := h.prefix + fmt.Sprint(rng.IntN(h.opts.Keys))
 		op := Op{Client: id, Key: key}
 		value := fmt.Sprintf("c%d-%d", id, n)
 		octx, cancel := context.WithTimeout(ctx, time.Second)
