@@ -46,7 +46,7 @@ func TestChaos(t *testing.T) {
 			res := chaosScenario(t, seed, events)
 			results = append(results, res)
 			// One line per scenario as it finishes, for a long run's progress.
-			fmt.Fprintf(os.Stderr, "chaos %d/%d: %s (%s)\n", i+1, n, line(res), res.Linearizability.Result)
+			fmt.Fprintf(os.Stderr, "chaos %d/%d: %s (linearizability: %s)\n", i+1, n, line(res), res.Linearizability)
 			if res.Err != nil {
 				t.Errorf("seed %d failed: %v\nevents: %v\ntimeline:\n  %s", seed, res.Err, res.Events, strings.Join(res.Timeline, "\n  "))
 			}

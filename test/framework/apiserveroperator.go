@@ -2,6 +2,8 @@ package framework
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -69,6 +71,7 @@ func (o *APIServerOperator) run(ctx context.Context) {
 			r.Down = time.Since(start)
 			if r.Err != nil {
 				failed = p.Endpoints
+				fmt.Fprintf(os.Stderr, "apiserver operator: generation %d: %v\n", p.Generation, r.Err)
 			}
 		}
 		if r.Err == nil {

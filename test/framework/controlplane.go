@@ -174,7 +174,11 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	}
 	// A loaded 2-core machine can take more than envtest's default 20 s to bring an
 	// apiserver up, which would leave a restarted one down for good.
-	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir, StartTimeout: time.Minute}
+	apiLog, err := os.Create(filepath.Join(dir, "kube-apiserver.log"))
+	if err != nil {
+		return nil, err
+	}
+	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir, StartTimeout: time.Minute, Out: apiLog, Err: apiLog}
 	if e := opts.Etcd; e != nil {
 		// envtest still starts its own etcd; nothing is stored there.
 		env.ControlPlane.APIServer.Configure().
@@ -287,7 +291,17 @@ func (cp *ControlPlane) RestartAPIServerOn(servers []string) error {
 		}
 		time.Sleep(time.Second)
 	}
-	return fmt.Errorf("start kube-apiserver on %v: %w", servers, err)
+	return fmt.Errorf("start kube-apiserver on %v: %w; its log ends:\n%s", servers, err, tail(filepath.Join(cp.Dir, "kube-apiserver.log"), 15))
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // EtcdServers is kube-apiserver's current --etcd-servers.

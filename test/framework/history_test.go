@@ -32,6 +32,10 @@ func TestLinearizabilityModel(t *testing.T) {
 		{"a value nobody wrote is illegal", []framework.Op{put(0, "a", 0, 10), get(1, "z", 11, 20)}, porcupine.Illegal},
 		{"a cas that reports success against the wrong value is illegal", []framework.Op{put(0, "a", 0, 10),
 			{Client: 1, Kind: "cas", Key: k, Expect: "b", Value: "c", OK: true, Call: 11, Return: 20}}, porcupine.Illegal},
+		{"a value read after an unknown write that nobody saw is still stale", []framework.Op{put(0, "a", 0, 10), put(0, "b", 11, 20),
+			{Client: 2, Kind: "put", Key: k, Value: "x", Unknown: true, Call: 12, Return: 1 << 62}, get(1, "a", 21, 30)}, porcupine.Illegal},
+		{"an unknown write someone read is kept, and may have happened", []framework.Op{put(0, "a", 0, 10),
+			{Client: 2, Kind: "put", Key: k, Value: "x", Unknown: true, Call: 12, Return: 1 << 62}, get(1, "x", 21, 30), get(1, "x", 31, 40)}, porcupine.Ok},
 		{"a deleted key reads as absent", []framework.Op{put(0, "a", 0, 10), {Client: 0, Kind: "delete", Key: k, Call: 11, Return: 20}, get(1, "", 21, 30)}, porcupine.Ok},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
