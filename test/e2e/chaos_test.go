@@ -142,7 +142,13 @@ func chaosScenario(t *testing.T, seed uint64, events int) e2e.ChaosResult {
 	if v := os.Getenv("QUORUMGUARD_CHAOS_ONLY"); v != "" {
 		only = strings.Split(v, ",")
 	}
-	return e2e.ChaosSpec(ctx, e2e.ChaosInput{Seed: seed, Cluster: c, Replicas: rs, Zones: "ab", Events: events, Only: only})
+	in := e2e.ChaosInput{Seed: seed, Cluster: c, Replicas: rs, Zones: "ab", Events: events, Only: only}
+	if !separate {
+		// Every replacement now waits for an apiserver restart (4 to 12 s here, more on a
+		// loaded machine), and a domain change can take several.
+		in.Settle = 5 * time.Minute
+	}
+	return e2e.ChaosSpec(ctx, in)
 }
 
 func envInt(name string, def int) int {
