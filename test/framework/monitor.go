@@ -2,26 +2,37 @@ package framework
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
-// QuorumMonitor samples the membership every 100 ms: how many voting members there are, how
-// many answer a status probe through their own endpoint, and how many learners exist. A
-// sample counts as quorum lost when fewer voting members answer than the quorum. It is
-// the "quorum never fell" check of the end-to-end tests.
+// QuorumMonitor samples the membership every 100 ms, and is the "quorum never fell" check
+// of the end-to-end tests. A sample is below quorum when any of these fails:
+//   - a linearizable read through the cluster (any running member) within the deadline;
+//   - the member list, asked of every running member at once, within the deadline (a list
+//     that cannot be read is never replaced by the last one seen);
+//   - enough healthy voting members: a voting member is healthy only when a linearizable
+//     read through its own endpoint succeeds within the deadline, which a member cut off from
+//     the leader, or with no leader, cannot do, though it still answers Status.
+//
+// Members are probed concurrently, so one slow member does not stretch a sample. Every
+// sample below quorum is recorded, with its time and the faults in force then.
 type QuorumMonitor struct {
-	cli    *clientv3.Client
-	eps    func() []string
+	opts   MonitorOptions
 	cancel context.CancelFunc
 	done   chan struct{}
 
 	mu              sync.Mutex
+	conns           map[string]*clientv3.Client
 	samples         int
 	minVoters       int
 	minHealthy      int
@@ -31,26 +42,53 @@ type QuorumMonitor struct {
 	changes         int
 	lastFingerprint string
 	leaderChanges   []uint64
-	lastList        *clientv3.MemberListResponse
 	listMisses      int
-	belowPrev       bool
+	lastList        *clientv3.MemberListResponse
 }
 
-// StartQuorumMonitor starts sampling until Stop.
+// MonitorOptions shape a QuorumMonitor.
+type MonitorOptions struct {
+	Endpoints func() []string
+	TLS       *tls.Config
+	// Deadline bounds each probe; 2 s when zero.
+	Deadline time.Duration
+	// Faults, when set, describes the faults in force, for the record of a loss.
+	Faults func() string
+	// StatusProbe is this monitor as it once was: a member is healthy when it answers
+	// Status, there is no read through the cluster, and a member list that cannot be read is
+	// replaced by the last one. A deliberately weak check, for showing that the default one
+	// is not fooled.
+	StatusProbe bool
+}
+
+// StartQuorumMonitor starts sampling the cluster until Stop.
 func (c *Cluster) StartQuorumMonitor(ctx context.Context) (*QuorumMonitor, error) {
-	cli, err := c.EtcdClient()
+	tc, err := c.Net.ClientTLS()
 	if err != nil {
 		return nil, err
 	}
+	return StartMonitor(ctx, MonitorOptions{Endpoints: c.Agent.RunningEndpoints, TLS: tc, Faults: c.Net.Faults})
+}
+
+// StartMonitor starts sampling until Stop.
+func StartMonitor(ctx context.Context, opts MonitorOptions) (*QuorumMonitor, error) {
+	if opts.Deadline == 0 {
+		opts.Deadline = 2 * time.Second
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	m := &QuorumMonitor{cli: cli, eps: c.Agent.RunningEndpoints, cancel: cancel, done: make(chan struct{}), minVoters: 1 << 30, minHealthy: 1 << 30, minTolerance: 1 << 30}
+	m := &QuorumMonitor{opts: opts, cancel: cancel, done: make(chan struct{}), conns: map[string]*clientv3.Client{},
+		minVoters: 1 << 30, minHealthy: 1 << 30, minTolerance: 1 << 30}
 	go m.run(ctx)
 	return m, nil
 }
 
 func (m *QuorumMonitor) run(ctx context.Context) {
 	defer close(m.done)
-	defer m.cli.Close()
+	defer func() {
+		for _, c := range m.conns {
+			c.Close()
+		}
+	}()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -63,93 +101,190 @@ func (m *QuorumMonitor) run(ctx context.Context) {
 	}
 }
 
-func (m *QuorumMonitor) sample(ctx context.Context) {
-	if eps := m.eps(); len(eps) > 0 {
-		m.cli.SetEndpoints(eps...)
+// conn is a client of one endpoint only.
+func (m *QuorumMonitor) conn(ep string) (*clientv3.Client, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.conns[ep]; c != nil {
+		return c, nil
 	}
-	lctx, cancel := context.WithTimeout(ctx, time.Second)
-	list, err := m.cli.MemberList(lctx)
-	cancel()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, TLS: m.opts.TLS, DialTimeout: time.Second, Logger: zap.NewNop()})
 	if err != nil {
-		// The request may have gone to the one frozen or cut-off member: judge quorum from the
-		// last list by probing each member directly, and count the miss separately.
-		m.mu.Lock()
-		m.listMisses++
-		list = m.lastList
-		m.mu.Unlock()
-		if list == nil || ctx.Err() != nil {
-			return
-		}
-	} else {
-		m.mu.Lock()
-		m.lastList = list
-		m.mu.Unlock()
+		return nil, err
 	}
-	voters, healthy, learners := 0, 0, 0
-	var leader uint64
-	fp := ""
-	for _, mem := range list.Members {
-		fp += fmt.Sprintf("%x:%v,", mem.ID, mem.IsLearner)
-		if mem.IsLearner {
-			learners++
-			continue
-		}
-		voters++
-		if len(mem.ClientURLs) == 0 {
-			continue
-		}
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := m.cli.Status(sctx, mem.ClientURLs[0])
-		cancel()
+	m.conns[ep] = c
+	return c, nil
+}
+
+// readThrough is a linearizable read through one endpoint within the deadline.
+func (m *QuorumMonitor) readThrough(ctx context.Context, ep string) error {
+	c, err := m.conn(ep)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, m.opts.Deadline)
+	defer cancel()
+	if m.opts.StatusProbe {
+		_, err = c.Status(rctx, ep)
+		return err
+	}
+	_, err = c.Get(rctx, "/quorumguard-monitor")
+	return err
+}
+
+// memberList asks every endpoint at once and takes the first answer.
+func (m *QuorumMonitor) memberList(ctx context.Context, eps []string) (*clientv3.MemberListResponse, error) {
+	var list *clientv3.MemberListResponse
+	err := m.anyOf(ctx, eps, func(ctx context.Context, c *clientv3.Client) error {
+		l, err := c.MemberList(ctx)
 		if err == nil {
-			healthy++
-			if st.Leader != 0 {
-				leader = st.Leader
+			m.mu.Lock()
+			if list == nil {
+				list = l
 			}
+			m.mu.Unlock()
+		}
+		return err
+	})
+	return list, err
+}
+
+// anyOf calls fn through every endpoint at once, within the deadline, and succeeds when one
+// call does: what a client that fails over to another member would see, without waiting for
+// a timeout first.
+func (m *QuorumMonitor) anyOf(ctx context.Context, eps []string, fn func(context.Context, *clientv3.Client) error) error {
+	cctx, cancel := context.WithTimeout(ctx, m.opts.Deadline)
+	defer cancel()
+	errs := make(chan error, len(eps))
+	for _, ep := range eps {
+		go func() {
+			c, err := m.conn(ep)
+			if err == nil {
+				err = fn(cctx, c)
+			}
+			errs <- err
+		}()
+	}
+	var last error
+	for range eps {
+		if last = <-errs; last == nil {
+			return nil
 		}
 	}
+	return last
+}
+
+func (m *QuorumMonitor) sample(ctx context.Context) {
+	eps := m.opts.Endpoints()
+	if len(eps) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	var clusterErr error
+	if !m.opts.StatusProbe {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			clusterErr = m.anyOf(ctx, eps, func(ctx context.Context, c *clientv3.Client) error {
+				_, err := c.Get(ctx, "/quorumguard-monitor")
+				return err
+			})
+		}()
+	}
+	list, listErr := m.memberList(ctx, eps)
+	if m.opts.StatusProbe {
+		if listErr != nil && m.lastList != nil {
+			list, listErr = m.lastList, nil
+		}
+		m.lastList = list
+	}
+	voters, learners := 0, 0
+	var healthy atomic.Int64
+	var leader atomic.Uint64
+	fp := ""
+	if list != nil {
+		for _, mem := range list.Members {
+			fp += fmt.Sprintf("%x:%v,", mem.ID, mem.IsLearner)
+			if mem.IsLearner {
+				learners++
+				continue
+			}
+			voters++
+			if len(mem.ClientURLs) == 0 {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if m.readThrough(ctx, mem.ClientURLs[0]) == nil {
+					healthy.Add(1)
+					if c, err := m.conn(mem.ClientURLs[0]); err == nil {
+						sctx, cancel := context.WithTimeout(ctx, m.opts.Deadline)
+						if st, err := c.Status(sctx, mem.ClientURLs[0]); err == nil && st.Leader != 0 {
+							leader.Store(st.Leader)
+						}
+						cancel()
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
 	if ctx.Err() != nil {
 		return
 	}
+	faults := ""
+	if m.opts.Faults != nil {
+		faults = m.opts.Faults() // at the sample's end, when what failed is known
+	}
+	h := int(healthy.Load())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.samples++
-	m.minVoters = min(m.minVoters, voters)
-	m.minHealthy = min(m.minHealthy, healthy)
-	m.maxLearners = max(m.maxLearners, learners)
-	m.minTolerance = min(m.minTolerance, quorum.Tolerance(voters, healthy))
-	// A loss is two consecutive samples (at least 100 ms apart) in which fewer voting members
-	// answer than the quorum: one probe that misses its 1 s deadline on a starved machine is
-	// not a lost quorum, a member set that stays unable to answer is.
-	if healthy < quorum.QuorumOf(voters) {
-		if m.belowPrev {
-			m.lostAt = append(m.lostAt, fmt.Sprintf("%s: %d healthy of %d voting members", time.Now().Format("15:04:05.000"), healthy, voters))
-		}
-		m.belowPrev = true
+	var why []string
+	if listErr != nil {
+		m.listMisses++
+		why = append(why, "the member list could not be read: "+listErr.Error())
 	} else {
-		m.belowPrev = false
+		m.minVoters = min(m.minVoters, voters)
+		m.minHealthy = min(m.minHealthy, h)
+		m.maxLearners = max(m.maxLearners, learners)
+		m.minTolerance = min(m.minTolerance, quorum.Tolerance(voters, h))
+		if h < quorum.QuorumOf(voters) {
+			why = append(why, fmt.Sprintf("%d healthy of %d voting members", h, voters))
+		}
 	}
-	if fp != m.lastFingerprint {
+	if clusterErr != nil {
+		why = append(why, "a linearizable read through the cluster failed: "+clusterErr.Error())
+	}
+	if len(why) > 0 {
+		m.minTolerance = min(m.minTolerance, -1)
+		if faults == "" {
+			faults = "none"
+		}
+		m.lostAt = append(m.lostAt, fmt.Sprintf("%s: %s (faults in force: %s)", time.Now().Format("15:04:05.000"), strings.Join(why, "; "), faults))
+	}
+	if fp != "" && fp != m.lastFingerprint {
 		if m.lastFingerprint != "" {
 			m.changes++
 		}
 		m.lastFingerprint = fp
 	}
-	if leader != 0 && (len(m.leaderChanges) == 0 || m.leaderChanges[len(m.leaderChanges)-1] != leader) {
-		m.leaderChanges = append(m.leaderChanges, leader)
+	if l := leader.Load(); l != 0 && (len(m.leaderChanges) == 0 || m.leaderChanges[len(m.leaderChanges)-1] != l) {
+		m.leaderChanges = append(m.leaderChanges, l)
 	}
 }
 
 // MonitorReport sums up what the monitor saw.
 type MonitorReport struct {
 	Samples, MinVoters, MinHealthy, MaxLearners, MinTolerance int
-	// QuorumLost lists the samples where healthy voters were below quorum or the member list
-	// could not be read.
+	// QuorumLost lists the samples below quorum (see QuorumMonitor), each with its time, why
+	// and the faults in force.
 	QuorumLost []string
 	// Leaders is the sequence of distinct leaders seen.
 	Leaders []uint64
-	// ListMisses counts samples whose member list request timed out (the request went to a
-	// member that could not answer); quorum was then judged by probing each member.
+	// ListMisses counts samples whose member list no member gave within the deadline; each
+	// is also in QuorumLost.
 	ListMisses int
 }
 

@@ -20,6 +20,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -403,4 +405,33 @@ func ClientURLs(members []*Member) []string {
 		out[i] = m.ClientURL()
 	}
 	return out
+}
+
+// Faults describes the faults in force now: members frozen, partitioned, or stopped while
+// their process should run. "" when there are none.
+func (n *Network) Faults() string {
+	n.mu.Lock()
+	var parts []string
+	for name, on := range n.frozen {
+		if on {
+			parts = append(parts, name+" frozen")
+		}
+	}
+	for name, on := range n.partition {
+		if on {
+			parts = append(parts, name+" partitioned")
+		}
+	}
+	members := make([]*Member, 0, len(n.members))
+	for _, m := range n.members {
+		members = append(members, m)
+	}
+	n.mu.Unlock()
+	for _, m := range members {
+		if !m.Running() {
+			parts = append(parts, m.Name+" down")
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }
