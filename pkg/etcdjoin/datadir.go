@@ -35,7 +35,7 @@ func DataMember(dataDir string) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("open the WAL in %s: %w", walDir, err)
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	// A WAL cut short by a crash ends in a torn record; its metadata is still good.
 	raw, _, _, err := w.ReadAll()
 	if raw == nil {

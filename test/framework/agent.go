@@ -164,7 +164,7 @@ func (a *Agent) startJoin(name string, ip net.IP) {
 		if err != nil {
 			return
 		}
-		defer cli.Close()
+		defer func() { _ = cli.Close() }()
 		dir := filepath.Join(a.Net.Dir, name)
 		logf, err := os.OpenFile(filepath.Join(a.Net.Dir, name+"-join.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
