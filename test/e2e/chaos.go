@@ -192,7 +192,7 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 				err = in.Replicas.CrashLeader(ctx)
 			}
 		case "paused-leader":
-			err = pausedLeader(ctx, in.Replicas, logf, func() error { return del(pick()) })
+			err = PausedLeader(ctx, in.Replicas, logf, func() error { return del(pick()) })
 		case "apiserver-restart":
 			if err = del(pick()); err == nil {
 				time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
@@ -224,10 +224,11 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 	return finish(nil)
 }
 
-// pausedLeader holds the leader at its next action, makes it act by deleting a Machine,
-// lets the standby take over once the paused leader's Pod is deleted, then resumes the old
-// leader, which must step down without acting.
-func pausedLeader(ctx context.Context, rs *Replicas, logf func(string, ...any), trigger func() error) error {
+// PausedLeader holds the leader at its next action, makes it act (trigger, a Machine
+// deletion), lets the standby take over once the paused leader's Pod is deleted, stops the
+// standby, then resumes the old leader, which must step down having changed nothing
+// (FencePaused compares footprints and Events).
+func PausedLeader(ctx context.Context, rs *Replicas, logf func(string, ...any), trigger func() error) error {
 	p, token, err := rs.PauseLeader()
 	if err != nil {
 		return err

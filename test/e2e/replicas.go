@@ -25,6 +25,10 @@ type Replicas struct {
 	o      app.Options
 	prefix string
 
+	// Tamper, a test-only seam, runs just before a paused leader is released in FencePaused,
+	// as if that leader acted on resuming: it shows that the check sees an action.
+	Tamper func(context.Context) error
+
 	mu   sync.Mutex
 	next int
 	live []*replica
@@ -212,11 +216,41 @@ func (rs *Replicas) FencePaused(ctx context.Context, p *Pause, token uint64, ext
 		p.Release()
 		return err
 	}
-	if _, err := rs.WaitLeader(ctx, token, time.Minute); err != nil {
+	newToken, err := rs.WaitLeader(ctx, token, time.Minute)
+	if err != nil {
 		p.Release()
 		return err
 	}
 	time.Sleep(extra)
+	// The new leader is stopped (its Pod kept, so it keeps the lock and nobody else leads),
+	// so that whatever changes from here on can only be the paused leader's doing.
+	var successor *replica
+	rs.mu.Lock()
+	for _, r := range rs.live {
+		if r != old && r.ctrl.App.Token.Load() == newToken {
+			successor = r
+		}
+	}
+	rs.mu.Unlock()
+	if successor == nil {
+		p.Release()
+		return fmt.Errorf("no live replica holds the new token %d", newToken)
+	}
+	_ = successor.ctrl.Stop()
+	rs.drop(successor)
+	// Event times have whole seconds: one more keeps the successor's last ones out.
+	time.Sleep(1100 * time.Millisecond)
+	before, err := TakeFootprint(ctx, rs.c)
+	if err != nil {
+		p.Release()
+		return err
+	}
+	if rs.Tamper != nil {
+		if err := rs.Tamper(ctx); err != nil {
+			p.Release()
+			return err
+		}
+	}
 	p.Release()
 	var stepDown error
 	select {
@@ -228,7 +262,30 @@ func (rs *Replicas) FencePaused(ctx context.Context, p *Pause, token uint64, ext
 	if stepDown == nil || !strings.Contains(stepDown.Error(), "stepped down") {
 		return fmt.Errorf("the paused leader %s exited with %w, want a step-down", old.pod.Name, stepDown)
 	}
-	return rs.add(ctx)
+	after, err := TakeFootprint(ctx, rs.c)
+	if err != nil {
+		return err
+	}
+	changes := after.Changes(before)
+	events, err := EventsSince(ctx, rs.c, before, before.At)
+	if err != nil {
+		return err
+	}
+	if len(changes) > 0 || len(events) > 0 {
+		return fmt.Errorf("the paused leader %s (token %d) acted between resuming and stepping down: %s; events: %v",
+			old.pod.Name, token, strings.Join(changes, "; "), events)
+	}
+	// The stopped successor's Pod goes, as the kubelet would report it, and two replicas run
+	// again.
+	if err := rs.deletePod(ctx, successor); err != nil {
+		return err
+	}
+	for range 2 {
+		if err := rs.add(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Stop stops every replica and deletes their Pods.
