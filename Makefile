@@ -80,7 +80,7 @@ test: tools ## Run every test with the race detector against the real control pl
 chaos: tools ## Run the planner model check deeper (MODEL_DEPTH), then 50 seeded chaos scenarios (CHAOS_SCENARIOS, CHAOS_SEED, QUORUMGUARD_CHAOS_ONLY to change); prints a table.
 	QUORUMGUARD_MODEL_DEPTH=$${MODEL_DEPTH:-2} go test -count=1 -timeout 90m -run '^TestModelCheckPlanner$$' -v ./pkg/quorum/
 	QUORUMGUARD_CHAOS=$${CHAOS_SCENARIOS:-50} QUORUMGUARD_CHAOS_SEED=$${CHAOS_SEED:-1} \
-	  go test -race -count=1 -timeout 120m -run '^TestChaos$$' -v ./test/e2e/ | grep --line-buffered -v '^{'
+	  go test -race -count=1 -timeout 300m -run '^TestChaos$$' -v ./test/e2e/ | grep --line-buffered -v '^{'
 
 .PHONY: lint
 lint: $(BIN)/golangci-lint ## Run golangci-lint (pinned, installed into bin/).
