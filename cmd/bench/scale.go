@@ -17,6 +17,7 @@ import (
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
@@ -97,7 +98,7 @@ func scale(ctx context.Context, bin string, workers int) ([]row, error) {
 		{figure: "API writes per minute, steady state", value: pick(filtered, func(s sample) float64 { return s.writesPerMin }), unit: "/min",
 			note: fmt.Sprintf("API reads %.1f/min", pick(filtered, func(s sample) float64 { return s.getsListsPerMin }))},
 		{figure: "etcd observations per minute, steady state", value: pick(filtered, func(s sample) float64 { return s.etcdCallsPerMin }), unit: "/min",
-			note: "each is a member list plus one status and one read per member; idle resync every 10 s"},
+			note: fmt.Sprintf("each is a member list plus one status and one read per member; idle pass every %s", controlplane.DefaultIdleResync)},
 	}, nil
 }
 
