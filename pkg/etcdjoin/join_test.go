@@ -47,19 +47,7 @@ type cluster struct {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	n, err := etcdnet.NewNetwork(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Close)
-	ms, err := n.Bootstrap(t.Context(), "m0", "m1", "m2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := n.ClientTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, ms, tc := etcdnet.StartTest(t, "m0", "m1", "m2")
 	raw, err := clientv3.New(clientv3.Config{Endpoints: etcdnet.ClientURLs(ms), TLS: tc, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)

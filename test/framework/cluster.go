@@ -62,11 +62,7 @@ type Cluster struct {
 // StartCluster creates the master Machines, runs the simulator and etcd agents, and waits
 // until the bootstrap members form a quorate cluster. The apiserver cp keeps its own store.
 func StartCluster(ctx context.Context, cp *ControlPlane, opts ClusterOptions) (*Cluster, error) {
-	opts, err := opts.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	n, err := etcdnet.NewNetwork(filepath.Join(opts.Dir, "etcd"))
+	opts, n, err := opts.network()
 	if err != nil {
 		return nil, err
 	}
@@ -79,11 +75,7 @@ func StartCluster(ctx context.Context, cp *ControlPlane, opts ClusterOptions) (*
 // through its --etcd-servers list, so replacing members without rolling that list out
 // (StartAPIServerOperator) loses the API. Stop stops the apiserver too.
 func StartProtected(ctx context.Context, cpOpts ControlPlaneOptions, opts ClusterOptions) (*Cluster, error) {
-	opts, err := opts.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	n, err := etcdnet.NewNetwork(filepath.Join(opts.Dir, "etcd"))
+	opts, n, err := opts.network()
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +101,16 @@ func StartProtected(ctx context.Context, cpOpts ControlPlaneOptions, opts Cluste
 	}
 	c.ownCP = true
 	return c, nil
+}
+
+// network fills in the defaults and makes the cluster's etcd network under its Dir.
+func (opts ClusterOptions) network() (ClusterOptions, *etcdnet.Network, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return opts, nil, err
+	}
+	n, err := etcdnet.NewNetwork(filepath.Join(opts.Dir, "etcd"))
+	return opts, n, err
 }
 
 func (opts ClusterOptions) withDefaults() (ClusterOptions, error) {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // HistoryOptions shape a History.
@@ -59,7 +58,7 @@ type History struct {
 	start   time.Time
 	mu      sync.Mutex
 	ops     []Op
-	clients map[string]*clientv3.Client
+	clients *endpointClients
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	// prefix is this history's own: a cluster keeps the keys an earlier history wrote, and
@@ -81,7 +80,7 @@ func StartHistory(ctx context.Context, opts HistoryOptions) *History {
 		opts.Keys = 3
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	h := &History{opts: opts, start: time.Now(), clients: map[string]*clientv3.Client{}, cancel: cancel,
+	h := &History{opts: opts, start: time.Now(), clients: newEndpointClients(opts.TLS), cancel: cancel,
 		prefix: fmt.Sprintf("%s%d-%d/", historyPrefix, time.Now().UnixNano(), historySeq.Add(1))}
 	for i := range opts.Clients {
 		h.wg.Add(1)
@@ -91,20 +90,6 @@ func StartHistory(ctx context.Context, opts HistoryOptions) *History {
 }
 
 func (h *History) now() int64 { return int64(time.Since(h.start)) }
-
-func (h *History) conn(ep string) (*clientv3.Client, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if c := h.clients[ep]; c != nil {
-		return c, nil
-	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, TLS: h.opts.TLS, DialTimeout: time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		return nil, err
-	}
-	h.clients[ep] = c
-	return c, nil
-}
 
 func (h *History) client(ctx context.Context, id int) {
 	defer h.wg.Done()
@@ -116,7 +101,7 @@ func (h *History) client(ctx context.Context, id int) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		cli, err := h.conn(eps[id%len(eps)])
+		cli, err := h.clients.get(eps[id%len(eps)])
 		if err != nil {
 			time.Sleep(50 * time.Millisecond)
 			continue
@@ -210,10 +195,8 @@ func (r LinearizabilityReport) String() string {
 func (h *History) Stop(dir string, timeout time.Duration) (LinearizabilityReport, error) {
 	h.cancel()
 	h.wg.Wait()
+	h.clients.close()
 	h.mu.Lock()
-	for _, c := range h.clients {
-		c.Close()
-	}
 	ops := h.ops
 	h.mu.Unlock()
 	return CheckLinearizable(ops, dir, timeout)

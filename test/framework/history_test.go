@@ -56,19 +56,7 @@ func TestLinearizabilityModel(t *testing.T) {
 func TestHistoryCatchesStaleReads(t *testing.T) {
 	for _, serializable := range []bool{true, false} {
 		t.Run(map[bool]string{true: "serializable gets", false: "linearizable gets"}[serializable], func(t *testing.T) {
-			n, err := etcdnet.NewNetwork(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer n.Close()
-			ms, err := n.Bootstrap(t.Context(), "m0", "m1", "m2")
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc, err := n.ClientTLS()
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, ms, tc := etcdnet.StartTest(t, "m0", "m1", "m2")
 			eps := etcdnet.ClientURLs(ms)
 			h := framework.StartHistory(t.Context(), framework.HistoryOptions{Endpoints: func() []string { return eps }, TLS: tc,
 				Clients: 3, Serializable: serializable, Seed: 7})
@@ -108,19 +96,7 @@ func TestHistoryCatchesStaleReads(t *testing.T) {
 // checked on its own keys; on the earlier one's keys its first reads would return values
 // it never wrote, and be flagged.
 func TestHistoriesInOneCluster(t *testing.T) {
-	n, err := etcdnet.NewNetwork(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	ms, err := n.Bootstrap(t.Context(), "m0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := n.ClientTLS()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ms, tc := etcdnet.StartTest(t, "m0")
 	eps := etcdnet.ClientURLs(ms)
 	for i := range 2 {
 		h := framework.StartHistory(t.Context(), framework.HistoryOptions{Endpoints: func() []string { return eps }, TLS: tc, Clients: 2, Seed: 3})

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
@@ -32,7 +31,7 @@ type QuorumMonitor struct {
 	done   chan struct{}
 
 	mu              sync.Mutex
-	conns           map[string]*clientv3.Client
+	conns           *endpointClients
 	samples         int
 	minVoters       int
 	minHealthy      int
@@ -76,7 +75,7 @@ func StartMonitor(ctx context.Context, opts MonitorOptions) (*QuorumMonitor, err
 		opts.Deadline = 2 * time.Second
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	m := &QuorumMonitor{opts: opts, cancel: cancel, done: make(chan struct{}), conns: map[string]*clientv3.Client{},
+	m := &QuorumMonitor{opts: opts, cancel: cancel, done: make(chan struct{}), conns: newEndpointClients(opts.TLS),
 		minVoters: 1 << 30, minHealthy: 1 << 30, minTolerance: 1 << 30}
 	go m.run(ctx)
 	return m, nil
@@ -84,11 +83,7 @@ func StartMonitor(ctx context.Context, opts MonitorOptions) (*QuorumMonitor, err
 
 func (m *QuorumMonitor) run(ctx context.Context) {
 	defer close(m.done)
-	defer func() {
-		for _, c := range m.conns {
-			c.Close()
-		}
-	}()
+	defer m.conns.close()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -101,24 +96,9 @@ func (m *QuorumMonitor) run(ctx context.Context) {
 	}
 }
 
-// conn is a client of one endpoint only.
-func (m *QuorumMonitor) conn(ep string) (*clientv3.Client, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if c := m.conns[ep]; c != nil {
-		return c, nil
-	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, TLS: m.opts.TLS, DialTimeout: time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		return nil, err
-	}
-	m.conns[ep] = c
-	return c, nil
-}
-
 // readThrough is a linearizable read through one endpoint within the deadline.
 func (m *QuorumMonitor) readThrough(ctx context.Context, ep string) error {
-	c, err := m.conn(ep)
+	c, err := m.conns.get(ep)
 	if err != nil {
 		return err
 	}
@@ -158,7 +138,7 @@ func (m *QuorumMonitor) anyOf(ctx context.Context, eps []string, fn func(context
 	errs := make(chan error, len(eps))
 	for _, ep := range eps {
 		go func() {
-			c, err := m.conn(ep)
+			c, err := m.conns.get(ep)
 			if err == nil {
 				err = fn(cctx, c)
 			}
@@ -218,7 +198,7 @@ func (m *QuorumMonitor) sample(ctx context.Context) {
 				defer wg.Done()
 				if m.readThrough(ctx, mem.ClientURLs[0]) == nil {
 					healthy.Add(1)
-					if c, err := m.conn(mem.ClientURLs[0]); err == nil {
+					if c, err := m.conns.get(mem.ClientURLs[0]); err == nil {
 						sctx, cancel := context.WithTimeout(ctx, m.opts.Deadline)
 						if st, err := c.Status(sctx, mem.ClientURLs[0]); err == nil && st.Leader != 0 {
 							leader.Store(st.Leader)

@@ -15,19 +15,7 @@ import (
 func TestMonitorIsNotFooledByAPartition(t *testing.T) {
 	for _, weak := range []bool{false, true} {
 		t.Run(map[bool]string{false: "linearizable probes", true: "status probes"}[weak], func(t *testing.T) {
-			n, err := etcdnet.NewNetwork(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer n.Close()
-			ms, err := n.Bootstrap(t.Context(), "m0", "m1", "m2")
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc, err := n.ClientTLS()
-			if err != nil {
-				t.Fatal(err)
-			}
+			n, ms, tc := etcdnet.StartTest(t, "m0", "m1", "m2")
 			eps := etcdnet.ClientURLs(ms)
 			mon, err := framework.StartMonitor(t.Context(), framework.MonitorOptions{Endpoints: func() []string { return eps }, TLS: tc, Faults: n.Faults, StatusProbe: weak})
 			if err != nil {
