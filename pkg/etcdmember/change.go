@@ -194,7 +194,7 @@ func etcdRefusal(members []Member, c Change, err error) error {
 	for _, r := range []error{rpctypes.ErrGRPCUnhealthy, rpctypes.ErrGRPCMemberNotEnoughStarted, rpctypes.ErrGRPCTooManyLearners} {
 		if isServerError(err, r) {
 			return &UnsafeChangeError{Change: c, Before: Count(members), After: Count(Apply(members, c)),
-				Reason: "etcd refused: " + rpctypes.ErrorDesc(err), Passes: r == rpctypes.ErrGRPCUnhealthy}
+				Reason: "etcd refused: " + rpctypes.ErrorDesc(err), Passes: errors.Is(r, rpctypes.ErrGRPCUnhealthy)}
 		}
 	}
 	return nil
