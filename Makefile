@@ -74,7 +74,7 @@ tools: ## Build the test control plane (kube-apiserver, kube-controller-manager,
 
 .PHONY: test
 test: tools ## Run every test with the race detector against the real control plane and real etcd.
-	go test -race -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
+	QUORUMGUARD_CHAOS_STORE=$${QUORUMGUARD_CHAOS_STORE:-separate} go test -race -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
 
 .PHONY: chaos
 chaos: tools ## Run the planner model check deeper (MODEL_DEPTH), then 50 seeded chaos scenarios (CHAOS_SCENARIOS, CHAOS_SEED, QUORUMGUARD_CHAOS_ONLY to change); prints a table.
