@@ -25,7 +25,7 @@ IMAGE_BINARY   ?= $(BIN)/linux-$(IMAGE_ARCH)/quorumguard
 IMAGE_OUT      ?= $(BIN)/quorumguard-image.tar
 PLUGIN_DIR     ?= /usr/local/bin
 GO_TEST_FLAGS  ?=
-TEST_TIMEOUT   ?= 25m
+TEST_TIMEOUT   ?= 45m
 export QUORUMGUARD_BIN_DIR := $(BIN)
 
 .PHONY: help
