@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -122,14 +121,7 @@ func TestCoexistence(t *testing.T) {
 		_ = cp.Client.Delete(context.Background(), &configv1.ClusterOperator{ObjectMeta: metav1.ObjectMeta{Name: coexist.CPMSOperatorName}})
 	})
 
-	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{
-		Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond,
-		ProviderSpec: func(i int) *runtime.RawExtension { return e2e.ZoneSpec("aba"[i]) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
+	c := zonedCluster(t, "aba")
 	// Zones a, b, c: the Machine controller would move index 2 to c at once.
 	createCPMS(t, c, e2e.CPMSInput{Zones: "abc"})
 	t.Cleanup(func() { _ = e2e.DeleteCPMS(context.Background(), c) })

@@ -20,13 +20,11 @@ import (
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
-// machineSetup starts a three-master cluster with master i in zone boot[i], and the quorum
-// controller alone (ManageMachines off). With settle it waits the 5 s etcd needs before it
-// accepts a reconfiguration.
-func machineSetup(t *testing.T, boot string, settle bool) *framework.Cluster {
+// zonedCluster starts a three-master cluster with master i in zone boot[i], stopped when the
+// test ends.
+func zonedCluster(t *testing.T, boot string) *framework.Cluster {
 	t.Helper()
-	ctx := t.Context()
-	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{
+	c, err := framework.StartCluster(t.Context(), cp, framework.ClusterOptions{
 		Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond,
 		ProviderSpec: func(i int) *runtime.RawExtension { return e2e.ZoneSpec(boot[i]) },
 	})
@@ -34,6 +32,16 @@ func machineSetup(t *testing.T, boot string, settle bool) *framework.Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Stop(context.Background()) })
+	return c
+}
+
+// machineSetup starts a three-master cluster with master i in zone boot[i], and the quorum
+// controller alone (ManageMachines off). With settle it waits the 5 s etcd needs before it
+// accepts a reconfiguration.
+func machineSetup(t *testing.T, boot string, settle bool) *framework.Cluster {
+	t.Helper()
+	ctx := t.Context()
+	c := zonedCluster(t, boot)
 	rc, err := e2e.StartController(ctx, c, e2e.ControllerOptions(c))
 	if err != nil {
 		t.Fatal(err)

@@ -13,11 +13,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
@@ -71,14 +69,7 @@ func TestRBACWithMachineManagement(t *testing.T) {
 	for _, mode := range []string{"for-life", "lease"} {
 		t.Run(mode, func(t *testing.T) {
 			ctx := t.Context()
-			c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{
-				Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond,
-				ProviderSpec: func(i int) *runtime.RawExtension { return e2e.ZoneSpec("aba"[i]) },
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Stop(context.Background()) })
+			c := zonedCluster(t, "aba")
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "quorumguard-rbac-" + mode, Namespace: ns},
 				Spec: corev1.PodSpec{ServiceAccountName: "quorumguard", Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
 			if err := cp.Client.Create(ctx, pod); err != nil {
@@ -99,27 +90,7 @@ func TestRBACWithMachineManagement(t *testing.T) {
 			o.LeaderElect, o.ElectionNS, o.ElectionID, o.PodName = mode, ns, lockID, pod.Name
 			o.ClusterOperator, o.HookHeldThreshold = coName, 30*time.Minute
 			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 15*time.Second, 10*time.Second, 2*time.Second
-			a, err := app.New(cfg, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := a.EnableStatus(); err != nil {
-				t.Fatal(err)
-			}
-			runCtx, cancel := context.WithCancel(ctx)
-			runErr := make(chan error, 1)
-			go func() { runErr <- a.Run(runCtx) }()
-			t.Cleanup(func() {
-				cancel()
-				select {
-				case err := <-runErr:
-					if err != nil {
-						t.Errorf("controller: %v", err)
-					}
-				case <-time.After(30 * time.Second):
-					t.Error("controller did not stop")
-				}
-			})
+			runApp(t, cfg, o)
 			waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
 			// etcd refuses a reconfiguration until its members have been connected for 5 s.
 			time.Sleep(5 * time.Second)

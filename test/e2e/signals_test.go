@@ -10,13 +10,11 @@ import (
 	"github.com/go-logr/logr"
 	machinev1 "github.com/openshift/api/machine/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/test/e2e"
-	"github.com/quorumguard/quorumguard/test/framework"
 )
 
 // errorLog collects every error line the controllers in this test binary log.
@@ -33,14 +31,7 @@ func init() { ctrl.SetLogger(logr.New(errorLog)) }
 // bootstrap members is the controller's to wait out as well.
 func TestRoutineChangesRaiseNoAlarm(t *testing.T) {
 	ctx := t.Context()
-	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{
-		Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond,
-		ProviderSpec: func(i int) *runtime.RawExtension { return e2e.ZoneSpec("aba"[i]) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
+	c := zonedCluster(t, "aba")
 	co := fmt.Sprintf("etcd-%d", time.Now().UnixNano())
 	o := e2e.ControllerOptions(c)
 	o.ClusterOperator = co

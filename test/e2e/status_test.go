@@ -616,27 +616,7 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 	o := e2e.ControllerOptions(c)
 	o.LeaderElect, o.ElectionNS, o.ElectionID, o.PodName = "for-life", ns, lockID, pod.Name
 	o.ClusterOperator, o.HookHeldThreshold = "quorumguard", 30*time.Minute
-	a, err := app.New(cfg, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.EnableStatus(); err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("controller: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("controller did not stop")
-		}
-	})
+	a := runApp(t, cfg, o)
 	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
 	if tok := a.Token.Load(); tok == 0 {
 		t.Error("the controller acts without a leader-for-life token")
@@ -727,4 +707,33 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 	if err := as.Get(ctx, client.ObjectKeyFromObject(worker), &machinev1beta1.Machine{}); !apierrors.IsForbidden(err) {
 		t.Errorf("reading a Machine outside the Machines' namespace: %v; want Forbidden", err)
 	}
+}
+
+// runApp builds the controller from cfg (whose identity its RBAC is tested under) with its
+// ClusterOperator status on, runs it, and stops it when the test ends, failing the test if
+// it ended with an error or did not stop.
+func runApp(t *testing.T, cfg *rest.Config, o app.Options) *app.Controller {
+	t.Helper()
+	a, err := app.New(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.EnableStatus(); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(t.Context())
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-runErr:
+			if err != nil {
+				t.Errorf("controller: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("controller did not stop")
+		}
+	})
+	return a
 }
