@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -56,7 +57,9 @@ func TestJoinCommandWritesTheEnvFile(t *testing.T) {
 	}
 	defer raw.Close()
 	peer := "https://" + net.JoinHostPort(ip.String(), "2380")
-	if _, err := raw.MemberAddAsLearner(t.Context(), []string{peer}); err != nil {
+	actx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := raw.MemberAddAsLearner(actx, []string{peer}); err != nil {
 		t.Fatal(err)
 	}
 	ca, cert, key := n.ClientFiles()

@@ -49,7 +49,10 @@ func TestPausedLeaderCheck(t *testing.T) {
 					}
 					// etcd refuses a change in its health window; try for a while.
 					return framework.WaitFor(ctx, 30*time.Second, "the member's removal", func() (bool, error) {
-						_, err := cli.MemberRemove(ctx, *victim)
+						// Each attempt is bounded: a proposal dropped in a leader change is never answered.
+						actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+						defer cancel()
+						_, err := cli.MemberRemove(actx, *victim)
 						return err == nil, err
 					})
 				}

@@ -96,12 +96,17 @@ func TestClusterLifecycle(t *testing.T) {
 		// five seconds (strict reconfig check), so a fresh cluster needs retries.
 		var added *clientv3.MemberAddResponse
 		must(t, framework.WaitFor(ctx, 30*time.Second, "learner add", func() (bool, error) {
+			// Each attempt is bounded: a proposal dropped in a leader change is never answered.
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
 			var err error
-			added, err = cli.MemberAddAsLearner(ctx, []string{peer})
+			added, err = cli.MemberAddAsLearner(actx, []string{peer})
 			return err == nil, err
 		}))
 		must(t, framework.WaitFor(ctx, 30*time.Second, "learner to start and be promoted", func() (bool, error) {
-			_, err := cli.MemberPromote(ctx, added.Member.ID)
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_, err := cli.MemberPromote(actx, added.Member.ID)
 			return err == nil, nil
 		}))
 		list, err := cli.MemberList(ctx)
