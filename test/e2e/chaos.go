@@ -36,6 +36,9 @@ type ChaosInput struct {
 	// whole again: no deleting Machine, three Machines balanced over the listed domains,
 	// each with its hook, three healthy voting members and no learner.
 	Settle time.Duration
+	// DuringLoss, a test-only seam, runs while a quorum-loss event has quorum away, as a
+	// broken controller acting then would: it shows that the check sees such an act.
+	DuringLoss func(context.Context) error
 }
 
 // ChaosResult is one scenario's outcome.
@@ -49,24 +52,34 @@ type ChaosResult struct {
 	Linearizability framework.LinearizabilityReport
 	// MaxMachines is the most control-plane Machines, deleting ones included, seen at once.
 	MaxMachines int
-	Took        time.Duration
-	Err         error
+	// Windows are the spans in which the scenario took quorum away on purpose, and
+	// ExplainedLoss the monitor's samples below quorum they explain.
+	Windows       []LossWindow
+	ExplainedLoss int
+	// Releases are the moments a Machine was seen to lose its hook.
+	Releases []HookRelease
+	Took     time.Duration
+	Err      error
 }
 
 // ChaosEvents are the kinds of event a scenario draws from.
 var ChaosEvents = []string{
 	"delete-one", "delete-two", "kill-then-delete", "freeze", "partition",
 	"controller-crash", "delete-during-crash", "paused-leader", "apiserver-restart", "domain-change",
+	"quorum-loss",
 }
 
 // chaosZoneSets are the failure-domain lists a domain-change event picks from.
 var chaosZoneSets = []string{"ab", "abc", "ac", "bc", "abcd"}
 
 // ChaosSpec plays Events random events drawn from Seed, one after another, each followed by
-// a wait for the cluster to settle, while checking throughout that quorum never falls (every
-// fault here takes out at most one member, so quorum must hold), no acknowledged write is
-// lost, never more than replicas+1 control-plane Machines exist, and no two membership
-// changes overlap; a paused leader must step down on resuming without acting.
+// a wait for the cluster to settle, while checking throughout that quorum never falls except
+// where an event takes it on purpose (every other fault takes out at most one member, so
+// quorum must hold), no acknowledged write is lost, the clients' history is linearizable,
+// never more than replicas+1 control-plane Machines exist, and no two membership changes
+// overlap; a paused leader must step down on resuming without acting. The quorum-loss event
+// freezes two voting members at once in the middle of a replacement: while they are frozen
+// no replica may act and no hook may be released, and everything completes once they thaw.
 func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 	res := ChaosResult{Seed: in.Seed}
 	rng := rand.New(rand.NewPCG(in.Seed, in.Seed^0x9e3779b97f4a7c15))
@@ -74,7 +87,7 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 	if in.Settle == 0 {
 		in.Settle = 3 * time.Minute
 	}
-	var mu sync.Mutex
+	var mu sync.Mutex // guards the timeline
 	logf := func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -86,26 +99,15 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 		res.Err = err
 		return res
 	}
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		for watchCtx.Err() == nil {
-			if all, _ := masters(watchCtx, c); len(all) > res.MaxMachines {
-				mu.Lock()
-				res.MaxMachines = len(all)
-				mu.Unlock()
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
+	watch := WatchMachines(ctx, c)
 	finish := func(err error) ChaosResult {
-		stopWatch()
-		<-watchDone
+		wr := watch.Stop()
+		res.MaxMachines, res.Releases = wr.MaxMachines, wr.Releases
 		res.Took = time.Since(start)
 		var check error
 		res.Writer, res.Monitor, check = g.Check(ctx, 2)
 		res.Linearizability = g.Linearizability
+		res.Windows, res.ExplainedLoss = g.Windows(), g.ExplainedLoss
 		var problems []string
 		if err != nil {
 			problems = append(problems, err.Error())
@@ -113,11 +115,16 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 		if check != nil {
 			problems = append(problems, check.Error())
 		}
-		if res.Monitor.MaxLearners > 1 {
-			problems = append(problems, fmt.Sprintf("%d learners at once: two membership changes overlapped", res.Monitor.MaxLearners))
+		// etcd itself refuses a second learner; a second replacement begun before the first
+		// one's old member is gone shows as a fifth member instead.
+		if res.Monitor.MaxMembers > 4 {
+			problems = append(problems, fmt.Sprintf("%d etcd members at once (replicas+1 is 4): two replacements overlapped", res.Monitor.MaxMembers))
 		}
 		if res.MaxMachines > 4 {
 			problems = append(problems, fmt.Sprintf("%d control-plane Machines at once (replicas+1 is 4)", res.MaxMachines))
+		}
+		if quiet := Quiet(res.Windows, in.Replicas.Actions(), res.Releases, QuietMargin); len(quiet) > 0 {
+			problems = append(problems, strings.Join(quiet, "; "))
 		}
 		if len(problems) > 0 {
 			res.Err = fmt.Errorf("%s", strings.Join(problems, "; "))
@@ -201,6 +208,39 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 				err = c.CP.RestartAPIServer(d)
 				logf("kube-apiserver back")
 			}
+		case "quorum-loss":
+			if err = del(pick()); err != nil {
+				break
+			}
+			time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond)
+			var voters []string
+			if voters, err = runningVoters(ctx, c); err != nil {
+				break
+			}
+			if len(voters) < 2 {
+				logf("fewer than two running voting members (%v): nothing to freeze", voters)
+				break
+			}
+			rng.Shuffle(len(voters), func(i, j int) { voters[i], voters[j] = voters[j], voters[i] })
+			a, b := c.Agent.Member(voters[0]), c.Agent.Member(voters[1])
+			d := time.Duration(3000+rng.IntN(3000)) * time.Millisecond
+			why := fmt.Sprintf("etcd of %s and %s frozen together", voters[0], voters[1])
+			from := time.Now()
+			a.Freeze()
+			b.Freeze()
+			logf("%s for %s: quorum is gone", why, d)
+			time.Sleep(d / 2)
+			if in.DuringLoss != nil {
+				if err := in.DuringLoss(ctx); err != nil {
+					logf("the injected act failed: %v", err)
+				}
+			}
+			time.Sleep(time.Until(from.Add(d)))
+			a.Thaw()
+			b.Thaw()
+			to := time.Now()
+			g.ExpectLoss(from, to, why)
+			logf("%s and %s thawed", voters[0], voters[1])
 		case "domain-change":
 			next := zones
 			for next == zones {
@@ -344,6 +384,25 @@ func unbalanced(layout []Placed, zones string) string {
 		return fmt.Sprintf("two Machines share a domain while others are free: %v", count)
 	}
 	return ""
+}
+
+// QuietMargin is how long after a quorum-taking fault begins an action may still be recorded:
+// one whose fence passed just before the fault.
+const QuietMargin = time.Second
+
+// runningVoters names the Machines whose etcd members vote and are running.
+func runningVoters(ctx context.Context, c *framework.Cluster) ([]string, error) {
+	list, err := memberList(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range list {
+		if em := c.Agent.Member(m.Name); !m.IsLearner && m.Name != "" && em != nil && em.Running() {
+			out = append(out, m.Name)
+		}
+	}
+	return out, nil
 }
 
 func masters(ctx context.Context, c *framework.Cluster) ([]machinev1beta1.Machine, error) {

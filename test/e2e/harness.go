@@ -87,6 +87,10 @@ type Guards struct {
 	// its result, set by Check.
 	History         *framework.History
 	Linearizability framework.LinearizabilityReport
+	// ExplainedLoss counts the monitor's samples below quorum that an announced window
+	// (ExpectLoss) explains; set by Check.
+	ExplainedLoss int
+	expected      expectations
 }
 
 // StartGuards starts the writer and the monitor.
@@ -119,7 +123,8 @@ func StartGuards(ctx context.Context, c *framework.Cluster) (*Guards, error) {
 }
 
 // Check stops all three and fails if a write was lost, the clients' history is not
-// linearizable, quorum fell, or voting members went below minVoters. A history that is not
+// linearizable, quorum fell outside the windows announced with ExpectLoss (and their
+// recovery grace), or voting members went below minVoters. A history that is not
 // linearizable is written out with its visualisation, and the error names where.
 func (g *Guards) Check(ctx context.Context, minVoters int) (framework.WriterReport, framework.MonitorReport, error) {
 	mon := g.Monitor.Stop()
@@ -138,8 +143,10 @@ func (g *Guards) Check(ctx context.Context, minVoters int) (framework.WriterRepo
 	if len(rep.Lost) > 0 {
 		problems = append(problems, fmt.Sprintf("%d acknowledged writes lost: %v", len(rep.Lost), rep.Lost[:min(5, len(rep.Lost))]))
 	}
-	if len(mon.QuorumLost) > 0 {
-		problems = append(problems, fmt.Sprintf("quorum lost: %v", mon.QuorumLost[:min(5, len(mon.QuorumLost))]))
+	explained, unexplained := Explain(mon.Losses, g.Windows(), RecoveryGrace)
+	g.ExplainedLoss = explained
+	if len(unexplained) > 0 {
+		problems = append(problems, fmt.Sprintf("quorum lost with no fault to explain it in %d samples: %v", len(unexplained), unexplained[:min(5, len(unexplained))]))
 	}
 	if mon.MinVoters < minVoters {
 		problems = append(problems, fmt.Sprintf("voting members fell to %d (want at least %d)", mon.MinVoters, minVoters))

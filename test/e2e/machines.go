@@ -31,6 +31,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/failuredomain"
+	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/framework"
@@ -282,6 +283,8 @@ type Placed struct {
 	UID                         types.UID
 	Index                       int
 	Deleting, Voting            bool
+	// Hooked says the Machine carries quorumguard's preDrain hook.
+	Hooked bool
 }
 
 // Layout lists the control-plane Machines, by index then name.
@@ -293,7 +296,7 @@ func Layout(ctx context.Context, c *framework.Cluster) ([]Placed, error) {
 	out := make([]Placed, 0, len(list.Items))
 	for i := range list.Items {
 		m := &list.Items[i]
-		p := Placed{Name: m.Name, UID: m.UID, Phase: framework.Phase(m), Deleting: m.DeletionTimestamp != nil}
+		p := Placed{Name: m.Name, UID: m.UID, Phase: framework.Phase(m), Deleting: m.DeletionTimestamp != nil, Hooked: hooks.Has(m, hooks.Default)}
 		var err error
 		if p.Index, err = failuredomain.IndexOf(m.Name); err != nil {
 			p.Index, _ = strconv.Atoi(m.Annotations[failuredomain.IndexAnnotation]) // adopted
@@ -355,7 +358,8 @@ func LayoutString(layout []Placed) string {
 
 // MachineWatch samples the control-plane Machines every 100 ms: the most that existed at
 // once, the most indexes being replaced at once (with more than one Machine, or a deleting
-// one), the order Machines appeared and were deleted in, and the CPMS Progressing messages.
+// one), the order Machines appeared and were deleted in, the CPMS Progressing messages, and
+// every moment a Machine was seen to lose the quorum hook it had (released, or gone).
 type MachineWatch struct {
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -364,6 +368,7 @@ type MachineWatch struct {
 	report      WatchReport
 	seen        map[string]bool
 	seenDeleted map[string]bool
+	hooked      map[string]bool
 }
 
 // WatchReport is what a MachineWatch saw.
@@ -373,15 +378,17 @@ type WatchReport struct {
 	MaxUpdated       int32
 	Created, Deleted []string
 	Progressing      []string
+	Releases         []HookRelease
 }
 
 // WatchMachines starts sampling; the Machines that exist now are not reported as created.
 func WatchMachines(ctx context.Context, c *framework.Cluster) *MachineWatch {
 	ctx, cancel := context.WithCancel(ctx)
-	w := &MachineWatch{cancel: cancel, done: make(chan struct{}), seen: map[string]bool{}, seenDeleted: map[string]bool{}}
+	w := &MachineWatch{cancel: cancel, done: make(chan struct{}), seen: map[string]bool{}, seenDeleted: map[string]bool{}, hooked: map[string]bool{}}
 	if layout, err := Layout(ctx, c); err == nil {
 		for _, p := range layout {
 			w.seen[p.Name] = true
+			w.hooked[p.Name] = p.Hooked
 		}
 	}
 	go func() {
@@ -429,6 +436,22 @@ func (w *MachineWatch) sample(ctx context.Context, c *framework.Cluster) {
 		}
 	}
 	r.MaxReplacing = max(r.MaxReplacing, len(replacing))
+	now, present := time.Now(), map[string]bool{}
+	for _, p := range layout {
+		present[p.Name] = true
+		if !p.Hooked && w.hooked[p.Name] {
+			r.Releases = append(r.Releases, HookRelease{At: now, Machine: p.Name})
+		}
+		w.hooked[p.Name] = p.Hooked
+	}
+	for name, had := range w.hooked {
+		if !present[name] {
+			if had {
+				r.Releases = append(r.Releases, HookRelease{At: now, Machine: name})
+			}
+			delete(w.hooked, name)
+		}
+	}
 	if progressing != "" && (len(r.Progressing) == 0 || r.Progressing[len(r.Progressing)-1] != progressing) {
 		r.Progressing = append(r.Progressing, progressing)
 	}
@@ -532,8 +555,8 @@ func RolloutSpec(ctx context.Context, in RolloutInput) (RolloutResult, error) {
 	if res.Watch.MaxReplacing > 1 {
 		problems = append(problems, fmt.Sprintf("%d indexes were replaced at once, want 1", res.Watch.MaxReplacing))
 	}
-	if res.Monitor.MaxLearners > 1 {
-		problems = append(problems, fmt.Sprintf("%d learners existed at once, want at most 1", res.Monitor.MaxLearners))
+	if res.Monitor.MaxMembers > 4 {
+		problems = append(problems, fmt.Sprintf("%d etcd members existed at once, want at most 4 (one replacement at a time)", res.Monitor.MaxMembers))
 	}
 	for _, p := range before {
 		now := slices.IndexFunc(res.Layout, func(q Placed) bool { return q.Name == p.Name })

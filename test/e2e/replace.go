@@ -31,6 +31,8 @@ type ReplaceResult struct {
 	Monitor framework.MonitorReport
 	Reasons map[string][]string
 	Took    time.Duration
+	// StartVoters is how many voting members there were before the deletions.
+	StartVoters int
 }
 
 // ReplaceSpec deletes Machines, creates their replacements, and checks that every deleted
@@ -46,6 +48,7 @@ func ReplaceSpec(ctx context.Context, in ReplaceInput) (ReplaceResult, error) {
 	if err != nil {
 		return res, err
 	}
+	res.StartVoters = len(before)
 	g, err := StartGuards(ctx, c)
 	if err != nil {
 		return res, err

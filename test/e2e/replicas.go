@@ -32,6 +32,22 @@ type Replicas struct {
 	mu   sync.Mutex
 	next int
 	live []*replica
+	acts []Acted
+}
+
+// Acted is one action a replica took: the moment it had passed the fence and was about to
+// call etcd or the apiserver.
+type Acted struct {
+	At      time.Time
+	Replica string
+	Action  quorum.Action
+}
+
+// Actions is every action the replicas have taken so far, in order.
+func (rs *Replicas) Actions() []Acted {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return append([]Acted(nil), rs.acts...)
 }
 
 type replica struct {
@@ -85,6 +101,9 @@ func (rs *Replicas) add(ctx context.Context) error {
 	r := &replica{pod: pod}
 	ctrl, err := StartControllerWith(ctx, rs.c, o, func(a *app.Controller) error {
 		a.Reconciler.BeforeAct = func(ctx context.Context, act quorum.Action) {
+			rs.mu.Lock()
+			rs.acts = append(rs.acts, Acted{At: time.Now(), Replica: name, Action: act})
+			rs.mu.Unlock()
 			r.pauseMu.Lock()
 			p := r.pause
 			r.pause, r.held = nil, p

@@ -36,7 +36,9 @@ type QuorumMonitor struct {
 	minVoters       int
 	minHealthy      int
 	maxLearners     int
+	maxMembers      int
 	lostAt          []string
+	losses          []LossSample
 	minTolerance    int
 	changes         int
 	lastFingerprint string
@@ -155,6 +157,7 @@ func (m *QuorumMonitor) anyOf(ctx context.Context, eps []string, fn func(context
 }
 
 func (m *QuorumMonitor) sample(ctx context.Context) {
+	began := time.Now()
 	eps := m.opts.Endpoints()
 	if len(eps) == 0 {
 		return
@@ -229,6 +232,7 @@ func (m *QuorumMonitor) sample(ctx context.Context) {
 		m.minVoters = min(m.minVoters, voters)
 		m.minHealthy = min(m.minHealthy, h)
 		m.maxLearners = max(m.maxLearners, learners)
+		m.maxMembers = max(m.maxMembers, voters+learners)
 		m.minTolerance = min(m.minTolerance, quorum.Tolerance(voters, h))
 		if h < quorum.QuorumOf(voters) {
 			why = append(why, fmt.Sprintf("%d healthy of %d voting members", h, voters))
@@ -242,7 +246,10 @@ func (m *QuorumMonitor) sample(ctx context.Context) {
 		if faults == "" {
 			faults = "none"
 		}
-		m.lostAt = append(m.lostAt, fmt.Sprintf("%s: %s (faults in force: %s)", time.Now().Format("15:04:05.000"), strings.Join(why, "; "), faults))
+		now := time.Now()
+		text := fmt.Sprintf("%s: %s (faults in force: %s)", now.Format("15:04:05.000"), strings.Join(why, "; "), faults)
+		m.lostAt = append(m.lostAt, text)
+		m.losses = append(m.losses, LossSample{Began: began, Ended: now, Text: text})
 	}
 	if fp != "" && fp != m.lastFingerprint {
 		if m.lastFingerprint != "" {
@@ -258,6 +265,8 @@ func (m *QuorumMonitor) sample(ctx context.Context) {
 // MonitorReport sums up what the monitor saw.
 type MonitorReport struct {
 	Samples, MinVoters, MinHealthy, MaxLearners, MinTolerance int
+	// MaxMembers is the most members, voting or not, in one list.
+	MaxMembers int
 	// QuorumLost lists the samples below quorum (see QuorumMonitor), each with its time, why
 	// and the faults in force.
 	QuorumLost []string
@@ -266,6 +275,14 @@ type MonitorReport struct {
 	// ListMisses counts samples whose member list no member gave within the deadline; each
 	// is also in QuorumLost.
 	ListMisses int
+	// Losses are the samples in QuorumLost with the span each sample took.
+	Losses []LossSample
+}
+
+// LossSample is one sample below quorum: when the sample began and ended, and what it saw.
+type LossSample struct {
+	Began, Ended time.Time
+	Text         string
 }
 
 func (r MonitorReport) String() string {
@@ -277,9 +294,9 @@ func (r MonitorReport) String() string {
 func (m *QuorumMonitor) Report() MonitorReport {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return MonitorReport{Samples: m.samples, MinVoters: m.minVoters, MinHealthy: m.minHealthy, MaxLearners: m.maxLearners,
+	return MonitorReport{Samples: m.samples, MinVoters: m.minVoters, MinHealthy: m.minHealthy, MaxLearners: m.maxLearners, MaxMembers: m.maxMembers,
 		MinTolerance: m.minTolerance, QuorumLost: append([]string(nil), m.lostAt...), Leaders: append([]uint64(nil), m.leaderChanges...),
-		ListMisses: m.listMisses}
+		ListMisses: m.listMisses, Losses: append([]LossSample(nil), m.losses...)}
 }
 
 // Stop stops sampling and returns the report.
