@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/test/framework"
+	"github.com/quorumguard/quorumguard/test/framework/etcdnet"
 )
 
 // ChaosInput describes one seeded chaos scenario on a running cluster whose
@@ -66,7 +68,7 @@ type ChaosResult struct {
 var ChaosEvents = []string{
 	"delete-one", "delete-two", "kill-then-delete", "freeze", "partition",
 	"controller-crash", "delete-during-crash", "paused-leader", "apiserver-restart", "domain-change",
-	"quorum-loss",
+	"quorum-loss", "slow-links", "wipe-data", "leader-node-notready",
 }
 
 // chaosZoneSets are the failure-domain lists a domain-change event picks from.
@@ -241,6 +243,59 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 			to := time.Now()
 			g.ExpectLoss(from, to, why)
 			logf("%s and %s thawed", voters[0], voters[1])
+		case "slow-links":
+			// One member's peer links slow and lossy while a replacement runs: quorum must hold.
+			var voters []string
+			if voters, err = runningVoters(ctx, c); err != nil || len(voters) == 0 {
+				break
+			}
+			victim := voters[rng.IntN(len(voters))]
+			m := c.Agent.Member(victim)
+			f := etcdnet.LinkFault{Latency: time.Duration(50+rng.IntN(200)) * time.Millisecond, Loss: float64(rng.IntN(21)) / 100}
+			d := time.Duration(4000+rng.IntN(6000)) * time.Millisecond
+			logf("peer links of %s get %s for %s", victim, f, d)
+			m.Degrade(f)
+			if err = del(pick()); err == nil {
+				time.Sleep(d)
+			}
+			m.Restore()
+			logf("peer links of %s restored", victim)
+		case "wipe-data":
+			// A node comes back with an empty data dir. Its join must not start the old member
+			// from nothing; the Machine is then remediated (deleted) as a MachineHealthCheck
+			// would, and quorumguard replaces it.
+			victim := pick()
+			if c.Agent.Member(victim) == nil {
+				continue
+			}
+			var logPath string
+			if logPath, err = c.Agent.Wipe(victim); err != nil {
+				break
+			}
+			logf("etcd of %s restarted with an empty data dir", victim)
+			time.Sleep(time.Duration(2000+rng.IntN(2000)) * time.Millisecond)
+			if c.Agent.Member(victim) != nil {
+				err = fmt.Errorf("the node of %s started etcd from an empty data dir without being added afresh", victim)
+				break
+			}
+			if said, _ := os.ReadFile(logPath); !strings.Contains(string(said), "this node is added afresh") {
+				err = fmt.Errorf("the join on %s did not say it waits for a fresh add; it said: %q", victim, said)
+				break
+			}
+			err = del(victim)
+		case "leader-node-notready":
+			// The leader's Node goes NotReady mid-replacement, the leader with it; under
+			// leader-for-life the standby must see the Node and take over.
+			if err = del(pick()); err != nil {
+				break
+			}
+			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+			logf("the leader replica's Node goes NotReady (token %d)", in.Replicas.Token())
+			var old, tok uint64
+			old, tok, err = in.Replicas.LoseLeaderNode(ctx, time.Minute)
+			if err == nil {
+				logf("the standby took over from token %d with token %d", old, tok)
+			}
 		case "domain-change":
 			next := zones
 			for next == zones {

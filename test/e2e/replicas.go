@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
@@ -90,9 +91,19 @@ func (rs *Replicas) add(ctx context.Context) error {
 	name := fmt.Sprintf("%s-%d", rs.prefix, rs.next)
 	rs.next++
 	rs.mu.Unlock()
+	// Each replica runs on a Node of its own, Ready, so that a Node going NotReady can be
+	// played (LoseLeaderNode).
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name + "-node"}}
+	err := framework.RideOut(ctx, "create Node "+node.Name, func() error { return rs.c.Client.Create(ctx, node) })
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create Node %s: %w", node.Name, err)
+	}
+	if err := rs.setNodeReady(ctx, node.Name, corev1.ConditionTrue); err != nil {
+		return err
+	}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: framework.MachineNamespace},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
-	err := framework.RideOut(ctx, "create Pod "+name, func() error { return rs.c.Client.Create(ctx, pod) })
+		Spec: corev1.PodSpec{NodeName: node.Name, Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
+	err = framework.RideOut(ctx, "create Pod "+name, func() error { return rs.c.Client.Create(ctx, pod) })
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create Pod %s: %w", name, err)
 	}
@@ -199,6 +210,50 @@ func (rs *Replicas) CrashLeader(ctx context.Context) error {
 	}
 	_, err = rs.WaitLeader(ctx, old, time.Minute)
 	return err
+}
+
+// setNodeReady sets a replica Node's Ready condition, as its kubelet (or, for NotReady, the
+// node lifecycle controller) would.
+func (rs *Replicas) setNodeReady(ctx context.Context, name string, status corev1.ConditionStatus) error {
+	return framework.RideOut(ctx, "set Node "+name+" Ready="+string(status), func() error {
+		node := &corev1.Node{}
+		if err := rs.c.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+			return err
+		}
+		now := metav1.Now()
+		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status, LastHeartbeatTime: now, LastTransitionTime: now, Reason: "Simulated"}}
+		return rs.c.Client.Status().Update(ctx, node)
+	})
+}
+
+// LoseLeaderNode plays the leader's Node going NotReady with the leader on it: the replica
+// stops (the machine is down) but its Pod stays, as Pods on an unreachable Node do for
+// minutes. Under leader-for-life only the standby's Node check frees the lock. It returns the
+// old and new tokens once another replica leads, after checking that the old leader's Pod was
+// deleted, and starts a replica in its place as the Deployment would.
+func (rs *Replicas) LoseLeaderNode(ctx context.Context, within time.Duration) (uint64, uint64, error) {
+	l := rs.leader()
+	if l == nil {
+		return 0, 0, errors.New("no replica leads")
+	}
+	old := l.ctrl.App.Token.Load()
+	if err := rs.setNodeReady(ctx, l.pod.Spec.NodeName, corev1.ConditionFalse); err != nil {
+		return old, 0, err
+	}
+	err := l.ctrl.Stop()
+	rs.drop(l)
+	if err != nil && !strings.Contains(err.Error(), "context canceled") {
+		return old, 0, fmt.Errorf("stop leader %s: %w", l.pod.Name, err)
+	}
+	tok, err := rs.WaitLeader(ctx, old, within)
+	if err != nil {
+		return old, 0, fmt.Errorf("nobody took over from the leader on NotReady Node %s: %w", l.pod.Spec.NodeName, err)
+	}
+	var gone corev1.Pod
+	if err := rs.c.Client.Get(ctx, client.ObjectKeyFromObject(l.pod), &gone); !apierrors.IsNotFound(err) && gone.DeletionTimestamp == nil {
+		return old, tok, fmt.Errorf("a replica leads (token %d) but the old leader's Pod %s on the NotReady Node is still there (%v)", tok, l.pod.Name, err)
+	}
+	return old, tok, rs.add(ctx)
 }
 
 // PauseLeader arms the leader to stop at its next action and returns the pause, with the
@@ -326,6 +381,7 @@ func (rs *Replicas) Stop() error {
 			errs = append(errs, err)
 		}
 		_ = rs.c.Client.Delete(context.Background(), r.pod)
+		_ = rs.c.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: r.pod.Spec.NodeName}})
 	}
 	return errors.Join(errs...)
 }

@@ -218,6 +218,26 @@ func (a *Agent) setMember(name string, mem *etcdnet.Member) {
 	a.members[name] = mem
 }
 
+// Wipe kills the Machine's etcd member, deletes its data dir and runs the node-side join
+// again, as a node whose disk was replaced would on boot. The member is listed, and has run,
+// so the join must wait for a fresh add rather than start it from nothing; Member returns nil
+// until something starts one. It returns the join log's path.
+func (a *Agent) Wipe(machine string) (string, error) {
+	a.mu.Lock()
+	mem := a.members[machine]
+	delete(a.members, machine)
+	a.mu.Unlock()
+	if mem == nil {
+		return "", fmt.Errorf("Machine %s runs no etcd member", machine)
+	}
+	mem.Kill()
+	if err := os.RemoveAll(a.Net.DataDir(mem.Name)); err != nil {
+		return "", fmt.Errorf("wipe the data dir of %s: %w", machine, err)
+	}
+	a.startJoin(machine, mem.IP)
+	return filepath.Join(a.Net.Dir, machine+"-join.log"), nil
+}
+
 // MachineStopped is the simulator's OnStopped hook: the instance is gone, so is its member.
 func (a *Agent) MachineStopped(m *machinev1beta1.Machine) {
 	a.mu.Lock()

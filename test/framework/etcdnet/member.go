@@ -344,6 +344,20 @@ func (m *Member) Thaw() {
 	m.net.setFault(m.Name, &f, nil)
 }
 
+// Degrade slows the member's peer links both ways (see LinkFault) until Restore.
+func (m *Member) Degrade(f LinkFault) {
+	m.net.mu.Lock()
+	m.net.degraded[m.Name] = f
+	m.net.mu.Unlock()
+}
+
+// Restore undoes Degrade.
+func (m *Member) Restore() {
+	m.net.mu.Lock()
+	delete(m.net.degraded, m.Name)
+	m.net.mu.Unlock()
+}
+
 // Partition cuts the member's peer traffic both ways. Clients can still connect to it.
 func (m *Member) Partition() {
 	t := true

@@ -52,6 +52,7 @@ type Network struct {
 	members    map[string]*Member
 	frozen     map[string]bool
 	partition  map[string]bool
+	degraded   map[string]LinkFault
 	changed    chan struct{}
 	closedOnce sync.Once
 }
@@ -67,7 +68,7 @@ func NewNetwork(dir string) (*Network, error) {
 		return nil, err
 	}
 	n := &Network{Dir: dir, CA: ca, pool: ca.Pool(), members: map[string]*Member{},
-		frozen: map[string]bool{}, partition: map[string]bool{}, changed: make(chan struct{}), nextHost: 2}
+		frozen: map[string]bool{}, partition: map[string]bool{}, degraded: map[string]LinkFault{}, changed: make(chan struct{}), nextHost: 2}
 	if n.caFile, err = ca.WriteCA(dir); err != nil {
 		return nil, err
 	}
@@ -171,6 +172,38 @@ func (n *Network) setFault(name string, frozen, partitioned *bool) {
 	n.mu.Unlock()
 }
 
+// LinkFault degrades a member's peer links, both ways: data on the link is passed on Latency
+// after it was read, and with probability Loss (per read) RetransmitDelay later still, as a
+// TCP segment that was lost and sent again is. Bytes keep their order, so data read just
+// after a "lost" read waits for it, as it would behind a retransmission.
+type LinkFault struct {
+	Latency time.Duration
+	Loss    float64
+}
+
+// RetransmitDelay is what a lost segment costs: Linux's minimum retransmission timeout.
+const RetransmitDelay = 200 * time.Millisecond
+
+func (f LinkFault) String() string {
+	return fmt.Sprintf("%s latency and %.0f%% loss", f.Latency, 100*f.Loss)
+}
+
+// linkDelay is how long data between from and to waits now: zero unless it is a peer link
+// with a degraded end.
+func (n *Network) linkDelay(from, to string) time.Duration {
+	if from == "" || to == "" {
+		return 0
+	}
+	n.mu.Lock()
+	a, b := n.degraded[from], n.degraded[to]
+	n.mu.Unlock()
+	d := max(a.Latency, b.Latency)
+	if loss := max(a.Loss, b.Loss); loss > 0 && rand.Float64() < loss {
+		d += RetransmitDelay
+	}
+	return d
+}
+
 // blocked says whether traffic between two members is cut. Either side is "" for a client,
 // whose traffic a partition never cuts.
 func (n *Network) blocked(from, to string) bool {
@@ -191,9 +224,44 @@ func (n *Network) held(from, to string) (bool, <-chan struct{}) {
 }
 
 // pipe copies src to dst, holding data while the network says the link is frozen, until
-// either side closes or stop is closed.
+// either side closes or stop is closed. Data read is passed on by a second goroutine when it
+// falls due: at once, or after the link's delay (see LinkFault), so that a slow link delays
+// every byte by its latency without limiting how many bytes it carries.
 func (n *Network) pipe(dst, src net.Conn, from, to string, stop <-chan struct{}) {
+	type chunk struct {
+		b   []byte
+		due time.Time
+	}
+	q := make(chan chunk, 256)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		// Closing both ends ends the reader below and the other direction too.
+		defer dst.Close()
+		defer src.Close()
+		for c := range q {
+			if d := time.Until(c.due); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-stop:
+					t.Stop()
+					for range q { // the reader stops once src is closed
+					}
+					return
+				}
+			}
+			if _, err := dst.Write(c.b); err != nil {
+				for range q {
+				}
+				return
+			}
+		}
+	}()
+	defer func() { <-written }()
+	defer close(q)
 	buf := make([]byte, 32<<10)
+	var last time.Time
 	for {
 		k, err := src.Read(buf)
 		if k > 0 {
@@ -205,25 +273,30 @@ func (n *Network) pipe(dst, src net.Conn, from, to string, stop <-chan struct{})
 				select {
 				case <-ch:
 				case <-stop:
-					dst.Close()
 					src.Close()
 					return
 				}
 			}
 			if n.blocked(from, to) {
-				break
+				src.Close()
+				return
 			}
-			if _, werr := dst.Write(buf[:k]); werr != nil {
-				break
+			due := time.Now().Add(n.linkDelay(from, to))
+			if due.Before(last) { // bytes keep their order
+				due = last
+			}
+			last = due
+			select {
+			case q <- chunk{b: append([]byte(nil), buf[:k]...), due: due}:
+			case <-stop:
+				src.Close()
+				return
 			}
 		}
 		if err != nil {
-			break
+			return
 		}
 	}
-	// Closing both ends ends the other direction too.
-	dst.Close()
-	src.Close()
 }
 
 // proxy is one listener in front of a member.
@@ -421,6 +494,9 @@ func (n *Network) Faults() string {
 		if on {
 			parts = append(parts, name+" partitioned")
 		}
+	}
+	for name, f := range n.degraded {
+		parts = append(parts, fmt.Sprintf("%s peer links with %s", name, f))
 	}
 	members := make([]*Member, 0, len(n.members))
 	for _, m := range n.members {

@@ -116,6 +116,44 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("a degraded member's peer links delay every round trip through it", func(t *testing.T) {
+		// A linearizable read through b needs a round trip between b and the leader (or, when b
+		// leads, between b and a quorum), all over b's peer links: at least twice the latency.
+		// Only the lower bound is asserted; a loaded machine only adds to it.
+		single := newClient(t, n, ms[1].ClientURL())
+		read := func(step string) time.Duration {
+			t.Helper()
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			if _, err := single.Get(ctx, "k0"); err != nil {
+				t.Fatalf("read through b (%s) after %s: %v", step, time.Since(start), err)
+			}
+			return time.Since(start)
+		}
+		read("undegraded")
+		ms[1].Degrade(etcdnet.LinkFault{Latency: 150 * time.Millisecond})
+		t.Cleanup(ms[1].Restore)
+		if got := n.Faults(); got != "b peer links with 150ms latency and 0% loss" {
+			t.Fatalf("Faults() = %q", got)
+		}
+		if d := read("150 ms"); d < 300*time.Millisecond {
+			t.Fatalf("a read through b took %s with 150 ms on each of its peer links; want at least 300 ms", d)
+		}
+		// Every segment lost: each one waits a retransmission timeout as well.
+		ms[1].Degrade(etcdnet.LinkFault{Latency: 50 * time.Millisecond, Loss: 1})
+		if d := read("50 ms, all lost"); d < 2*(50*time.Millisecond+etcdnet.RetransmitDelay) {
+			t.Fatalf("a read through b took %s with 50 ms and 100%% loss; want at least %s", d, 2*(50*time.Millisecond+etcdnet.RetransmitDelay))
+		}
+		ms[1].Restore()
+		if got := n.Faults(); got != "" {
+			t.Fatalf("Faults() after Restore = %q", got)
+		}
+		if err := put("restored"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("a killed member refuses connections and the rest keep quorum", func(t *testing.T) {
 		ms[0].Kill()
 		if ms[0].Running() {
