@@ -1,6 +1,7 @@
 package etcdmember
 
 import (
+	"crypto/tls"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -75,4 +76,63 @@ func TestCertificateErrors(t *testing.T) {
 			t.Fatalf("NewFromFiles with missing files = %v, want an error naming them", err)
 		}
 	})
+}
+
+// TestRotatedCertificateIsUsedForNewConnections: the client certificate is renewed in place
+// the way a Secret volume renews it, each one valid for 3 s. Once the first has expired, a
+// client made with NewFromFiles still opens connections (to members it had not talked to),
+// because it reads the files at every handshake. A client that kept the first certificate,
+// which is what the check must be able to tell apart, is refused.
+func TestRotatedCertificateIsUsedForNewConnections(t *testing.T) {
+	ctx := t.Context()
+	cl := newCluster(t, ctx, "a", "b", "c")
+	caFile, _, _ := cl.net.ClientFiles()
+	rot, err := cl.net.CA.StartRotating(filepath.Join(t.TempDir(), "etcd-client"), pki.Options{CommonName: "quorumguard-client"}, 500*time.Millisecond, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rot.Stop()
+	first, err := tls.LoadX509KeyPair(rot.CertFile(), rot.KeyFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cl.members["a"].ClientURL()
+	following, err := NewFromFiles(Config{Endpoints: []string{a}, CallTimeout: 3 * time.Second}, TLSFiles{CA: caFile, Cert: rot.CertFile(), Key: rot.KeyFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer following.Close()
+	pinned, err := New(Config{Endpoints: []string{a}, CallTimeout: 3 * time.Second,
+		TLS: &tls.Config{Certificates: []tls.Certificate{first}, RootCAs: cl.net.CA.Pool(), MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pinned.Close()
+	members, err := following.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pinned.Members(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Past the first certificate's end, with renewals in between.
+	time.Sleep(4 * time.Second)
+	if rot.Count() < 3 {
+		t.Fatalf("only %d certificates written in 4 s", rot.Count())
+	}
+	for _, h := range following.Health(ctx, members) {
+		if h.Err != nil {
+			t.Errorf("probe of %s with the renewed certificate: %v", h.Endpoint, h.Err)
+		}
+	}
+	following.SetEndpoints(cl.members["c"].ClientURL())
+	if _, err := following.Members(ctx); err != nil {
+		t.Errorf("member list through c with the renewed certificate: %v", err)
+	}
+	var ce *CertificateError
+	for _, h := range pinned.Health(ctx, members) {
+		if h.Endpoint != a && !errors.As(h.Err, &ce) {
+			t.Errorf("probe of %s with the expired first certificate: %v; want a *CertificateError", h.Endpoint, h.Err)
+		}
+	}
 }

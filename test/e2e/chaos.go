@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/test/framework"
@@ -60,6 +61,9 @@ type ChaosResult struct {
 	ExplainedLoss int
 	// Releases are the moments a Machine was seen to lose its hook.
 	Releases []HookRelease
+	// Renewals counts the renewals of quorumguard's etcd client certificate during the
+	// scenario (set by whoever runs it with a rotating certificate).
+	Renewals int
 	Took     time.Duration
 	Err      error
 }
@@ -407,9 +411,34 @@ func waitSettled(ctx context.Context, c *framework.Cluster, zones string, timeou
 		return true, nil
 	})
 	if err != nil && why != "" {
-		err = fmt.Errorf("%w: %s", err, why)
+		err = fmt.Errorf("%w: %s; %s", err, why, describe(ctx, c))
 	}
 	return err
+}
+
+// describe says what the Machines and members look like, for a scenario that did not settle.
+func describe(ctx context.Context, c *framework.Cluster) string {
+	var parts []string
+	if all, err := masters(ctx, c); err == nil {
+		for _, m := range all {
+			s := m.Name
+			if m.DeletionTimestamp != nil {
+				s += " (deleting)"
+			}
+			if cond := framework.Condition(&m, controlplane.ConditionType); cond != nil {
+				s += fmt.Sprintf(" %s: %s", cond.Reason, cond.Message)
+			}
+			parts = append(parts, s)
+		}
+	}
+	if list, err := memberList(ctx, c); err == nil {
+		for _, m := range list {
+			parts = append(parts, fmt.Sprintf("member %q %x learner=%v", m.Name, m.ID, m.IsLearner))
+		}
+	} else {
+		parts = append(parts, "member list: "+err.Error())
+	}
+	return "Machines and members: " + strings.Join(parts, "; ")
 }
 
 // unbalanced says why the layout does not use exactly the listed zones evenly, or "".

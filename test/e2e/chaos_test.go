@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
+	"github.com/quorumguard/quorumguard/test/framework/pki"
 )
 
 // TestChaos runs seeded chaos scenarios: QUORUMGUARD_CHAOS scenarios (default 2, which is what
@@ -55,11 +57,12 @@ func TestChaos(t *testing.T) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s\n", header)
-	var ops, writes, lost, violations, failed int
+	var ops, writes, lost, violations, failed, renewals int
 	minTol, minSeed, minCause := 1<<30, uint64(0), ""
 	for _, r := range results {
 		fmt.Fprintln(&b, line(r))
 		ops += r.Linearizability.Operations
+		renewals += r.Renewals
 		writes += r.Writer.Acked
 		lost += len(r.Writer.Lost)
 		if r.Linearizability.Result == porcupine.Illegal {
@@ -72,8 +75,8 @@ func TestChaos(t *testing.T) {
 			minTol, minSeed, minCause = r.Monitor.MinTolerance, r.Seed, lossCause(r)
 		}
 	}
-	fmt.Fprintf(&b, "\n%d scenarios, %d failed; %d operations checked for linearizability, %d violations; %d acknowledged writes, %d lost; lowest fault tolerance %d (seed %d%s); peak RSS of this process %s\n",
-		len(results), failed, ops, violations, writes, lost, minTol, minSeed, minCause, peakRSS())
+	fmt.Fprintf(&b, "\n%d scenarios, %d failed; %d operations checked for linearizability, %d violations; %d acknowledged writes, %d lost; lowest fault tolerance %d (seed %d%s); quorumguard's etcd client certificate renewed %d times; peak RSS of this process %s\n",
+		len(results), failed, ops, violations, writes, lost, minTol, minSeed, minCause, renewals, peakRSS())
 	t.Log(b.String())
 }
 
@@ -131,6 +134,15 @@ func chaosScenario(t *testing.T, seed uint64, events int, separate bool, adjust 
 	defer c.Stop(context.Background())
 	o := e2e.ControllerOptions(c)
 	o.ManageMachines = true
+	// quorumguard's etcd client certificate is renewed in place every 10 s, each valid for 30 s,
+	// as a Secret volume renews it: every replacement runs across renewals, and a replica that
+	// kept an old certificate could open no new connection (to a new member, after a restart).
+	rot, err := c.Net.CA.StartRotating(filepath.Join(opts.Dir, "quorumguard-etcd-client"), pki.Options{CommonName: "quorumguard"}, 10*time.Second, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rot.Stop()
+	o.EtcdCert, o.EtcdKey = rot.CertFile(), rot.KeyFile()
 	if !separate {
 		op := c.StartAPIServerOperator(framework.MachineNamespace, protectedConfigMap, protectedConsumer)
 		defer op.Stop()
@@ -169,7 +181,9 @@ func chaosScenario(t *testing.T, seed uint64, events int, separate bool, adjust 
 	if adjust != nil {
 		adjust(&in)
 	}
-	return e2e.ChaosSpec(ctx, in)
+	res := e2e.ChaosSpec(ctx, in)
+	res.Renewals = rot.Count() - 1
+	return res
 }
 
 // TestQuorumLossEvent plays the quorum-loss event (two voting members frozen together in the

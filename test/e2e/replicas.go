@@ -128,7 +128,7 @@ func (rs *Replicas) add(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		_ = rs.c.Client.Delete(context.Background(), pod)
+		_ = rs.c.Client.Delete(context.Background(), pod, client.GracePeriodSeconds(0))
 		return err
 	}
 	r.ctrl = ctrl
@@ -180,9 +180,11 @@ func (rs *Replicas) drop(r *replica) {
 	}
 }
 
-// deletePod deletes a replica's Pod, as the kubelet's eviction or a person would.
+// deletePod deletes a replica's Pod, as the kubelet's eviction or a person would. The Pod is
+// bound to a Node, so the apiserver would keep it terminating until that Node's kubelet
+// confirms; there is no kubelet here, so the deletion is the confirmed one (grace 0).
 func (rs *Replicas) deletePod(ctx context.Context, r *replica) error {
-	err := framework.RideOut(ctx, "delete Pod "+r.pod.Name, func() error { return rs.c.Client.Delete(ctx, r.pod) })
+	err := framework.RideOut(ctx, "delete Pod "+r.pod.Name, func() error { return rs.c.Client.Delete(ctx, r.pod, client.GracePeriodSeconds(0)) })
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete Pod %s: %w", r.pod.Name, err)
 	}
@@ -380,7 +382,7 @@ func (rs *Replicas) Stop() error {
 		if err := r.ctrl.Stop(); err != nil && !strings.Contains(err.Error(), "context canceled") && !strings.Contains(err.Error(), "stepped down") {
 			errs = append(errs, err)
 		}
-		_ = rs.c.Client.Delete(context.Background(), r.pod)
+		_ = rs.c.Client.Delete(context.Background(), r.pod, client.GracePeriodSeconds(0))
 		_ = rs.c.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: r.pod.Spec.NodeName}})
 	}
 	return errors.Join(errs...)

@@ -91,6 +91,16 @@ func StartHistory(ctx context.Context, opts HistoryOptions) *History {
 
 func (h *History) now() int64 { return int64(time.Since(h.start)) }
 
+// Now is the history's clock, the one Op.Call and Op.Return are read from.
+func (h *History) Now() int64 { return h.now() }
+
+// Ops is a copy of the operations recorded so far.
+func (h *History) Ops() []Op {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Op(nil), h.ops...)
+}
+
 func (h *History) client(ctx context.Context, id int) {
 	defer h.wg.Done()
 	rng := rand.New(rand.NewPCG(h.opts.Seed, uint64(id)))

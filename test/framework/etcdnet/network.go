@@ -236,9 +236,13 @@ func (n *Network) pipe(dst, src net.Conn, from, to string, stop <-chan struct{})
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		// Closing both ends ends the reader below and the other direction too.
-		defer dst.Close()
-		defer src.Close()
+		// Closing both ends ends the reader below (then q closes) and the other direction.
+		closeBoth := func() {
+			dst.Close()
+			src.Close()
+			for range q {
+			}
+		}
 		for c := range q {
 			if d := time.Until(c.due); d > 0 {
 				t := time.NewTimer(d)
@@ -246,17 +250,17 @@ func (n *Network) pipe(dst, src net.Conn, from, to string, stop <-chan struct{})
 				case <-t.C:
 				case <-stop:
 					t.Stop()
-					for range q { // the reader stops once src is closed
-					}
+					closeBoth()
 					return
 				}
 			}
 			if _, err := dst.Write(c.b); err != nil {
-				for range q {
-				}
+				closeBoth()
 				return
 			}
 		}
+		dst.Close()
+		src.Close()
 	}()
 	defer func() { <-written }()
 	defer close(q)
