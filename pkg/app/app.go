@@ -103,10 +103,12 @@ type Controller struct {
 	// leadingSince is when Liveness first saw this replica lead, Unix nanoseconds; 0 while
 	// it does not.
 	leadingSince atomic.Int64
-	fence        *electedFence
-	etcd         *etcdClient
-	opts         Options
-	cfg          *rest.Config
+	// statusEnabled makes EnableStatus idempotent.
+	statusEnabled atomic.Bool
+	fence         *electedFence
+	etcd          *etcdClient
+	opts          Options
+	cfg           *rest.Config
 }
 
 // New builds the manager and controllers.

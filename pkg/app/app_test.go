@@ -4,9 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"weak"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -155,5 +157,31 @@ func TestMissingEtcdFilesAreNamed(t *testing.T) {
 	_, err := app.New(cp.Config, o)
 	if err == nil || !strings.Contains(err.Error(), "--etcd-key-file") {
 		t.Fatalf("want an error naming --etcd-key-file, got %v", err)
+	}
+}
+
+// TestControllersAreNotKeptAlive: a Controller that reported status is garbage once nothing
+// refers to it. A process that builds many (the chaos suite builds hundreds) must not keep
+// each one, with its clients and caches, for ever.
+func TestControllersAreNotKeptAlive(t *testing.T) {
+	var built []weak.Pointer[app.Controller]
+	for range 3 {
+		o := options(t)
+		o.LeaderElect = "none"
+		c, err := app.New(cp.Config, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.EnableStatus(); err != nil {
+			t.Fatal(err)
+		}
+		built = append(built, weak.Make(c))
+	}
+	runtime.GC()
+	runtime.GC()
+	for i, w := range built {
+		if w.Value() != nil {
+			t.Errorf("controller %d is still reachable after its last use", i)
+		}
 	}
 }

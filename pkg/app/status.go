@@ -41,16 +41,15 @@ import (
 // to report has not changed, so that one deleted or edited by someone else is put right.
 const statusResync = time.Minute
 
-// enabledStatus remembers which controllers report already, so EnableStatus is idempotent.
-var enabledStatus sync.Map
-
 // EnableStatus makes the controller report: it updates the quorumguard_ metrics on the
 // controller-runtime registry from every pass and, unless Options.ClusterOperator is empty,
 // keeps that ClusterOperator's status true. The reconciler's Observer only records the pass
 // (a few microseconds); a runnable on the manager decides and writes, only on change and
 // only while this replica leads. Calling it again does nothing.
 func (c *Controller) EnableStatus() error {
-	if _, done := enabledStatus.LoadOrStore(c, true); done {
+	// On the Controller, not in a package map: a map keyed by controllers would keep every
+	// one ever built (a test process builds hundreds) and all it refers to.
+	if c.statusEnabled.Swap(true) {
 		return nil
 	}
 	m, err := operatorstatus.NewMetrics(ctrlmetrics.Registry)

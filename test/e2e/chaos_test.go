@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,6 +36,7 @@ func TestChaos(t *testing.T) {
 	n, first := envInt("QUORUMGUARD_CHAOS", 2), envInt("QUORUMGUARD_CHAOS_SEED", 1)
 	events := envInt("QUORUMGUARD_CHAOS_EVENTS", 3)
 	var results []e2e.ChaosResult
+	var rssSeen []string
 	line := func(r e2e.ChaosResult) string {
 		verdict := "ok"
 		if r.Err != nil {
@@ -48,8 +51,12 @@ func TestChaos(t *testing.T) {
 		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
 			res := chaosScenario(t, seed, events, os.Getenv("QUORUMGUARD_CHAOS_STORE") == "separate", nil)
 			results = append(results, res)
-			// One line per scenario as it finishes, for a long run's progress.
-			fmt.Fprintf(os.Stderr, "chaos %d/%d: %s (linearizability: %s)\n", i+1, n, line(res), res.Linearizability)
+			// One line per scenario as it finishes, for a long run's progress, with the
+			// harness's resident memory after a collection: it must stay flat over a long run.
+			debug.FreeOSMemory()
+			rss := procStatus("VmRSS:")
+			rssSeen = append(rssSeen, rss)
+			fmt.Fprintf(os.Stderr, "chaos %d/%d: %s (linearizability: %s; RSS now %s, %d goroutines)\n", i+1, n, line(res), res.Linearizability, rss, goruntime.NumGoroutine())
 			if res.Err != nil {
 				t.Errorf("seed %d failed: %v\nevents: %v\ntimeline:\n  %s", seed, res.Err, res.Events, strings.Join(res.Timeline, "\n  "))
 			}
@@ -75,8 +82,8 @@ func TestChaos(t *testing.T) {
 			minTol, minSeed, minCause = r.Monitor.MinTolerance, r.Seed, lossCause(r)
 		}
 	}
-	fmt.Fprintf(&b, "\n%d scenarios, %d failed; %d operations checked for linearizability, %d violations; %d acknowledged writes, %d lost; lowest fault tolerance %d (seed %d%s); quorumguard's etcd client certificate renewed %d times; peak RSS of this process %s\n",
-		len(results), failed, ops, violations, writes, lost, minTol, minSeed, minCause, renewals, peakRSS())
+	fmt.Fprintf(&b, "\n%d scenarios, %d failed; %d operations checked for linearizability, %d violations; %d acknowledged writes, %d lost; lowest fault tolerance %d (seed %d%s); quorumguard's etcd client certificate renewed %d times; peak RSS of this process %s; RSS after each scenario, first %s, last %s\n",
+		len(results), failed, ops, violations, writes, lost, minTol, minSeed, minCause, renewals, procStatus("VmHWM:"), firstOf(rssSeen), lastOf(rssSeen))
 	t.Log(b.String())
 }
 
@@ -96,18 +103,33 @@ func lossCause(r e2e.ChaosResult) string {
 	return "; cause: " + strings.Join(why, "; ")
 }
 
-// peakRSS is the process's high-water resident set (VmHWM), or "unknown".
-func peakRSS() string {
+// procStatus is a field of /proc/self/status (VmHWM: the peak resident set; VmRSS: the resident
+// set now), or "unknown".
+func procStatus(field string) string {
 	raw, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return "unknown"
 	}
 	for _, l := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(l, field); ok {
 			return strings.TrimSpace(v)
 		}
 	}
 	return "unknown"
+}
+
+func firstOf(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return s[0]
+}
+
+func lastOf(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return s[len(s)-1]
 }
 
 // chaosScenario starts a cluster for one scenario and plays it; separate puts it on the

@@ -242,7 +242,7 @@ func (c *Cluster) StartWriter(ctx context.Context) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return StartWriter(ctx, WriterOptions{Client: cli, Endpoints: c.Agent.RunningEndpoints}), nil
+	return StartWriter(ctx, WriterOptions{Client: cli, Endpoints: c.Agent.RunningEndpoints, CloseClient: true}), nil
 }
 
 // Machine fetches a Machine by name from the apiserver.

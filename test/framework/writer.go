@@ -19,6 +19,8 @@ type WriterOptions struct {
 	// Endpoints, when set, is asked every second for the current client URLs so the writer
 	// follows a membership that is being replaced under it.
 	Endpoints func() []string
+	// CloseClient makes Stop close Client: it was made for this writer alone.
+	CloseClient bool
 }
 
 // Writer writes sequential keys at a steady rate and remembers every acknowledged write. It
@@ -123,6 +125,9 @@ func (w *Writer) LongestPause() time.Duration {
 func (w *Writer) Stop(ctx context.Context) (WriterReport, error) {
 	w.cancel()
 	<-w.done
+	if w.opts.CloseClient {
+		defer w.opts.Client.Close()
+	}
 	w.mu.Lock()
 	acked := append([]int(nil), w.acked...)
 	rep := WriterReport{Acked: len(acked), Failed: w.failed, LongestPause: w.longestPause}
