@@ -77,10 +77,13 @@ test: tools ## Run every test with the race detector against the real control pl
 	QUORUMGUARD_CHAOS_STORE=$${QUORUMGUARD_CHAOS_STORE:-separate} go test -race -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
 
 .PHONY: chaos
-chaos: tools ## Run the planner model check deeper (MODEL_DEPTH), then 50 seeded chaos scenarios (CHAOS_SCENARIOS, CHAOS_SEED, QUORUMGUARD_CHAOS_ONLY to change); prints a table.
+chaos: tools ## Model-check the planner deeper (MODEL_DEPTH), then 100 seeded chaos scenarios two at a time (CHAOS_SCENARIOS, CHAOS_SEED, CHAOS_WORKERS) and 4 on the protected store (CHAOS_PROTECTED); CHAOS_RACE=-race adds the race detector.
 	QUORUMGUARD_MODEL_DEPTH=$${MODEL_DEPTH:-2} go test -count=1 -timeout 90m -run '^TestModelCheckPlanner$$' -v ./pkg/quorum/
-	QUORUMGUARD_CHAOS=$${CHAOS_SCENARIOS:-50} QUORUMGUARD_CHAOS_SEED=$${CHAOS_SEED:-1} \
-	  go test -race -count=1 -timeout 300m -run '^TestChaos$$' -v ./test/e2e/ | grep --line-buffered -v '^{'
+	QUORUMGUARD_CHAOS_STORE=separate QUORUMGUARD_CHAOS=$${CHAOS_SCENARIOS:-100} QUORUMGUARD_CHAOS_SEED=$${CHAOS_SEED:-1} \
+	  QUORUMGUARD_CHAOS_WORKERS=$${CHAOS_WORKERS:-2} \
+	  go test $(CHAOS_RACE) -count=1 -timeout 300m -run '^TestChaos$$' -v ./test/e2e/ | grep --line-buffered -v '^{'
+	QUORUMGUARD_CHAOS=$${CHAOS_PROTECTED:-4} QUORUMGUARD_CHAOS_SEED=$${CHAOS_SEED:-1} QUORUMGUARD_CHAOS_WORKERS=$${CHAOS_WORKERS:-2} \
+	  go test $(CHAOS_RACE) -count=1 -timeout 120m -run '^TestChaos$$' -v ./test/e2e/ | grep --line-buffered -v '^{'
 
 .PHONY: lint
 lint: $(BIN)/golangci-lint ## Run golangci-lint (pinned, installed into bin/).

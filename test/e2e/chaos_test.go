@@ -1,14 +1,17 @@
 package e2e_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,22 +49,53 @@ func TestChaos(t *testing.T) {
 			r.Writer.Acked, len(r.Writer.Lost), r.Linearizability.Operations, r.Monitor.MinTolerance, r.ExplainedLoss, r.MaxMachines, verdict)
 	}
 	header := fmt.Sprintf("%-6s %-58s %-8s %-7s %-5s %-7s %-8s %-9s %-8s %s", "SEED", "EVENTS", "TOOK", "WRITES", "LOST", "OPS", "MIN-TOL", "MEANT-LOSS", "MAX-MCH", "RESULT")
-	for i := range n {
-		seed := uint64(first + i)
-		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
-			res := chaosScenario(t, seed, events, os.Getenv("QUORUMGUARD_CHAOS_STORE") == "separate", nil)
-			results = append(results, res)
-			// One line per scenario as it finishes, for a long run's progress, with the
-			// harness's resident memory after a collection: it must stay flat over a long run.
-			debug.FreeOSMemory()
-			rss := procStatus("VmRSS:")
-			rssSeen = append(rssSeen, rss)
-			fmt.Fprintf(os.Stderr, "chaos %d/%d: %s (linearizability: %s; RSS now %s, %d goroutines)\n", i+1, n, line(res), res.Linearizability, rss, goruntime.NumGoroutine())
-			if res.Err != nil {
-				t.Errorf("seed %d failed: %v\nevents: %v\ntimeline:\n  %s", seed, res.Err, res.Events, strings.Join(res.Timeline, "\n  "))
-			}
-		})
+	separate := os.Getenv("QUORUMGUARD_CHAOS_STORE") == "separate"
+	// Workers play scenarios side by side. On the shared apiserver the ControlPlaneMachineSet
+	// is a singleton, so each worker past the first gets an apiserver of its own.
+	workers := envInt("QUORUMGUARD_CHAOS_WORKERS", 1)
+	planes := []*framework.ControlPlane{cp}
+	for w := 1; w < workers && separate; w++ {
+		p, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: t.TempDir(), GarbageCollector: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = p.Stop() }()
+		planes = append(planes, p)
 	}
+	seeds := make(chan uint64, n)
+	for i := range n {
+		seeds <- uint64(first + i)
+	}
+	close(seeds)
+	var mu sync.Mutex
+	t.Run("scenarios", func(t *testing.T) {
+		for w := range workers {
+			plane := planes[min(w, len(planes)-1)]
+			t.Run(fmt.Sprintf("worker-%d", w), func(t *testing.T) {
+				if workers > 1 {
+					t.Parallel()
+				}
+				for seed := range seeds {
+					t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
+						res := chaosScenario(t, plane, seed, events, separate, nil)
+						mu.Lock()
+						defer mu.Unlock()
+						results = append(results, res)
+						// One line per scenario as it finishes, for a long run's progress, with
+						// the harness's resident memory after a collection: it must stay flat.
+						debug.FreeOSMemory()
+						rss := procStatus("VmRSS:")
+						rssSeen = append(rssSeen, rss)
+						fmt.Fprintf(os.Stderr, "chaos %d/%d: %s (linearizability: %s; RSS now %s, %d goroutines)\n", len(results), n, line(res), res.Linearizability, rss, goruntime.NumGoroutine())
+						if res.Err != nil {
+							t.Errorf("seed %d failed: %v\nevents: %v\ntimeline:\n  %s", seed, res.Err, res.Events, strings.Join(res.Timeline, "\n  "))
+						}
+					})
+				}
+			})
+		}
+	})
+	slices.SortFunc(results, func(a, b e2e.ChaosResult) int { return cmp.Compare(a.Seed, b.Seed) })
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s\n", header)
 	var ops, writes, lost, violations, failed, renewals int
@@ -134,7 +168,7 @@ func lastOf(s []string) string {
 
 // chaosScenario starts a cluster for one scenario and plays it; separate puts it on the
 // package's shared apiserver with its private store, and adjust, when set, changes the input.
-func chaosScenario(t *testing.T, seed uint64, events int, separate bool, adjust func(*e2e.ChaosInput)) e2e.ChaosResult {
+func chaosScenario(t *testing.T, plane *framework.ControlPlane, seed uint64, events int, separate bool, adjust func(*e2e.ChaosInput)) e2e.ChaosResult {
 	ctx := t.Context()
 	const boot = "aba"
 	opts := framework.ClusterOptions{
@@ -144,7 +178,7 @@ func chaosScenario(t *testing.T, seed uint64, events int, separate bool, adjust 
 	var c *framework.Cluster
 	var err error
 	if separate {
-		c, err = framework.StartCluster(ctx, cp, opts)
+		c, err = framework.StartCluster(ctx, plane, opts)
 	} else {
 		// The scenario's own kube-apiserver stores its data in the members being replaced
 		// and killed; the garbage collector frees the leader-for-life lock of a killed leader.
@@ -216,7 +250,7 @@ func chaosScenario(t *testing.T, seed uint64, events int, separate bool, adjust 
 // the history stays linearizable, and the replacement completes after the thaw.
 func TestQuorumLossEvent(t *testing.T) {
 	stripped := ""
-	res := chaosScenario(t, 7, 1, true, func(in *e2e.ChaosInput) {
+	res := chaosScenario(t, cp, 7, 1, true, func(in *e2e.ChaosInput) {
 		in.Only = []string{"quorum-loss"}
 		c := in.Cluster
 		in.DuringLoss = func(ctx context.Context) error {

@@ -252,8 +252,12 @@ func (rs *Replicas) LoseLeaderNode(ctx context.Context, within time.Duration) (u
 		return old, 0, fmt.Errorf("nobody took over from the leader on NotReady Node %s: %w", l.pod.Spec.NodeName, err)
 	}
 	var gone corev1.Pod
-	if err := rs.c.Client.Get(ctx, client.ObjectKeyFromObject(l.pod), &gone); !apierrors.IsNotFound(err) && gone.DeletionTimestamp == nil {
-		return old, tok, fmt.Errorf("a replica leads (token %d) but the old leader's Pod %s on the NotReady Node is still there (%v)", tok, l.pod.Name, err)
+	switch err := rs.c.Client.Get(ctx, client.ObjectKeyFromObject(l.pod), &gone); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return old, tok, fmt.Errorf("read the old leader's Pod %s: %w", l.pod.Name, err)
+	case gone.DeletionTimestamp == nil:
+		return old, tok, fmt.Errorf("a replica leads (token %d) but the old leader's Pod %s on the NotReady Node is still there", tok, l.pod.Name)
 	}
 	return old, tok, rs.add(ctx)
 }
