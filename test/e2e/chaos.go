@@ -72,7 +72,7 @@ type ChaosResult struct {
 var ChaosEvents = []string{
 	"delete-one", "delete-two", "kill-then-delete", "freeze", "partition",
 	"controller-crash", "delete-during-crash", "paused-leader", "apiserver-restart", "domain-change",
-	"quorum-loss", "slow-links", "wipe-data", "leader-node-notready",
+	"quorum-loss", "slow-links", "wipe-data", "leader-node-notready", "disk-stall",
 }
 
 // chaosZoneSets are the failure-domain lists a domain-change event picks from.
@@ -264,6 +264,25 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 			}
 			m.Restore()
 			logf("peer links of %s restored", victim)
+		case "disk-stall":
+			// A voting member's disk stops completing fsync for 3–8 s while a replacement
+			// runs: it keeps its connections and answers Status, but takes no part in raft.
+			// Quorum must hold, and the member must not count as healthy meanwhile (the
+			// monitor's own read through it fails; quorumguard's probe is the same kind).
+			var voters []string
+			if voters, err = runningVoters(ctx, c); err != nil || len(voters) == 0 {
+				break
+			}
+			victim := voters[rng.IntN(len(voters))]
+			m := c.Agent.Member(victim)
+			d := time.Duration(3000+rng.IntN(5000)) * time.Millisecond
+			logf("disk of %s stalls for %s", victim, d)
+			m.StallDisk()
+			if err = del(pick()); err == nil {
+				time.Sleep(d)
+			}
+			m.Resume()
+			logf("disk of %s resumed", victim)
 		case "wipe-data":
 			// A node comes back with an empty data dir. Its join must not start the old member
 			// from nothing; the Machine is then remediated (deleted) as a MachineHealthCheck
@@ -476,17 +495,11 @@ const QuietMargin = time.Second
 
 // runningVoters names the Machines whose etcd members vote and are running.
 func runningVoters(ctx context.Context, c *framework.Cluster) ([]string, error) {
-	list, err := memberList(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, m := range list {
-		if em := c.Agent.Member(m.Name); !m.IsLearner && m.Name != "" && em != nil && em.Running() {
-			out = append(out, m.Name)
-		}
-	}
-	return out, nil
+	voters, err := VotingMembers(ctx, c)
+	return slices.DeleteFunc(voters, func(name string) bool {
+		em := c.Agent.Member(name)
+		return name == "" || em == nil || !em.Running()
+	}), err
 }
 
 func masters(ctx context.Context, c *framework.Cluster) ([]machinev1beta1.Machine, error) {

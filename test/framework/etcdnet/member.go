@@ -344,6 +344,26 @@ func (m *Member) Thaw() {
 	m.net.setFault(m.Name, &f, nil)
 }
 
+// StallDisk plays a disk that stops completing fsync: the member's raft loop waits on its
+// write-ahead log, so nothing it owes its peers leaves and nothing they send is taken in, while
+// its connections stay open. Its peer traffic is held both ways (not cut, unlike Partition);
+// clients still reach it, and it answers what needs no raft round (Status, serializable reads)
+// from memory. Resume undoes it.
+func (m *Member) StallDisk() {
+	m.net.mu.Lock()
+	m.net.stalled[m.Name] = true
+	m.net.mu.Unlock()
+	m.net.setFault(m.Name, nil, nil)
+}
+
+// Resume undoes StallDisk: the held traffic flows again.
+func (m *Member) Resume() {
+	m.net.mu.Lock()
+	delete(m.net.stalled, m.Name)
+	m.net.mu.Unlock()
+	m.net.setFault(m.Name, nil, nil)
+}
+
 // Degrade slows the member's peer links both ways (see LinkFault) until Restore.
 func (m *Member) Degrade(f LinkFault) {
 	m.net.mu.Lock()

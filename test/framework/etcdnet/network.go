@@ -51,6 +51,7 @@ type Network struct {
 	mu         sync.Mutex
 	members    map[string]*Member
 	frozen     map[string]bool
+	stalled    map[string]bool
 	partition  map[string]bool
 	degraded   map[string]LinkFault
 	changed    chan struct{}
@@ -68,7 +69,7 @@ func NewNetwork(dir string) (*Network, error) {
 		return nil, err
 	}
 	n := &Network{Dir: dir, CA: ca, pool: ca.Pool(), members: map[string]*Member{},
-		frozen: map[string]bool{}, partition: map[string]bool{}, degraded: map[string]LinkFault{}, changed: make(chan struct{}), nextHost: 2}
+		frozen: map[string]bool{}, stalled: map[string]bool{}, partition: map[string]bool{}, degraded: map[string]LinkFault{}, changed: make(chan struct{}), nextHost: 2}
 	if n.caFile, err = ca.WriteCA(dir); err != nil {
 		return nil, err
 	}
@@ -215,12 +216,13 @@ func (n *Network) blocked(from, to string) bool {
 	return n.partition[from] || n.partition[to]
 }
 
-// held says whether traffic between from and to is frozen, and a channel closed at the next
-// change of fault state.
+// held says whether traffic between from and to is frozen (all of a frozen member's, the
+// peer traffic of a stalled one), and a channel closed at the next change of fault state.
 func (n *Network) held(from, to string) (bool, <-chan struct{}) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.frozen[to] || n.frozen[from], n.changed
+	peer := from != "" && to != ""
+	return n.frozen[to] || n.frozen[from] || peer && (n.stalled[to] || n.stalled[from]), n.changed
 }
 
 // pipe copies src to dst, holding data while the network says the link is frozen, until
@@ -497,6 +499,11 @@ func (n *Network) Faults() string {
 	for name, on := range n.partition {
 		if on {
 			parts = append(parts, name+" partitioned")
+		}
+	}
+	for name, on := range n.stalled {
+		if on {
+			parts = append(parts, name+" disk stalled")
 		}
 	}
 	for name, f := range n.degraded {

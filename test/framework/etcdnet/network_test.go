@@ -154,6 +154,33 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("a member whose disk stalls answers Status but no linearizable read, and the rest keep quorum", func(t *testing.T) {
+		single := newClient(t, n, ms[2].ClientURL())
+		ms[2].StallDisk()
+		t.Cleanup(ms[2].Resume)
+		if got := n.Faults(); got != "c disk stalled" {
+			t.Fatalf("Faults() = %q", got)
+		}
+		if _, err := rev(t, c, ms[2].ClientURL()); err != nil {
+			t.Fatalf("a stalled member should still answer Status: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		_, err := single.Get(ctx, "k0")
+		cancel()
+		if err == nil {
+			t.Fatal("a linearizable read through a member whose disk stalls succeeded")
+		}
+		if err := put("stalled"); err != nil {
+			t.Fatalf("two of three members should still take writes: %v", err)
+		}
+		ms[2].Resume()
+		ctx, cancel = context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		if _, err := single.Get(ctx, "stalled"); err != nil {
+			t.Fatalf("a linearizable read through the member once its disk resumed: %v", err)
+		}
+	})
+
 	t.Run("a killed member refuses connections and the rest keep quorum", func(t *testing.T) {
 		ms[0].Kill()
 		if ms[0].Running() {
