@@ -354,6 +354,17 @@ func (e *etcdClient) MoveLeader(ctx context.Context, token, to uint64) error {
 	return cli.MoveLeader(ctx, token, to)
 }
 
+// Fence passes the fence with token: quorum is there and no newer leadership has passed it.
+func (e *etcdClient) Fence(ctx context.Context, token uint64) error {
+	etcdRequests.WithLabelValues("fence").Inc()
+	cli, err := e.client(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.keepGiven(cli)
+	return cli.Fence(ctx, token)
+}
+
 // readyCheck is ready while etcd answers a member list.
 func (e *etcdClient) readyCheck(req *http.Request) error {
 	ctx, cancel := context.WithTimeout(req.Context(), 3*time.Second)

@@ -128,6 +128,13 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		if _, err := r.Fence.Token(ctx); err != nil {
 			return fmt.Errorf("not releasing the hook of %s: %w", m.Name, err)
 		}
+		// And etcd is asked, through the fence, whether it still has quorum and this
+		// leadership is still the newest: a release decided on a member list read just
+		// before quorum went is not made while it is gone (on the protected store the
+		// apiserver could not write it then anyway).
+		if err := r.Etcd.Fence(ctx, token); err != nil {
+			return fmt.Errorf("not releasing the hook of %s: %w", m.Name, err)
+		}
 		// The HookReleased condition goes first, so that the next pass, seeing the hook gone,
 		// knows it was this controller that released it (not someone else) even if it runs
 		// before this pass's conditions are written. Like the release, it is refused if the

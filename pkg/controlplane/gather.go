@@ -42,6 +42,9 @@ type Etcd interface {
 	Promote(ctx context.Context, token, id uint64) error
 	Remove(ctx context.Context, token, id uint64) error
 	MoveLeader(ctx context.Context, token, to uint64) error
+	// Fence passes the fence in etcd with token: a write that needs quorum, refused with an
+	// *etcdmember.FencedError once a newer leadership has passed it.
+	Fence(ctx context.Context, token uint64) error
 	// SetEndpoints points the client at these client URLs.
 	SetEndpoints(endpoints []string)
 }

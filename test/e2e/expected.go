@@ -48,9 +48,10 @@ type HookRelease struct {
 }
 
 // Quiet lists what happened inside a window that must not happen while quorum is gone: an
-// action a replica took past its fence (a membership change, a hook release, anything), and a
-// hook seen released. margin trims each window's start: an action whose fence passed just
-// before the fault reaches the point where it is recorded just after.
+// action a replica completed (a membership change, a hook release, anything), and a hook seen
+// released. An action refused by its fence, or failed, is no violation: deciding on a member
+// list read just before quorum went is expected, acting on it is not. margin trims each
+// window's start: an action completed just before the fault is recorded when its pass ends.
 func Quiet(windows []LossWindow, acts []Acted, releases []HookRelease, margin time.Duration) []string {
 	var out []string
 	inside := func(t time.Time, w LossWindow) bool { return t.After(w.From.Add(margin)) && t.Before(w.To) }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
@@ -36,15 +37,15 @@ type Replicas struct {
 	acts []Acted
 }
 
-// Acted is one action a replica took: the moment it had passed the fence and was about to
-// call etcd or the apiserver.
+// Acted is one action a replica completed without error, with the moment its pass ended.
+// (An action refused by the fence, or failed, is not in it.)
 type Acted struct {
 	At      time.Time
 	Replica string
 	Action  quorum.Action
 }
 
-// Actions is every action the replicas have taken so far, in order.
+// Actions is every action the replicas have completed so far, in order.
 func (rs *Replicas) Actions() []Acted {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -111,10 +112,20 @@ func (rs *Replicas) add(ctx context.Context) error {
 	o.PodName = name
 	r := &replica{pod: pod}
 	ctrl, err := StartControllerWith(ctx, rs.c, o, func(a *app.Controller) error {
+		// Every action that completed is recorded when its pass ends (status reporting, added
+		// when the controller runs, chains after this).
+		prev := a.Reconciler.Observer
+		a.Reconciler.Observer = func(o controlplane.Observation) {
+			if prev != nil {
+				prev(o)
+			}
+			if o.Err == nil && o.Decision.Action.Kind != quorum.None {
+				rs.mu.Lock()
+				rs.acts = append(rs.acts, Acted{At: o.Time, Replica: name, Action: o.Decision.Action})
+				rs.mu.Unlock()
+			}
+		}
 		a.Reconciler.BeforeAct = func(ctx context.Context, act quorum.Action) {
-			rs.mu.Lock()
-			rs.acts = append(rs.acts, Acted{At: time.Now(), Replica: name, Action: act})
-			rs.mu.Unlock()
 			r.pauseMu.Lock()
 			p := r.pause
 			r.pause, r.held = nil, p
