@@ -37,7 +37,6 @@ type QuorumMonitor struct {
 	minHealthy      int
 	maxLearners     int
 	maxMembers      int
-	lostAt          []string
 	losses          []LossSample
 	minTolerance    int
 	changes         int
@@ -248,7 +247,6 @@ func (m *QuorumMonitor) sample(ctx context.Context) {
 		}
 		now := time.Now()
 		text := fmt.Sprintf("%s: %s (faults in force: %s)", now.Format("15:04:05.000"), strings.Join(why, "; "), faults)
-		m.lostAt = append(m.lostAt, text)
 		m.losses = append(m.losses, LossSample{Began: began, Ended: now, Text: text})
 	}
 	if fp != "" && fp != m.lastFingerprint {
@@ -294,8 +292,12 @@ func (r MonitorReport) String() string {
 func (m *QuorumMonitor) Report() MonitorReport {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	lost := make([]string, len(m.losses))
+	for i, l := range m.losses {
+		lost[i] = l.Text
+	}
 	return MonitorReport{Samples: m.samples, MinVoters: m.minVoters, MinHealthy: m.minHealthy, MaxLearners: m.maxLearners, MaxMembers: m.maxMembers,
-		MinTolerance: m.minTolerance, QuorumLost: append([]string(nil), m.lostAt...), Leaders: append([]uint64(nil), m.leaderChanges...),
+		MinTolerance: m.minTolerance, QuorumLost: lost, Leaders: append([]uint64(nil), m.leaderChanges...),
 		ListMisses: m.listMisses, Losses: append([]LossSample(nil), m.losses...)}
 }
 
