@@ -47,6 +47,7 @@ type Network struct {
 	proxyCert  tls.Certificate
 	pool       *x509.CertPool
 	ipPrefix   [3]byte
+	reserved   net.Listener // held on <prefix>.1:2380 until Close; see reservePrefix
 	nextHost   int
 	mu         sync.Mutex
 	members    map[string]*Member
@@ -58,9 +59,18 @@ type Network struct {
 	closedOnce sync.Once
 }
 
-// NewNetwork makes a CA and a client certificate under dir and picks a free loopback /24
-// for the machines of this run, so that test packages running side by side never collide.
+// NewNetwork makes a CA and a client certificate under dir and reserves a loopback /24 for
+// the machines of this network until Close, so that networks in one test process, or in test
+// packages running side by side, never share addresses.
 func NewNetwork(dir string) (*Network, error) {
+	return newNetwork(dir, randomPrefix)
+}
+
+// randomPrefix draws a candidate 127.x.y.0/24.
+func randomPrefix() [3]byte { return [3]byte{127, byte(10 + rand.IntN(240)), byte(rand.IntN(256))} }
+
+// newNetwork is NewNetwork drawing its candidate prefixes from candidate.
+func newNetwork(dir string, candidate func() [3]byte) (*Network, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -83,26 +93,31 @@ func NewNetwork(dir string) (*Network, error) {
 	if n.proxyCert, err = proxy.TLSCertificate(); err != nil {
 		return nil, err
 	}
-	if err := n.pickPrefix(); err != nil {
+	if n.ipPrefix, n.reserved, err = reservePrefix(candidate); err != nil {
 		return nil, err
 	}
 	return n, nil
 }
 
-func (n *Network) pickPrefix() error {
+// reservePrefix takes the first candidate /24 whose <prefix>.1:2380 it can listen on, and
+// returns that listener, which the network holds for its life. No member ever uses .1 (they
+// start at .2), so the listener is only a claim; but since every network claims its prefix
+// this way, a second network in this process or any other finds the port taken and moves on.
+// Probing the port and closing it again, as this once did, claimed nothing: two networks
+// starting together could both see it free and share a /24.
+func reservePrefix(candidate func() [3]byte) ([3]byte, net.Listener, error) {
 	for range 64 {
-		p := [3]byte{127, byte(10 + rand.IntN(240)), byte(rand.IntN(256))}
+		p := candidate()
 		ip := net.IPv4(p[0], p[1], p[2], 1)
 		l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), fmt.Sprint(PeerPort)))
 		if err != nil {
 			continue
 		}
-		l.Close()
-		n.ipPrefix = p
-		return nil
+		return p, l, nil
 	}
-	return fmt.Errorf("no free loopback /24 found for the test machines")
+	return [3]byte{}, nil, fmt.Errorf("no free loopback /24 found for the test machines")
 }
+
 
 // AllocateIP returns the next unused loopback address of this network (127.x.y.2, .3, ...).
 func (n *Network) AllocateIP() (net.IP, error) {
@@ -148,7 +163,8 @@ func (n *Network) Members() []*Member {
 	return out
 }
 
-// Close kills every member: a test's cluster needs no graceful goodbye.
+// Close kills every member (a test's cluster needs no graceful goodbye) and gives up the
+// network's /24.
 func (n *Network) Close() {
 	n.closedOnce.Do(func() {
 		var wg sync.WaitGroup
@@ -157,6 +173,7 @@ func (n *Network) Close() {
 			go func() { defer wg.Done(); m.Kill() }()
 		}
 		wg.Wait()
+		n.reserved.Close()
 	})
 }
 
