@@ -118,7 +118,6 @@ func reservePrefix(candidate func() [3]byte) ([3]byte, net.Listener, error) {
 	return [3]byte{}, nil, fmt.Errorf("no free loopback /24 found for the test machines")
 }
 
-
 // AllocateIP returns the next unused loopback address of this network (127.x.y.2, .3, ...).
 func (n *Network) AllocateIP() (net.IP, error) {
 	n.mu.Lock()
