@@ -156,7 +156,7 @@ func (e *etcdClient) Observe(ctx context.Context) ([]controlplane.EtcdMember, er
 	if err == nil {
 		e.setKnown(members)
 	}
-	return observedMembers(members, health), err
+	return controlplane.Observed(members, health), err
 }
 
 // quickQuorumTimeout bounds the Status calls that may show quorum lost before the member
@@ -310,48 +310,48 @@ func (e *etcdClient) record(err error) {
 }
 
 // AddLearner adds a learner and returns its ID.
-func (e *etcdClient) AddLearner(ctx context.Context, token uint64, peerURL string) (uint64, error) {
+func (e *etcdClient) AddLearner(ctx context.Context, token uint64, peerURL string, still controlplane.Recheck) (uint64, error) {
 	etcdRequests.WithLabelValues("add_learner").Inc()
 	cli, err := e.client(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer e.keepGiven(cli)
-	m, err := cli.AddLearner(ctx, token, peerURL)
+	m, err := cli.AddLearner(ctx, token, peerURL, guard(still))
 	return m.ID, err
 }
 
 // Promote promotes a learner; a refusal because it is not in sync is a *NotInSyncError.
-func (e *etcdClient) Promote(ctx context.Context, token, id uint64) error {
+func (e *etcdClient) Promote(ctx context.Context, token, id uint64, still controlplane.Recheck) error {
 	etcdRequests.WithLabelValues("promote").Inc()
 	cli, err := e.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer e.keepGiven(cli)
-	return cli.Promote(ctx, token, id)
+	return cli.Promote(ctx, token, id, guard(still))
 }
 
 // Remove removes a member.
-func (e *etcdClient) Remove(ctx context.Context, token, id uint64) error {
+func (e *etcdClient) Remove(ctx context.Context, token, id uint64, still controlplane.Recheck) error {
 	etcdRequests.WithLabelValues("remove").Inc()
 	cli, err := e.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer e.keepGiven(cli)
-	return cli.Remove(ctx, token, id)
+	return cli.Remove(ctx, token, id, guard(still))
 }
 
 // MoveLeader hands leadership to member to.
-func (e *etcdClient) MoveLeader(ctx context.Context, token, to uint64) error {
+func (e *etcdClient) MoveLeader(ctx context.Context, token, to uint64, still controlplane.Recheck) error {
 	etcdRequests.WithLabelValues("move_leader").Inc()
 	cli, err := e.client(ctx)
 	if err != nil {
 		return err
 	}
 	defer e.keepGiven(cli)
-	return cli.MoveLeader(ctx, token, to)
+	return cli.MoveLeader(ctx, token, to, guard(still))
 }
 
 // Fence passes the fence with token: quorum is there and no newer leadership has passed it.
@@ -363,6 +363,17 @@ func (e *etcdClient) Fence(ctx context.Context, token uint64) error {
 	}
 	defer e.keepGiven(cli)
 	return cli.Fence(ctx, token)
+}
+
+// guard turns the controller's recheck into the etcd client's guard, over the same view of
+// the members the controller observes.
+func guard(still controlplane.Recheck) etcdmember.Guard {
+	if still == nil {
+		return nil
+	}
+	return func(members []etcdmember.Member, health []etcdmember.Health) error {
+		return still(controlplane.Observed(members, health))
+	}
 }
 
 // readyCheck is ready while etcd answers a member list.
@@ -382,20 +393,4 @@ func (e *etcdClient) Close() {
 	if e.cli != nil {
 		_ = e.cli.Close()
 	}
-}
-
-// raftView reads, from the members' own status probes, the leader a healthy member names and
-// each member's committed raft index.
-func raftView(health []etcdmember.Health) (leader uint64, index map[uint64]uint64) {
-	index = map[uint64]uint64{}
-	for _, h := range health {
-		if h.Status == nil {
-			continue
-		}
-		index[h.ID] = h.Status.Index
-		if h.Healthy && leader == 0 && h.Status.Leader != 0 {
-			leader = h.Status.Leader
-		}
-	}
-	return leader, index
 }

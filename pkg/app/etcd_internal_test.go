@@ -204,7 +204,7 @@ func TestGivenEndpointsSurviveMembershipChanges(t *testing.T) {
 	// etcd refuses membership changes until its members have been connected for 5 s.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		id, err = e.AddLearner(ctx, 1, "https://"+net.JoinHostPort(ip.String(), "2380"))
+		id, err = e.AddLearner(ctx, 1, "https://"+net.JoinHostPort(ip.String(), "2380"), nil)
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -213,7 +213,7 @@ func TestGivenEndpointsSurviveMembershipChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Remove(ctx, 1, id); err != nil {
+	if err := e.Remove(ctx, 1, id, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.dialled(); !slices.Equal(got, given) {

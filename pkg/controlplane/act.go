@@ -71,10 +71,11 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		r.BeforeAct(ctx, a)
 	}
 	m := machineNamed(st.machines, a.Machine)
+	recheck := r.still(st, a)
 	switch a.Kind {
 	case quorum.AddLearner:
-		id, err := r.Etcd.AddLearner(ctx, token, a.PeerURL)
-		if r.waiting(ctx, d, a, err) {
+		id, err := r.Etcd.AddLearner(ctx, token, a.PeerURL, recheck)
+		if r.waiting(ctx, d, a, err) || r.stale(ctx, a, err) {
 			return nil
 		}
 		if err != nil {
@@ -82,9 +83,13 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		}
 		r.event(m, corev1.EventTypeNormal, "LearnerAdded", "AddLearner", fmt.Sprintf("added etcd learner %x at %s: %s", id, a.PeerURL, a.Reason))
 	case quorum.Promote:
-		err := r.Etcd.Promote(ctx, token, a.MemberID)
+		err := r.Etcd.Promote(ctx, token, a.MemberID, recheck)
 		var notInSync *etcdmember.NotInSyncError
 		if errors.As(err, &notInSync) {
+			logr.FromContextOrDiscard(ctx).V(1).Info("learner not promoted yet; tried again on the next pass", "member", fmt.Sprintf("%x", a.MemberID), "why", err.Error())
+			return nil
+		}
+		if r.stale(ctx, a, err) {
 			return nil
 		}
 		if err != nil {
@@ -99,13 +104,17 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		d.Conditions[a.Machine] = quorum.Condition{Status: "True", Reason: quorum.ReasonVoting, Message: fmt.Sprintf("voting member %x, healthy", a.MemberID)}
 		r.event(m, corev1.EventTypeNormal, "LearnerPromoted", "Promote", fmt.Sprintf("promoted etcd learner %x to a voting member: %s", a.MemberID, a.Reason))
 	case quorum.MoveLeader:
-		if err := r.Etcd.MoveLeader(ctx, token, a.To); err != nil {
+		err := r.Etcd.MoveLeader(ctx, token, a.To, recheck)
+		if r.stale(ctx, a, err) {
+			return nil
+		}
+		if err != nil {
 			return r.failed(m, a, err)
 		}
 		r.event(m, corev1.EventTypeNormal, "LeaderMoved", "MoveLeader", fmt.Sprintf("moved etcd leadership from %x to %x before removing the member", a.MemberID, a.To))
 	case quorum.RemoveMember:
-		err := r.Etcd.Remove(ctx, token, a.MemberID)
-		if r.waiting(ctx, d, a, err) {
+		err := r.Etcd.Remove(ctx, token, a.MemberID, recheck)
+		if r.waiting(ctx, d, a, err) || r.stale(ctx, a, err) {
 			return nil
 		}
 		if err != nil {
@@ -131,23 +140,37 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		// And etcd is asked, through the fence, whether it still has quorum and this
 		// leadership is still the newest: a release decided on a member list read just
 		// before quorum went is not made while it is gone (on the protected store the
-		// apiserver could not write it then anyway).
-		if err := r.Etcd.Fence(ctx, token); err != nil {
+		// apiserver could not write it then anyway). Then the member list is read afresh:
+		// the release goes ahead only if the planner, on that list, still releases this
+		// Machine's hook.
+		if err := r.releaseFence(ctx, token, recheck); err != nil {
+			if r.stale(ctx, a, err) {
+				return nil
+			}
 			return fmt.Errorf("not releasing the hook of %s: %w", m.Name, err)
 		}
 		// The HookReleased condition goes first, so that the next pass, seeing the hook gone,
 		// knows it was this controller that released it (not someone else) even if it runs
 		// before this pass's conditions are written. Like the release, it is refused if the
-		// Machine changed since it was read, and then nothing is released.
-		still := sameDecision(m)
+		// Machine changed since it was read, and then nothing is released. A write refused
+		// for a conflict is tried again on the Machine read afresh, only after the fence and
+		// the fresh member list have been checked again as above.
+		same := sameDecision(m)
+		still := func(fresh *machinev1beta1.Machine) error {
+			if err := same(fresh); err != nil {
+				return err
+			}
+			return r.releaseFence(ctx, token, recheck)
+		}
 		if want, ok := d.Conditions[m.Name]; ok {
 			if err := r.patchCondition(ctx, m, want, still); err != nil {
 				return r.failed(m, a, fmt.Errorf("record the release before making it: %w", err))
 			}
 		}
-		// The member list this decision rests on was read from etcd in this pass. A write
-		// refused for a conflict is tried again on the Machine read afresh, but only while
-		// it is still deleting and still shows the addresses and Node the placement used.
+		// The member list this release rests on was read after the fence. A write refused
+		// for a conflict is tried again on the Machine read afresh, but only while it is
+		// still deleting and still shows the addresses and Node the placement used, and
+		// after the fence and a fresh member list allow it again.
 		rv := m.ResourceVersion
 		if err := r.writer().Release(ctx, m, r.Hook, still); err != nil {
 			return r.failed(m, a, err)
@@ -158,6 +181,79 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		r.event(m, corev1.EventTypeNormal, quorum.ReasonHookReleased, "ReleaseHook", "released preDrain hook "+r.Hook.Name+": "+a.Reason)
 	}
 	return nil
+}
+
+// releaseFence passes the etcd fence with token, reads the member list afresh and checks
+// the release's reason on it: the step a hook release takes before each of its writes.
+func (r *Reconciler) releaseFence(ctx context.Context, token uint64, still Recheck) error {
+	if err := r.Etcd.Fence(ctx, token); err != nil {
+		return err
+	}
+	fresh, err := r.Etcd.Observe(ctx)
+	if err != nil {
+		return fmt.Errorf("read the member list after the fence: %w", err)
+	}
+	if err := still(fresh); err != nil {
+		return &etcdmember.StaleError{Op: "hook release", Err: err}
+	}
+	return nil
+}
+
+// still is action a's own reason, checked again on a member list read after the fence: the
+// planner, given the same Machines and that list (learners judged against this pass's
+// readings, their time standing still carried over), must decide the very same action. A
+// learner removed for standing still must still be a learner that is neither healthy nor
+// progressing; a voter removed must still be placed on its deleting Machine, or still be
+// dead; a hook released must still have no member placed on its Machine; a learner
+// promoted must still be healthy and every voter healthy. Anything else waits for the
+// next pass, which decides again on what it reads.
+func (r *Reconciler) still(st *snapshot, a quorum.Action) Recheck {
+	return func(fresh []EtcdMember) error {
+		s := StateOf(st.machines, fresh, st.cpms, r.Hook, st.state.Desired)
+		s.LearnerStartTimeout, s.Now, s.RemovalHeld = st.state.LearnerStartTimeout, st.state.Now, st.state.RemovalHeld
+		down := map[uint64]time.Duration{}
+		for _, m := range st.state.Members {
+			down[m.ID] = m.DownFor
+		}
+		for i, m := range fresh {
+			if !m.IsLearner {
+				continue
+			}
+			var before *quorum.LearnerReading
+			if prev, ok := r.learners[m.ID]; ok {
+				before = &prev.reading
+			}
+			reading := readingOf(m)
+			reading.Answered = reading.Answered && m.Healthy
+			healthy, progressing := quorum.LearnerHealth(reading, before)
+			s.Members[i].Healthy = healthy
+			if !healthy && !progressing {
+				s.Members[i].DownFor = down[m.ID]
+			}
+		}
+		for i, mach := range s.Machines {
+			if _, ok := r.learnerTimedOut[mach.Name]; ok {
+				s.Machines[i].LearnerTimedOut = true
+			}
+		}
+		now := quorum.Decide(s).Action
+		if now.Kind != a.Kind || now.Machine != a.Machine || now.MemberID != a.MemberID || now.PeerURL != a.PeerURL || now.To != a.To {
+			return fmt.Errorf("decided %q, but on the member list read after the fence the planner decides %q", a.String(), now.String())
+		}
+		return nil
+	}
+}
+
+// stale says err is a refusal because the action's reason no longer held after the fence
+// (see still): nothing was changed, and the next pass decides again. It is logged, not an
+// error and not a Warning Event.
+func (r *Reconciler) stale(ctx context.Context, a quorum.Action, err error) bool {
+	var se *etcdmember.StaleError
+	if !errors.As(err, &se) {
+		return false
+	}
+	logr.FromContextOrDiscard(ctx).Info("not acting: the reason no longer holds after the fence; deciding again on the next pass", "action", a.String(), "why", se.Err.Error())
+	return true
 }
 
 // waiting says err is etcd's refusal for its health window, which passes by itself: the

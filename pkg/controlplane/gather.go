@@ -29,19 +29,57 @@ type EtcdMember struct {
 	Leader bool
 	// Progress is a learner's raft index over the leader's, 0..1.
 	Progress float64
+	// Answered says the member's own Status answered and named a leader; Index is its
+	// committed raft index and LeaderIndex the leader's, both from this observation (0 when
+	// unread). For a learner, Healthy is only "answered" until the controller applies
+	// quorum.LearnerHealth, which needs the previous pass.
+	Answered           bool
+	Index, LeaderIndex uint64
 }
 
+// Observed joins the member list with the members' own status probes: the leader a healthy
+// member names, each member's raft index, and each learner's index over the leader's. The
+// controller's observation and `quorumguard status` both build their members here.
+func Observed(members []etcdmember.Member, health []etcdmember.Health) []EtcdMember {
+	var leader uint64
+	index := map[uint64]uint64{}
+	answered := map[uint64]bool{}
+	for _, h := range health {
+		if h.Status == nil {
+			continue
+		}
+		index[h.ID] = h.Status.Index
+		answered[h.ID] = h.Status.Leader != 0
+		if h.Healthy && leader == 0 && h.Status.Leader != 0 {
+			leader = h.Status.Leader
+		}
+	}
+	out := make([]EtcdMember, len(members))
+	for i, m := range members {
+		out[i] = EtcdMember{Member: m, Leader: m.ID == leader, Answered: answered[m.ID], Index: index[m.ID], LeaderIndex: index[leader]}
+		if m.IsLearner && index[leader] > 0 {
+			out[i].Progress = min(1, float64(index[m.ID])/float64(index[leader]))
+		}
+	}
+	return out
+}
+
+// Recheck is an action's own reason, checked once more by the etcd layer on the members it
+// reads after passing the fence (see etcdmember.Guard); an error refuses the action.
+type Recheck func(members []EtcdMember) error
+
 // Etcd lists the etcd calls the controller makes. Every membership change carries the
-// fencing token of the leadership that asks for it.
+// fencing token of the leadership that asks for it, and its own reason to be checked again
+// after the fence.
 type Etcd interface {
 	// Observe returns a fresh member list (never cached) with health, leader and progress.
 	// With quorum lost it may return a member's own view of the membership together with
 	// an *etcdmember.NoQuorumError: that view is reported, never acted on.
 	Observe(ctx context.Context) ([]EtcdMember, error)
-	AddLearner(ctx context.Context, token uint64, peerURL string) (uint64, error)
-	Promote(ctx context.Context, token, id uint64) error
-	Remove(ctx context.Context, token, id uint64) error
-	MoveLeader(ctx context.Context, token, to uint64) error
+	AddLearner(ctx context.Context, token uint64, peerURL string, still Recheck) (uint64, error)
+	Promote(ctx context.Context, token, id uint64, still Recheck) error
+	Remove(ctx context.Context, token, id uint64, still Recheck) error
+	MoveLeader(ctx context.Context, token, to uint64, still Recheck) error
 	// Fence passes the fence in etcd with token: a write that needs quorum, refused with an
 	// *etcdmember.FencedError once a newer leadership has passed it.
 	Fence(ctx context.Context, token uint64) error
@@ -82,6 +120,8 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 	observed, err := r.Etcd.Observe(ctx)
 	if err != nil {
 		st.etcdErr = err
+		// A pass that could not read etcd adds nothing to any learner's time standing still.
+		r.etcdRead = false
 		if len(observed) == 0 {
 			st.state = StateOf(list.Items, nil, cpms, r.Hook, desired)
 			return st, nil //nolint:nilerr // an unreachable etcd is part of the snapshot, reported and acted on
@@ -106,7 +146,9 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 	st.observed = observed
 	st.state.LearnerStartTimeout = r.LearnerStartTimeout
 	st.state.Now = r.now()
-	r.learnerAges(st)
+	if err == nil {
+		r.learnerAges(st)
+	}
 	return st, nil
 }
 
@@ -116,9 +158,16 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *machinev1.ControlPlaneMachineSet, hook machinev1beta1.LifecycleHook, desired int) quorum.State {
 	s := quorum.State{Desired: desired}
 	for _, m := range members {
+		healthy := m.Healthy
+		if m.IsLearner {
+			// With no earlier reading only a learner that holds all the leader holds counts;
+			// the controller applies the rule again with its previous pass (learnerAges).
+			healthy, _ = quorum.LearnerHealth(readingOf(m), nil)
+			healthy = healthy && m.Healthy
+		}
 		s.Members = append(s.Members, quorum.Member{
 			ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner, Started: m.Started,
-			Healthy: m.Healthy, Leader: m.Leader, Progress: m.Progress,
+			Healthy: healthy, Leader: m.Leader, Progress: m.Progress,
 		})
 	}
 	var domains []failuredomain.Domain
@@ -205,33 +254,44 @@ func IndexesOf(all []machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachine
 	return failuredomain.AssignIndexes(int(ptr.Deref(cpms.Spec.Replicas, 0)), named)
 }
 
-// learnerAges tells the planner how long each learner that is not healthy (never started,
-// or stopped answering) has been seen so, and which Machines recently had a learner removed
-// for it. Both are kept in memory: a
-// restarted controller starts counting again, which only ever waits longer.
+// learnerAges applies quorum.LearnerHealth to every learner, against the previous pass's
+// reading, and tells the planner how long each learner has stood still (neither healthy
+// nor progressing), and which Machines recently had a learner removed for it.
+//
+// Only passes that read etcd count: this runs only on them, and the time between two passes
+// counts only when the earlier one read etcd too, so that an outage of etcd (or of the
+// network to it) never adds to a learner's time standing still, and one unhealthy pass after
+// it cannot remove a learner. The readings are kept in memory: a restarted controller starts
+// counting again, which only ever waits longer.
 func (r *Reconciler) learnerAges(st *snapshot) {
 	now := r.now()
-	if r.downSince == nil {
-		r.downSince = map[uint64]time.Time{}
+	var elapsed time.Duration
+	if r.etcdRead && !r.lastRead.IsZero() {
+		elapsed = now.Sub(r.lastRead)
 	}
-	seen := map[uint64]bool{}
+	r.etcdRead, r.lastRead = true, now
+	seen := map[uint64]learnerSeen{}
 	for i, m := range st.state.Members {
-		if !m.Learner || m.Healthy {
+		if !m.Learner {
 			continue
 		}
-		seen[m.ID] = true
-		first, ok := r.downSince[m.ID]
-		if !ok {
-			first = now
-			r.downSince[m.ID] = now
+		prev, ok := r.learners[m.ID]
+		reading := readingOf(st.observed[i])
+		reading.Answered = reading.Answered && st.observed[i].Healthy
+		var before *quorum.LearnerReading
+		if ok {
+			before = &prev.reading
 		}
-		st.state.Members[i].DownFor = now.Sub(first)
-	}
-	for id := range r.downSince {
-		if !seen[id] {
-			delete(r.downSince, id)
+		healthy, progressing := quorum.LearnerHealth(reading, before)
+		cur := learnerSeen{reading: reading}
+		if !healthy && !progressing {
+			cur.still = prev.still + elapsed
 		}
+		seen[m.ID] = cur
+		st.state.Members[i].Healthy = healthy
+		st.state.Members[i].DownFor = cur.still
 	}
+	r.learners = seen
 	for i, m := range st.state.Machines {
 		if t, ok := r.learnerTimedOut[m.Name]; ok {
 			if now.Sub(t) < 2*max(r.LearnerStartTimeout, time.Minute) {
@@ -241,6 +301,16 @@ func (r *Reconciler) learnerAges(st *snapshot) {
 			}
 		}
 	}
+}
+
+// learnerSeen is the last reading of a learner and how long it has stood still.
+type learnerSeen struct {
+	reading quorum.LearnerReading
+	still   time.Duration
+}
+
+func readingOf(m EtcdMember) quorum.LearnerReading {
+	return quorum.LearnerReading{Answered: m.Answered, Index: m.Index, LeaderIndex: m.LeaderIndex}
 }
 
 // desiredReplicas comes from the ControlPlaneMachineSet, or the flag when there is none.

@@ -95,9 +95,12 @@ type Reconciler struct {
 	// endpoints are the client URLs of the last member list; only Reconcile touches them
 	// (one worker), like the two maps below.
 	endpoints []string
-	// downSince is when each learner that is not healthy was first seen so;
-	// learnerTimedOut is when a Machine's learner was removed for it.
-	downSince       map[uint64]time.Time
+	// learners are the last pass's reading of each learner (see learnerAges); etcdRead says
+	// the last pass read etcd, at lastRead. learnerTimedOut is when a Machine's learner was
+	// removed for standing still too long.
+	learners        map[uint64]learnerSeen
+	etcdRead        bool
+	lastRead        time.Time
 	learnerTimedOut map[string]time.Time
 	// reported is the last set of planner reports sent as Events, so each is sent once.
 	reported string

@@ -19,12 +19,19 @@ import (
 // before: a state read first could miss a change made by a leadership that passed the fence
 // between that read and this fence.
 
+// Guard is a change's own reason, checked once more on the members and their health read
+// after the fence. A change is decided on a state read before the fence; by the time the
+// fence has passed, that reason may be gone (a learner that timed out answers again, a
+// deleting Machine's member was removed by a newer leader). An error from a guard refuses
+// the change with a *StaleError, and nothing is changed.
+type Guard func(members []Member, health []Health) error
+
 // AddLearner adds a learner with peerURL and returns it. A member that already has that
 // peer URL, learner or not, is returned as it is.
-func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string) (Member, error) {
+func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string, guards ...Guard) (Member, error) {
 	// The fence comes before even the no-op answer: a replica that lost its leadership learns
 	// so on its next call, whatever that call would have done.
-	members, _, err := c.fencedState(ctx, token)
+	members, _, err := c.fencedState(ctx, token, "add learner "+peerURL, guards)
 	if err != nil {
 		return Member{}, err
 	}
@@ -58,10 +65,27 @@ func (c *Client) AddLearner(ctx context.Context, token uint64, peerURL string) (
 	return Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: true, Started: m.Name != ""}, nil
 }
 
-// fencedState passes the fence with token, then reads the members and their health: the
-// prologue of every membership change. A fence that could not be written at all (not a
-// refusal) is explained by State when quorum is lost: the *NoQuorumError is returned then.
-func (c *Client) fencedState(ctx context.Context, token uint64) ([]Member, []Health, error) {
+// fencedState passes the fence with token, then reads the members and their health and
+// runs the change's guards on them: the prologue of every membership change. A fence that
+// could not be written at all (not a refusal) is explained by State when quorum is lost:
+// the *NoQuorumError is returned then.
+func (c *Client) fencedState(ctx context.Context, token uint64, op string, guards []Guard) ([]Member, []Health, error) {
+	members, health, err := c.fencedRead(ctx, token)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, g := range guards {
+		if g == nil {
+			continue
+		}
+		if err := g(members, health); err != nil {
+			return nil, nil, &StaleError{Op: op, Err: err}
+		}
+	}
+	return members, health, nil
+}
+
+func (c *Client) fencedRead(ctx context.Context, token uint64) ([]Member, []Health, error) {
 	if err := c.Fence(ctx, token); err != nil {
 		var fe *FencedError
 		if errors.As(err, &fe) || ctx.Err() != nil {
@@ -76,10 +100,12 @@ func (c *Client) fencedState(ctx context.Context, token uint64) ([]Member, []Hea
 	return c.State(ctx)
 }
 
-// Promote makes learner id a voting member. Promoting a voter does nothing. etcd refuses a
-// learner that is not in sync yet with a *NotInSyncError; see WaitPromote.
-func (c *Client) Promote(ctx context.Context, token, id uint64) error {
-	members, _, err := c.fencedState(ctx, token)
+// Promote makes learner id a voting member. Promoting a voter does nothing. A learner that
+// has not committed, within the probe timeout, the index the leader reports after the fence
+// is refused with a *NotInSyncError before etcd is asked (see connected); so is one etcd
+// finds not in sync yet; see WaitPromote.
+func (c *Client) Promote(ctx context.Context, token, id uint64, guards ...Guard) error {
+	members, health, err := c.fencedState(ctx, token, fmt.Sprintf("promote %x", id), guards)
 	if err != nil {
 		return err
 	}
@@ -89,6 +115,9 @@ func (c *Client) Promote(ctx context.Context, token, id uint64) error {
 	}
 	if !m.IsLearner {
 		return nil
+	}
+	if err := c.connected(ctx, health, m); err != nil {
+		return err
 	}
 	if err := CheckChange(members, Change{Kind: ChangePromote, MemberID: id}); err != nil {
 		return err
@@ -200,10 +229,59 @@ func etcdRefusal(members []Member, c Change, err error) error {
 	return nil
 }
 
+// connected says learner l has committed the index its leader reports after the fence, as
+// read in health. The fence is a write, so that index is one the learner can only hold if
+// it received entries from the leader after the fence. A learner cut off from its leader
+// still answers Status and keeps naming the old leader (a learner never campaigns), and
+// etcd's own check looks only at what the leader last heard from it: promoted then, it
+// would turn 3 reachable voters into 4 with 3 reachable, quorum 3, fault tolerance 0.
+//
+// The learner is asked until its index reaches the leader's or the probe timeout ends;
+// a connected learner gets the entry with the leader's next append, within milliseconds.
+func (c *Client) connected(ctx context.Context, health []Health, l Member) error {
+	lead := leaderOf(health)
+	var target uint64
+	for _, h := range health {
+		if h.ID == lead && h.Status != nil {
+			target = h.Status.Index
+		}
+	}
+	w := Where{Op: "promote", Endpoint: c.where(), Member: l.String()}
+	p := Progress{Learner: l.ID, Leader: lead, LeaderIndex: target}
+	if lead == 0 || target == 0 {
+		return &NotInSyncError{Where: w, ID: l.ID, Progress: p, Err: errors.New("the leader's index could not be read after the fence")}
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.ProbeTimeout)
+	defer cancel()
+	tick := time.NewTicker(connectedPoll)
+	defer tick.Stop()
+	var last error
+	for {
+		st, err := c.Status(wctx, l)
+		if err == nil {
+			p.LearnerIndex, p.LearnerApplied = st.Index, st.Applied
+			if st.Index >= target {
+				return nil
+			}
+		} else {
+			last = err
+		}
+		select {
+		case <-wctx.Done():
+			why := fmt.Errorf("the learner has not committed index %d, which leader %x reported after the fence, within %s: it is not receiving the leader's entries (cut off from the leader?)", target, lead, c.cfg.ProbeTimeout)
+			if last != nil && p.LearnerIndex == 0 {
+				why = fmt.Errorf("%w; its Status: %w", why, last)
+			}
+			return &NotInSyncError{Where: w, ID: l.ID, Progress: p, Err: why}
+		case <-tick.C:
+		}
+	}
+}
+
 // Remove removes member id. A member that is not there counts as removed. Its client URLs
 // leave the client's endpoints.
-func (c *Client) Remove(ctx context.Context, token, id uint64) error {
-	members, _, err := c.fencedState(ctx, token)
+func (c *Client) Remove(ctx context.Context, token, id uint64, guards ...Guard) error {
+	members, _, err := c.fencedState(ctx, token, fmt.Sprintf("remove %x", id), guards)
 	if err != nil {
 		return err
 	}
@@ -214,8 +292,8 @@ func (c *Client) Remove(ctx context.Context, token, id uint64) error {
 // voting member when id leads, so that removing it costs no election. Only then is the fence
 // passed twice: before the hand-over, and again before the state the removal is decided on
 // is read after it.
-func (c *Client) RemoveMember(ctx context.Context, token, id uint64) error {
-	members, health, err := c.fencedState(ctx, token)
+func (c *Client) RemoveMember(ctx context.Context, token, id uint64, guards ...Guard) error {
+	members, health, err := c.fencedState(ctx, token, fmt.Sprintf("remove %x", id), guards)
 	if err != nil {
 		return err
 	}
@@ -231,7 +309,7 @@ func (c *Client) RemoveMember(ctx context.Context, token, id uint64) error {
 		if err := c.moveLeader(ctx, members, health, to); err != nil {
 			return err
 		}
-		if members, _, err = c.fencedState(ctx, token); err != nil {
+		if members, _, err = c.fencedState(ctx, token, fmt.Sprintf("remove %x", id), guards); err != nil {
 			return err
 		}
 	}
@@ -268,8 +346,8 @@ func (c *Client) remove(ctx context.Context, members []Member, id uint64) error 
 
 // MoveLeader hands raft leadership to voting member to. The request goes to the current
 // leader's own endpoint, as etcd requires; it returns once to leads.
-func (c *Client) MoveLeader(ctx context.Context, token, to uint64) error {
-	members, health, err := c.fencedState(ctx, token)
+func (c *Client) MoveLeader(ctx context.Context, token, to uint64, guards ...Guard) error {
+	members, health, err := c.fencedState(ctx, token, fmt.Sprintf("move leadership to %x", to), guards)
 	if err != nil {
 		return err
 	}

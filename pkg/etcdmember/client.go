@@ -25,12 +25,12 @@ type Interface interface {
 	State(ctx context.Context) ([]Member, []Health, error)
 	Status(ctx context.Context, m Member) (Status, error)
 	Progress(ctx context.Context, learner uint64) (Progress, error)
-	AddLearner(ctx context.Context, token uint64, peerURL string) (Member, error)
-	Promote(ctx context.Context, token, id uint64) error
+	AddLearner(ctx context.Context, token uint64, peerURL string, guards ...Guard) (Member, error)
+	Promote(ctx context.Context, token, id uint64, guards ...Guard) error
 	WaitPromote(ctx context.Context, token, id uint64, interval time.Duration) error
-	Remove(ctx context.Context, token, id uint64) error
-	RemoveMember(ctx context.Context, token, id uint64) error
-	MoveLeader(ctx context.Context, token, to uint64) error
+	Remove(ctx context.Context, token, id uint64, guards ...Guard) error
+	RemoveMember(ctx context.Context, token, id uint64, guards ...Guard) error
+	MoveLeader(ctx context.Context, token, to uint64, guards ...Guard) error
 	Fence(ctx context.Context, token uint64) error
 	FenceToken(ctx context.Context) (uint64, error)
 	Endpoints() []string
@@ -76,6 +76,7 @@ const (
 	bestEffortSyncTimeout   = 2 * time.Second
 	promoteAttemptThreshold = 0.9
 	minProgressPoll         = 200 * time.Millisecond
+	connectedPoll           = 20 * time.Millisecond
 )
 
 // Config says how to reach etcd.

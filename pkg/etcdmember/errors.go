@@ -218,3 +218,15 @@ func containsAny(s string, subs ...string) bool {
 	}
 	return false
 }
+
+// StaleError: the change's own reason no longer holds on the state read after the fence
+// (see Guard). Nothing was changed; the next pass decides again on what it reads then.
+type StaleError struct {
+	Op  string
+	Err error
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("%s not made: its reason no longer holds on the member list read after the fence: %v", e.Op, e.Err)
+}
+func (e *StaleError) Unwrap() error { return e.Err }

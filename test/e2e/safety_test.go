@@ -265,12 +265,12 @@ type silentPromote struct {
 	dropped bool
 }
 
-func (s *silentPromote) Promote(ctx context.Context, token, id uint64) error {
+func (s *silentPromote) Promote(ctx context.Context, token, id uint64, still controlplane.Recheck) error {
 	if !s.dropped {
 		s.dropped = true
 		return nil
 	}
-	return s.Etcd.Promote(ctx, token, id)
+	return s.Etcd.Promote(ctx, token, id, still)
 }
 
 // TestPromotionIsReadBack: a promotion etcd answers but does not apply is found by reading
