@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +14,8 @@ import (
 
 	machinev1 "github.com/openshift/api/machine/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,6 +23,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/machines"
+	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/framework"
 	"github.com/quorumguard/quorumguard/test/framework/etcdnet"
 )
@@ -36,8 +41,7 @@ type ChaosInput struct {
 	// Only, when set, limits the events drawn to these kinds.
 	Only []string
 	// Settle bounds how long, after an event's faults clear, the cluster may take to be
-	// whole again: no deleting Machine, three Machines balanced over the listed domains,
-	// each with its hook, three healthy voting members and no learner.
+	// whole again and stay so for etcd's health window (see waitSettled).
 	Settle time.Duration
 	// DuringLoss, a test-only seam, runs while a quorum-loss event has quorum away, as a
 	// broken controller acting then would: it shows that the check sees such an act.
@@ -121,10 +125,8 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 		if check != nil {
 			problems = append(problems, check.Error())
 		}
-		// etcd itself refuses a second learner; a second replacement begun before the first
-		// one's old member is gone shows as a fifth member instead.
-		if res.Monitor.MaxMembers > 4 {
-			problems = append(problems, fmt.Sprintf("%d etcd members at once (replicas+1 is 4): two replacements overlapped", res.Monitor.MaxMembers))
+		if p := TooManyMembers(res.Monitor, 4); p != "" {
+			problems = append(problems, p)
 		}
 		if res.MaxMachines > 4 {
 			problems = append(problems, fmt.Sprintf("%d control-plane Machines at once (replicas+1 is 4)", res.MaxMachines))
@@ -142,9 +144,25 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 	if len(in.Only) > 0 {
 		kinds = in.Only
 	}
+	// The first event starts on a settled cluster too: members connected for etcd's health
+	// window, or it would refuse the first reconfiguration.
+	if err := waitSettled(ctx, c, zones, in.Settle); err != nil {
+		logf("not settled before the first event: %v", err)
+		return finish(fmt.Errorf("before the first event: %w", err))
+	}
 	for range in.Events {
 		ev := kinds[rng.IntN(len(kinds))]
 		res.Events = append(res.Events, ev)
+		// Each event takes out at most one member, except quorum-loss's freeze, which means to
+		// lose quorum; so every event must start with one failure to spare. A cluster without
+		// it is the harness's fault: the settle check should have waited.
+		if view, err := CurrentVoters(ctx, c); err != nil || view.Tolerance() < 1 {
+			if err == nil {
+				err = fmt.Errorf("fault tolerance %d: %s", view.Tolerance(), view)
+			}
+			logf("harness failure: %s would start on an unsettled cluster: %v", ev, err)
+			return finish(fmt.Errorf("harness failure: event %s would start its fault on a cluster without a failure to spare (%w); the settle check let it through", ev, err))
+		}
 		live := liveMasters(ctx, c)
 		if len(live) == 0 {
 			return finish(fmt.Errorf("no live masters"))
@@ -369,70 +387,299 @@ func PausedLeader(ctx context.Context, rs *Replicas, logf func(string, ...any), 
 	return nil
 }
 
-// waitSettled waits until the cluster is whole: no deleting control-plane Machine, three
-// Machines each with the quorum hook, spread over exactly the domains in zones with counts
-// no more than one apart, the ControlPlaneMachineSet reporting every replica updated, and
-// three voting members all running with no learner.
+// waitSettled waits until the cluster is whole and has stayed so, on every poll, for etcd's
+// health window (quorum.HealthWindow, 5 s); any failed poll starts the window again. Whole
+// means: three control-plane Machines, none deleting, each with the quorum hook and its
+// EtcdMember condition Voting, spread over exactly the domains in zones with counts no more
+// than one apart; the ControlPlaneMachineSet reporting every replica updated; and exactly
+// three voting members and no learner, one on each Machine's InternalIP, each answering a
+// linearizable read through its own client endpoint and then giving the same member list.
+//
+// A running process is not enough: a member whose raft loop died, or one just promoted with
+// no peer connections yet, runs but cannot serve. Nor is one good poll: seed 95 started a
+// kill 0.75 s after a replacement was reported settled, with the dead member removed and the
+// new one not yet added (two voters of two), and lost quorum. Holding the state for the window
+// etcd itself uses before a reconfiguration also means the next event's own replacement is
+// not refused for a member connected too recently.
 func waitSettled(ctx context.Context, c *framework.Cluster, zones string, timeout time.Duration) error {
-	var why string
-	err := framework.WaitFor(ctx, timeout, "the cluster to settle", func() (bool, error) {
-		why = ""
-		all, err := masters(ctx, c)
-		if err != nil {
-			return false, err
-		}
-		if len(all) != 3 {
-			why = fmt.Sprintf("%d control-plane Machines", len(all))
-			return false, nil
-		}
-		for _, m := range all {
-			if m.DeletionTimestamp != nil || !hooks.Has(&m, hooks.Default) {
-				why = fmt.Sprintf("Machine %s deleting or without its hook", m.Name)
-				return false, nil
-			}
-		}
-		layout, err := Layout(ctx, c)
-		if err != nil {
-			return false, err
-		}
-		if why = unbalanced(layout, zones); why != "" {
-			return false, nil
-		}
-		cpms, err := GetCPMS(ctx, c)
-		if err != nil {
-			return false, err
-		}
-		cond := meta.FindStatusCondition(cpms.Status.Conditions, "Progressing")
-		if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != machines.ReasonAllReplicasUpdated || cpms.Status.ObservedGeneration != cpms.Generation {
-			why = "the ControlPlaneMachineSet is still progressing"
-			return false, nil
-		}
-		list, err := memberList(ctx, c)
-		if err != nil {
-			return false, err
-		}
-		voters := 0
-		for _, m := range list {
-			if m.IsLearner {
-				why = "a learner remains"
-				return false, nil
-			}
-			if em := c.Agent.Member(m.Name); m.Name == "" || em == nil || !em.Running() {
-				why = fmt.Sprintf("member %q is not running", m.Name)
-				return false, nil
-			}
-			voters++
-		}
-		if voters != 3 {
-			why = fmt.Sprintf("%d voting members", voters)
-			return false, nil
-		}
-		return true, nil
+	tc, err := c.Net.ClientTLS()
+	if err != nil {
+		return err
+	}
+	probe := framework.NewMemberProbe(tc, probeDeadline)
+	defer probe.Close()
+	err = HoldFor(ctx, timeout, quorum.HealthWindow, "the cluster to settle", func() (string, error) {
+		return notSettled(ctx, c, zones, probe)
 	})
-	if err != nil && why != "" {
-		err = fmt.Errorf("%w: %s; %s", err, why, describe(ctx, c))
+	if err != nil {
+		err = fmt.Errorf("%w; %s", err, describe(ctx, c))
 	}
 	return err
+}
+
+// probeDeadline bounds each read and member list the settle and fault-tolerance checks make
+// through one member, as the quorum monitor's probes are bounded.
+const probeDeadline = 2 * time.Second
+
+// notSettled says why the cluster is not whole now (see waitSettled), or "".
+func notSettled(ctx context.Context, c *framework.Cluster, zones string, probe *framework.MemberProbe) (string, error) {
+	all, err := masters(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	if len(all) != 3 {
+		return fmt.Sprintf("%d control-plane Machines", len(all)), nil
+	}
+	ips := map[string]net.IP{}
+	for _, m := range all {
+		if m.DeletionTimestamp != nil || !hooks.Has(&m, hooks.Default) {
+			return fmt.Sprintf("Machine %s deleting or without its hook", m.Name), nil
+		}
+		if cond := framework.Condition(&m, controlplane.ConditionType); cond == nil || cond.Status != corev1.ConditionTrue || cond.Reason != quorum.ReasonVoting {
+			return fmt.Sprintf("Machine %s's %s condition is not True/%s: %s", m.Name, controlplane.ConditionType, quorum.ReasonVoting, conditionString(cond)), nil
+		}
+		ip := framework.InternalIP(&m)
+		if ip == nil {
+			return fmt.Sprintf("Machine %s has no InternalIP", m.Name), nil
+		}
+		ips[m.Name] = ip
+	}
+	layout, err := Layout(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	if why := unbalanced(layout, zones); why != "" {
+		return why, nil
+	}
+	cpms, err := GetCPMS(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	cond := meta.FindStatusCondition(cpms.Status.Conditions, "Progressing")
+	if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != machines.ReasonAllReplicasUpdated || cpms.Status.ObservedGeneration != cpms.Generation {
+		return "the ControlPlaneMachineSet is still progressing", nil
+	}
+	view, err := ProbeVoters(ctx, probe, c.Agent.RunningEndpoints())
+	if err != nil {
+		return "", err
+	}
+	return view.Settled(ips), nil
+}
+
+func conditionString(cond *machinev1beta1.Condition) string {
+	if cond == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s/%s %q", cond.Status, cond.Reason, cond.Message)
+}
+
+// HoldFor polls check until it has passed on every poll for window without a break, starting
+// the window again whenever a poll fails (says why, or errs). After timeout it fails with
+// what the last failed poll saw and the longest the check held.
+func HoldFor(ctx context.Context, timeout, window time.Duration, what string, check func() (string, error)) error {
+	var since time.Time
+	var last string
+	var longest time.Duration
+	err := framework.WaitFor(ctx, timeout, fmt.Sprintf("%s and stay so for %s", what, window), func() (bool, error) {
+		why, err := check()
+		if why == "" && err != nil {
+			why = err.Error()
+		}
+		if why != "" {
+			if !since.IsZero() {
+				longest = max(longest, time.Since(since))
+			}
+			since, last = time.Time{}, why
+			return false, nil
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		return time.Since(since) >= window, nil
+	})
+	if err != nil {
+		if !since.IsZero() {
+			longest = max(longest, time.Since(since))
+		}
+		err = fmt.Errorf("%w: last seen: %s (held for %s at most)", err, last, longest.Round(time.Millisecond))
+	}
+	return err
+}
+
+// VoterView is the etcd membership as the settle and fault-tolerance checks see it: the member
+// list, and which voting members answer through their own client endpoint.
+type VoterView struct {
+	Members          []*etcdserverpb.Member
+	Voters, Learners int
+	// Healthy are the voting members whose linearizable read through their own endpoint
+	// succeeded and whose member list, read next, matched Members.
+	Healthy []*etcdserverpb.Member
+	// Unhealthy says, for every other voting member, what failed.
+	Unhealthy []string
+}
+
+// Tolerance is how many more voting members may fail before quorum is lost (quorum.Tolerance).
+func (v VoterView) Tolerance() int { return quorum.Tolerance(v.Voters, len(v.Healthy)) }
+
+func (v VoterView) String() string {
+	return fmt.Sprintf("%d voting members, %d answering through their own endpoint, %d learners; members %s; %s",
+		v.Voters, len(v.Healthy), v.Learners, memberNames(v.Members), strings.Join(append([]string{"unhealthy:"}, v.Unhealthy...), " "))
+}
+
+func memberName(m *etcdserverpb.Member) string {
+	if m.Name == "" {
+		return fmt.Sprintf("%x (never started)", m.ID)
+	}
+	return fmt.Sprintf("%s (%x)", m.Name, m.ID)
+}
+
+func memberNames(ms []*etcdserverpb.Member) string {
+	var out []string
+	for _, m := range ms {
+		s := memberName(m)
+		if m.IsLearner {
+			s += " learner"
+		}
+		out = append(out, s)
+	}
+	return "[" + strings.Join(out, ", ") + "]"
+}
+
+// membership is a member list's fingerprint: the members' IDs and which are learners.
+func membership(ms []*etcdserverpb.Member) string {
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, fmt.Sprintf("%x:%v", m.ID, m.IsLearner))
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
+}
+
+// CurrentVoters probes the cluster's voting members, each through its own endpoint.
+func CurrentVoters(ctx context.Context, c *framework.Cluster) (VoterView, error) {
+	tc, err := c.Net.ClientTLS()
+	if err != nil {
+		return VoterView{}, err
+	}
+	probe := framework.NewMemberProbe(tc, probeDeadline)
+	defer probe.Close()
+	return ProbeVoters(ctx, probe, c.Agent.RunningEndpoints())
+}
+
+// ProbeVoters reads the member list from whichever of endpoints answers first, then asks each
+// voting member, all at once and each through its own client endpoint, for a linearizable
+// read and then the member list: a member is healthy when both succeed and the list is the
+// same. A member whose process runs but that is frozen, cut off, stalled, or whose raft loop
+// has died fails the read.
+func ProbeVoters(ctx context.Context, probe *framework.MemberProbe, endpoints []string) (VoterView, error) {
+	var v VoterView
+	if len(endpoints) == 0 {
+		return v, fmt.Errorf("no running etcd member to ask for the member list")
+	}
+	type answer struct {
+		members []*etcdserverpb.Member
+		err     error
+	}
+	answers := make(chan answer, len(endpoints))
+	for _, ep := range endpoints {
+		go func() {
+			l, err := probe.MemberList(ctx, ep)
+			if err != nil {
+				answers <- answer{err: fmt.Errorf("%s: %w", ep, err)}
+				return
+			}
+			answers <- answer{members: l.Members}
+		}()
+	}
+	var errs []string
+	for range endpoints {
+		a := <-answers
+		if a.err != nil {
+			errs = append(errs, a.err.Error())
+			continue
+		}
+		v.Members = a.members
+		break
+	}
+	if v.Members == nil {
+		return v, fmt.Errorf("no member gave the member list: %s", strings.Join(errs, "; "))
+	}
+	want := membership(v.Members)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, m := range v.Members {
+		if m.IsLearner {
+			v.Learners++
+			continue
+		}
+		v.Voters++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			why := ""
+			if len(m.ClientURLs) == 0 {
+				why = "no client URL"
+			} else if err := probe.Read(ctx, m.ClientURLs[0]); err != nil {
+				why = "no linearizable read through its own endpoint: " + err.Error()
+			} else if l, err := probe.MemberList(ctx, m.ClientURLs[0]); err != nil {
+				why = "no member list after its read: " + err.Error()
+			} else if got := membership(l.Members); got != want {
+				why = "its member list " + memberNames(l.Members) + " differs"
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if why == "" {
+				v.Healthy = append(v.Healthy, m)
+			} else {
+				v.Unhealthy = append(v.Unhealthy, memberName(m)+": "+why)
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(v.Unhealthy)
+	return v, nil
+}
+
+// Settled says why this membership is not a whole cluster on the Machines whose InternalIPs
+// are given by name, or "": as many voting members as Machines and no learner, every voter
+// healthy, and each voter's peer URLs on one Machine's address, one voter a Machine.
+func (v VoterView) Settled(ips map[string]net.IP) string {
+	if v.Learners > 0 {
+		return "a learner remains: members " + memberNames(v.Members)
+	}
+	if v.Voters != len(ips) {
+		return fmt.Sprintf("%d voting members for %d Machines: %s", v.Voters, len(ips), memberNames(v.Members))
+	}
+	if len(v.Unhealthy) > 0 {
+		return "voting member " + strings.Join(v.Unhealthy, "; ")
+	}
+	byIP := map[string]string{}
+	for name, ip := range ips {
+		byIP[ip.String()] = name
+	}
+	on := map[string]string{} // Machine -> member
+	for _, m := range v.Members {
+		machine := ""
+		for _, u := range m.PeerURLs {
+			pu, err := url.Parse(u)
+			if err != nil {
+				return fmt.Sprintf("member %s has a peer URL %q that does not parse", memberName(m), u)
+			}
+			name, ok := byIP[pu.Hostname()]
+			if !ok || machine != "" && machine != name {
+				return fmt.Sprintf("member %s has peer URLs %v, not all on one Machine's InternalIP", memberName(m), m.PeerURLs)
+			}
+			machine = name
+		}
+		if machine == "" {
+			return fmt.Sprintf("member %s has no peer URL", memberName(m))
+		}
+		if other, dup := on[machine]; dup {
+			return fmt.Sprintf("members %s and %s are both on Machine %s", other, memberName(m), machine)
+		}
+		on[machine] = memberName(m)
+	}
+	return ""
 }
 
 // describe says what the Machines and members look like, for a scenario that did not settle.

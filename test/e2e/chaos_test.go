@@ -3,7 +3,9 @@ package e2e_test
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -23,6 +27,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
+	"github.com/quorumguard/quorumguard/test/framework/etcdnet"
 	"github.com/quorumguard/quorumguard/test/framework/pki"
 )
 
@@ -222,8 +227,6 @@ func chaosScenario(t *testing.T, plane *framework.ControlPlane, seed uint64, eve
 	if _, err := e2e.WaitCPMSCondition(ctx, c, 30*time.Second, "Progressing", metav1.ConditionFalse, machines.ReasonAllReplicasUpdated); err != nil {
 		t.Fatal(err)
 	}
-	// etcd refuses a reconfiguration until its members have been connected for 5 s.
-	time.Sleep(5 * time.Second)
 	var only []string
 	if v := os.Getenv("QUORUMGUARD_CHAOS_ONLY"); v != "" {
 		only = strings.Split(v, ",")
@@ -295,6 +298,210 @@ func TestQuorumLossEvent(t *testing.T) {
 	// The act was the only thing wrong: without it the scenario's own checks pass.
 	if rest := strings.ReplaceAll(res.Err.Error(), quiet[0], ""); strings.Contains(rest, "lost") || strings.Contains(rest, "acted") || strings.Contains(rest, "not settled") {
 		t.Errorf("more than the injected act failed: %v", res.Err)
+	}
+}
+
+// TestMemberOverlapIsCaught adds members by hand to a three-member cluster under the quorum
+// monitor: a learner beside the voters, as one replacement has, passes; a fifth member, as a
+// second replacement begun before the first one's old member is removed would add, is caught
+// by the check every chaos scenario ends with.
+func TestMemberOverlapIsCaught(t *testing.T) {
+	ctx := t.Context()
+	n, ms, tlsc := etcdnet.StartTest(t, "m0", "m1", "m2")
+	eps := etcdnet.ClientURLs(ms)
+	mon, err := framework.StartMonitor(ctx, framework.MonitorOptions{Endpoints: func() []string { return eps }, TLS: tlsc, Faults: n.Faults})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Stop()
+	cli := newEtcdClient(t, eps, tlsc)
+	// add adds a member that never starts: etcd takes a voter only once its members have
+	// been connected for its health window, so it is retried until then.
+	add := func(learner bool) error {
+		ip, err := n.AllocateIP()
+		if err != nil {
+			return err
+		}
+		peer := []string{"https://" + net.JoinHostPort(ip.String(), fmt.Sprint(etcdnet.PeerPort))}
+		return framework.WaitFor(ctx, 30*time.Second, "etcd to take a member", func() (bool, error) {
+			actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			if learner {
+				_, err = cli.MemberAddAsLearner(actx, peer)
+			} else {
+				_, err = cli.MemberAdd(actx, peer)
+			}
+			return err == nil, err
+		})
+	}
+	for _, step := range []struct {
+		name    string
+		add     func() error
+		members int
+		caught  bool
+	}{
+		{name: "three voters", members: 3},
+		{name: "a learner beside them, as during one replacement", add: func() error { return add(true) }, members: 4},
+		{name: "a fifth member, as a second replacement begun too early adds", add: func() error { return add(false) }, members: 5, caught: true},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			if step.add != nil {
+				if err := step.add(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var rep framework.MonitorReport
+			if err := framework.WaitFor(ctx, 10*time.Second, fmt.Sprintf("the monitor to see %d members", step.members), func() (bool, error) {
+				rep = mon.Report()
+				return rep.MaxMembers == step.members, nil
+			}); err != nil {
+				t.Fatalf("%v; monitor: %s, at most %d members", err, rep, rep.MaxMembers)
+			}
+			if got := e2e.TooManyMembers(rep, 4); (got != "") != step.caught {
+				t.Fatalf("with %d members the check said %q; want caught=%v", rep.MaxMembers, got, step.caught)
+			}
+		})
+	}
+}
+
+// TestSettleCheckNeedsEveryVoterToAnswer: the settle check accepts a healthy three-member
+// cluster only; each fault below leaves the victim's process running (which the old check
+// counted as settled) and must be rejected, naming the victim, until it is undone.
+func TestSettleCheckNeedsEveryVoterToAnswer(t *testing.T) {
+	ctx := t.Context()
+	n, ms, tlsc := etcdnet.StartTest(t, "m0", "m1", "m2")
+	probe := framework.NewMemberProbe(tlsc, time.Second)
+	defer probe.Close()
+	ips := map[string]net.IP{}
+	for _, m := range ms {
+		ips[m.Name] = m.IP
+	}
+	check := func(ips map[string]net.IP) string {
+		v, err := e2e.ProbeVoters(ctx, probe, etcdnet.ClientURLs(ms))
+		if err != nil {
+			return err.Error()
+		}
+		return v.Settled(ips)
+	}
+	settled := func(t *testing.T) {
+		t.Helper()
+		var why string
+		if err := framework.WaitFor(ctx, 30*time.Second, "the cluster to be settled", func() (bool, error) {
+			why = check(ips)
+			return why == "", nil
+		}); err != nil {
+			t.Fatalf("%v: %s", err, why)
+		}
+	}
+	settled(t)
+	other := net.ParseIP("127.0.0.77")
+	for _, tc := range []struct {
+		name string
+		// fault breaks the cluster and returns its undo and what the rejection must name;
+		// ips, when set, are the Machines' addresses the check is given instead.
+		fault  func() (undo func(), victim string)
+		ips    map[string]net.IP
+		reason string
+	}{
+		{name: "a frozen voter", fault: func() (func(), string) { ms[1].Freeze(); return ms[1].Thaw, "m1" }, reason: "no linearizable read"},
+		{name: "a partitioned voter", fault: func() (func(), string) { ms[2].Partition(); return ms[2].Heal, "m2" }, reason: "no linearizable read"},
+		{name: "a voter whose disk stalls", fault: func() (func(), string) { ms[0].StallDisk(); return ms[0].Resume, "m0" }, reason: "no linearizable read"},
+		{name: "a learner beside the voters", fault: func() (func(), string) {
+			ip, err := n.AllocateIP()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cli := newEtcdClient(t, etcdnet.ClientURLs(ms), tlsc)
+			resp, err := cli.MemberAddAsLearner(ctx, []string{"https://" + net.JoinHostPort(ip.String(), fmt.Sprint(etcdnet.PeerPort))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return func() {
+				if _, err := cli.MemberRemove(ctx, resp.Member.ID); err != nil {
+					t.Fatal(err)
+				}
+			}, fmt.Sprintf("%x", resp.Member.ID)
+		}, reason: "a learner remains"},
+		{name: "a voter on no Machine's address", ips: map[string]net.IP{"m0": ms[0].IP, "m1": ms[1].IP, "m2": other}, reason: "not all on one Machine's InternalIP"},
+		{name: "a Machine without a voter", ips: map[string]net.IP{"m0": ms[0].IP, "m1": ms[1].IP, "m2": ms[2].IP, "m3": other}, reason: "3 voting members for 4 Machines"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			given, victim := ips, ""
+			if tc.ips != nil {
+				given = tc.ips
+			}
+			if tc.fault != nil {
+				var undo func()
+				undo, victim = tc.fault()
+				defer settled(t)
+				defer undo()
+				for _, m := range ms {
+					if !m.Running() {
+						t.Fatalf("member %s does not run: the fault should leave every process running", m.Name)
+					}
+				}
+			}
+			var why string
+			if err := framework.WaitFor(ctx, 15*time.Second, "the settle check to reject the cluster", func() (bool, error) {
+				why = check(given)
+				return why != "", nil
+			}); err != nil {
+				t.Fatalf("%v: the settle check passed a cluster with %s", err, tc.name)
+			}
+			if !strings.Contains(why, tc.reason) || !strings.Contains(why, victim) {
+				t.Fatalf("the settle check said %q; want it to say %q about %q", why, tc.reason, victim)
+			}
+		})
+	}
+}
+
+func newEtcdClient(t *testing.T, eps []string, tc *tls.Config) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, TLS: tc, DialTimeout: 3 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// TestHoldFor: a state counts only once it has held on every poll for the whole window; a
+// single failed poll starts the window again, and a state that keeps breaking never holds.
+func TestHoldFor(t *testing.T) {
+	const window = 400 * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		// broken says whether the state is broken at poll i, at elapsed since the start.
+		broken  func(i int, elapsed time.Duration) bool
+		atLeast time.Duration
+		fails   bool
+	}{
+		{name: "a state that holds from the start", broken: func(int, time.Duration) bool { return false }, atLeast: window},
+		{name: "one break half-way starts the window again",
+			broken:  func(_ int, e time.Duration) bool { return e >= window/2 && e < window/2+100*time.Millisecond },
+			atLeast: window/2 + 100*time.Millisecond + window},
+		{name: "a state that breaks every fourth poll never holds", broken: func(i int, _ time.Duration) bool { return i%4 == 3 }, fails: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start, i := time.Now(), 0
+			err := e2e.HoldFor(t.Context(), 3*time.Second, window, "the state", func() (string, error) {
+				defer func() { i++ }()
+				if tc.broken(i, time.Since(start)) {
+					return fmt.Sprintf("broken at poll %d", i), nil
+				}
+				return "", nil
+			})
+			took := time.Since(start)
+			if tc.fails {
+				if err == nil || !strings.Contains(err.Error(), "last seen: broken at poll") {
+					t.Fatalf("HoldFor returned %v after %s; want a failure saying what it last saw", err, took)
+				}
+				return
+			}
+			if err != nil || took < tc.atLeast {
+				t.Fatalf("HoldFor returned %v after %s; want success after at least %s", err, took, tc.atLeast)
+			}
+		})
 	}
 }
 

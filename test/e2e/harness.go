@@ -160,6 +160,17 @@ func (g *Guards) Check(ctx context.Context, minVoters int) (framework.WriterRepo
 	return rep, mon, nil
 }
 
+// TooManyMembers says so when the monitor saw more than limit etcd members, voting or not, in
+// one member list, or "". One replacement at a time means at most one member more than the
+// replicas. etcd itself refuses a second learner, so "never two learners" could not fail; a
+// second replacement begun before the first one's old member is removed shows here instead.
+func TooManyMembers(mon framework.MonitorReport, limit int) string {
+	if mon.MaxMembers > limit {
+		return fmt.Sprintf("%d etcd members at once (at most %d): two replacements overlapped", mon.MaxMembers, limit)
+	}
+	return ""
+}
+
 // CreateReplacement creates a new control-plane Machine named name, as a ControlPlaneMachineSet
 // or a person would.
 func CreateReplacement(ctx context.Context, c *framework.Cluster, name string) error {

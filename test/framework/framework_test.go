@@ -208,6 +208,35 @@ func TestWriter(t *testing.T) {
 		}
 	})
 
+	// A writer's etcd client left open keeps a gRPC reconnect loop per endpoint running for
+	// the rest of the process: three per chaos scenario, once.
+	t.Run("Stop closes the client the writer was made with, never a caller's", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			start  func(t *testing.T) *framework.Writer
+			closed bool
+		}{
+			{name: "the cluster's writer", closed: true, start: func(t *testing.T) *framework.Writer {
+				w, err := c.StartWriter(ctx)
+				must(t, err)
+				return w
+			}},
+			{name: "a writer on the caller's client", start: func(t *testing.T) *framework.Writer {
+				return framework.StartWriter(ctx, framework.WriterOptions{Client: etcdClient(t, c), Prefix: "/callers-client/"})
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				w := tc.start(t)
+				must(t, framework.WaitFor(ctx, 10*time.Second, "a write", func() (bool, error) { return w.Acked() > 0, nil }))
+				_, err := w.Stop(ctx)
+				must(t, err)
+				if closed := w.Client().Ctx().Err() != nil; closed != tc.closed {
+					t.Fatalf("after Stop the writer's client is closed=%v; want %v", closed, tc.closed)
+				}
+			})
+		}
+	})
+
 	t.Run("a loss is reported when acknowledged keys vanish", func(t *testing.T) {
 		cli := etcdClient(t, c)
 		w := framework.StartWriter(ctx, framework.WriterOptions{Client: cli, Prefix: "/loss-check/"})

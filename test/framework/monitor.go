@@ -103,15 +103,62 @@ func (m *QuorumMonitor) readThrough(ctx context.Context, ep string) error {
 	if err != nil {
 		return err
 	}
-	rctx, cancel := context.WithTimeout(ctx, m.opts.Deadline)
-	defer cancel()
 	if m.opts.StatusProbe {
+		rctx, cancel := context.WithTimeout(ctx, m.opts.Deadline)
+		defer cancel()
 		_, err = c.Status(rctx, ep)
 		return err
 	}
-	_, err = c.Get(rctx, "/quorumguard-monitor")
+	return readOwn(ctx, c, m.opts.Deadline)
+}
+
+// readOwn is the test of a healthy member: a linearizable read through a client that dials
+// that member alone, within deadline. It needs the member connected to a leader that has
+// quorum, which a member that is frozen, cut off, stalled or whose raft loop has died is not,
+// though its process runs and it may still answer Status.
+func readOwn(ctx context.Context, c *clientv3.Client, deadline time.Duration) error {
+	rctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	_, err := c.Get(rctx, "/quorumguard-monitor")
 	return err
 }
+
+// MemberProbe asks members questions each through its own client endpoint, with the
+// monitor's test of health (a linearizable read through that member alone), keeping one
+// client per endpoint until Close.
+type MemberProbe struct {
+	conns    *endpointClients
+	deadline time.Duration
+}
+
+// NewMemberProbe returns a probe whose every call is bounded by deadline.
+func NewMemberProbe(tc *tls.Config, deadline time.Duration) *MemberProbe {
+	return &MemberProbe{conns: newEndpointClients(tc), deadline: deadline}
+}
+
+// Read is a linearizable read through ep alone.
+func (p *MemberProbe) Read(ctx context.Context, ep string) error {
+	c, err := p.conns.get(ep)
+	if err != nil {
+		return err
+	}
+	return readOwn(ctx, c, p.deadline)
+}
+
+// MemberList is the member list as the member behind ep gives it. After a successful Read
+// through the same member it shows every membership change committed before that read.
+func (p *MemberProbe) MemberList(ctx context.Context, ep string) (*clientv3.MemberListResponse, error) {
+	c, err := p.conns.get(ep)
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, p.deadline)
+	defer cancel()
+	return c.MemberList(lctx)
+}
+
+// Close closes every client the probe opened.
+func (p *MemberProbe) Close() { p.conns.close() }
 
 // memberList asks every endpoint at once and takes the first answer.
 func (m *QuorumMonitor) memberList(ctx context.Context, eps []string) (*clientv3.MemberListResponse, error) {

@@ -102,6 +102,9 @@ func (w *Writer) run(ctx context.Context) {
 	}
 }
 
+// Client is the client the writer writes through.
+func (w *Writer) Client() *clientv3.Client { return w.opts.Client }
+
 // Acked is the number of acknowledged writes so far.
 func (w *Writer) Acked() int {
 	w.mu.Lock()
