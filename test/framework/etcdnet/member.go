@@ -398,6 +398,39 @@ func (m *Member) Partition() {
 	}
 }
 
+// Cut cuts the peer link between m and o, both ways, and no other: each still reaches every
+// other member, and clients reach both. Mend undoes it.
+func (m *Member) Cut(o *Member) {
+	m.net.mu.Lock()
+	m.net.cut[linkKey(m.Name, o.Name)] = true
+	m.net.mu.Unlock()
+	m.net.setFault(m.Name, nil, nil)
+	for _, pair := range [][2]*Member{{m, o}, {o, m}} {
+		at, from := pair[0], pair[1]
+		at.mu.Lock()
+		p, running := at.peer, at.running
+		at.mu.Unlock()
+		if running {
+			p.cut(func(name string) bool { return name == from.Name })
+		}
+	}
+}
+
+// Mend undoes Cut.
+func (m *Member) Mend(o *Member) {
+	m.net.mu.Lock()
+	delete(m.net.cut, linkKey(m.Name, o.Name))
+	m.net.mu.Unlock()
+	m.net.setFault(m.Name, nil, nil)
+}
+
+func linkKey(a, b string) [2]string {
+	if b < a {
+		a, b = b, a
+	}
+	return [2]string{a, b}
+}
+
 // Heal undoes Partition.
 func (m *Member) Heal() {
 	f := false

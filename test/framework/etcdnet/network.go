@@ -42,18 +42,21 @@ type Network struct {
 	Dir string
 	CA  *pki.CA
 
-	caFile     string
-	client     pki.Pair
-	proxyCert  tls.Certificate
-	pool       *x509.CertPool
-	ipPrefix   [3]byte
-	reserved   net.Listener // held on <prefix>.1:2380 until Close; see reservePrefix
-	nextHost   int
-	mu         sync.Mutex
-	members    map[string]*Member
-	frozen     map[string]bool
-	stalled    map[string]bool
-	partition  map[string]bool
+	caFile    string
+	client    pki.Pair
+	proxyCert tls.Certificate
+	pool      *x509.CertPool
+	ipPrefix  [3]byte
+	reserved  net.Listener // held on <prefix>.1:2380 until Close; see reservePrefix
+	nextHost  int
+	mu        sync.Mutex
+	members   map[string]*Member
+	frozen    map[string]bool
+	stalled   map[string]bool
+	partition map[string]bool
+	// cut are the peer links cut between two members only (see Member.Cut), keyed by the
+	// two names in order.
+	cut        map[[2]string]bool
 	degraded   map[string]LinkFault
 	changed    chan struct{}
 	closedOnce sync.Once
@@ -79,7 +82,7 @@ func newNetwork(dir string, candidate func() [3]byte) (*Network, error) {
 		return nil, err
 	}
 	n := &Network{Dir: dir, CA: ca, pool: ca.Pool(), members: map[string]*Member{},
-		frozen: map[string]bool{}, stalled: map[string]bool{}, partition: map[string]bool{}, degraded: map[string]LinkFault{}, changed: make(chan struct{}), nextHost: 2}
+		frozen: map[string]bool{}, stalled: map[string]bool{}, partition: map[string]bool{}, cut: map[[2]string]bool{}, degraded: map[string]LinkFault{}, changed: make(chan struct{}), nextHost: 2}
 	if n.caFile, err = ca.WriteCA(dir); err != nil {
 		return nil, err
 	}
@@ -229,7 +232,7 @@ func (n *Network) blocked(from, to string) bool {
 	if from == "" || to == "" || from == to {
 		return false
 	}
-	return n.partition[from] || n.partition[to]
+	return n.partition[from] || n.partition[to] || n.cut[linkKey(from, to)]
 }
 
 // held says whether traffic between from and to is frozen (all of a frozen member's, the
@@ -516,6 +519,9 @@ func (n *Network) Faults() string {
 		if on {
 			parts = append(parts, name+" partitioned")
 		}
+	}
+	for link := range n.cut {
+		parts = append(parts, fmt.Sprintf("link %s-%s cut", link[0], link[1]))
 	}
 	for name, on := range n.stalled {
 		if on {
