@@ -39,8 +39,13 @@ import (
 //     every voting member is accounted for, and no voting member turned Voting less than
 //     HealthWindow ago (etcd would refuse the addition; settling).
 //
-// A dead voting member of a Machine that is not being deleted blocks steps 4 and 5 (either
-// would leave no margin); the deleting Machines' conditions then say so with ReasonBlocked.
+// A dead voting member of a Machine that is not being deleted blocks step 4: a promotion
+// would make a cluster whose larger quorum needs every live member. It does not block step
+// 5: removing a surplus healthy member of a deleting Machine passes the same quorum check as
+// any removal, and leaves the tolerance where it was before the replacement was promoted
+// (4 voters with 1 dead, tolerance 0, become 3 with 1 dead, tolerance 0), so the cluster is
+// no worse. When nothing else is left to do, the deleting Machines' conditions name the dead
+// member with ReasonBlocked.
 func Decide(s State) Decision {
 	d := Decision{Conditions: map[string]Condition{}}
 	machines := slices.Clone(s.Machines)
