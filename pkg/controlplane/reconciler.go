@@ -108,6 +108,8 @@ type Reconciler struct {
 	lastPass atomic.Int64
 	// own are this controller's writes the cache may not have seen yet.
 	own ownWrites
+	// backoff holds back an action that keeps failing (see actionBackoff).
+	backoff actionBackoff
 }
 
 // LastPass is when the last pass finished, whatever its outcome; zero before the first. A
@@ -214,7 +216,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	r.publish(ctx, st)
 	d := quorum.Decide(st.state)
 	r.report(st, d)
-	actErr := r.act(ctx, st, &d)
+	retryIn, actErr := r.actWithBackoff(ctx, st, &d)
 	r.writeConditions(ctx, st, d)
 	r.observe(st, d, actErr)
 	if actErr != nil && fenced(actErr) && r.StepDown != nil {
@@ -223,8 +225,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return reconcile.Result{}, nil
 	}
 	if actErr != nil {
-		log.Error(actErr, "action failed", "action", d.Action.String())
-		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
+		log.Error(actErr, "action failed; tried again after a backoff", "action", d.Action.String(), "in", retryIn)
+	}
+	if retryIn > 0 {
+		// Passes go on meanwhile (etcd and the Machines are still observed and the
+		// conditions written), but the failed action waits for its backoff.
+		return reconcile.Result{RequeueAfter: min(retryIn, r.IdleResync)}, nil
 	}
 	if d.InFlight {
 		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
