@@ -31,7 +31,9 @@ import (
 // change itself) and the Machine writes.
 type journal struct{ entries []string }
 
-func (j *journal) add(format string, args ...any) { j.entries = append(j.entries, fmt.Sprintf(format, args...)) }
+func (j *journal) add(format string, args ...any) {
+	j.entries = append(j.entries, fmt.Sprintf(format, args...))
+}
 
 // since returns the entries recorded from mark on.
 func (j *journal) since(mark int) []string { return slices.Clone(j.entries[mark:]) }
