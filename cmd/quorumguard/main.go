@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -55,7 +54,8 @@ func run(args []string) error {
 	if err := applyEnv(fs); err != nil {
 		return err
 	}
-	if err := o.validate(); err != nil {
+	ao, err := o.appOptions()
+	if err != nil {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -63,7 +63,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := app.New(cfg, o.appOptions())
+	c, err := app.New(cfg, ao)
 	if err != nil {
 		return err
 	}
@@ -89,37 +89,4 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 		return nil, fmt.Errorf("load kubeconfig %q: %w", kubeconfig, err)
 	}
 	return cfg, nil
-}
-
-func (o *options) appOptions() app.Options {
-	return app.Options{
-		Namespace:          o.namespace,
-		Hook:               machinev1beta1.LifecycleHook{Name: o.hookName, Owner: o.hookOwner},
-		DefaultReplicas:    o.replicas,
-		ManageMachines:     o.manageMachines,
-		PollInterval:       o.pollInterval,
-		EtcdEndpoints:      o.endpoints(),
-		EtcdCA:             o.etcdCA,
-		EtcdCert:           o.etcdCert,
-		EtcdKey:            o.etcdKey,
-		MetricsAddr:        o.metricsAddr,
-		MetricsSecure:      o.metricsSecure,
-		MetricsCertDir:     o.metricsCertDir,
-		ProbeAddr:          o.probeAddr,
-		LeaderElect:        o.leaderElect,
-		ElectionID:         o.electionID,
-		ElectionNS:         o.electionNS,
-		LeaseDuration:      o.leaseDuration,
-		RenewDeadline:      o.renewDeadline,
-		RetryPeriod:        o.retryPeriod,
-		ClusterOperator:    o.clusterOperator,
-		HookHeldThreshold:  o.hookHeldWarn,
-		PodName:            os.Getenv("POD_NAME"),
-		UnfilteredCache:    o.cacheAll,
-		EndpointsConfigMap: o.endpointsCM,
-		EndpointConsumers:  o.consumerList(),
-		// The flag was parsed and validated but never passed on: learners never timed out.
-		LearnerStartTimeout: o.learnerStart,
-		StallTimeout:        o.stallTimeout,
-	}
 }

@@ -32,50 +32,6 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/leader"
 )
 
-// Options configure one controller process.
-type Options struct {
-	Namespace       string
-	Hook            machinev1beta1.LifecycleHook
-	DefaultReplicas int
-	ManageMachines  bool
-	PollInterval    time.Duration
-
-	EtcdEndpoints                []string
-	EtcdCA, EtcdCert, EtcdKey    string
-	MetricsAddr, ProbeAddr       string
-	LeaderElect                  string
-	ElectionID, ElectionNS       string
-	LeaseDuration, RenewDeadline time.Duration
-	RetryPeriod                  time.Duration
-	ClusterOperator              string
-	HookHeldThreshold            time.Duration
-	// LearnerStartTimeout is how long a learner may stay unstarted or unhealthy before it is
-	// removed.
-	LearnerStartTimeout time.Duration
-	// PodName is this replica's Pod (POD_NAME), owner of the leader-for-life lock.
-	PodName string
-	// NoReleaseOnCancel keeps the lease on a stop, as a crash would; tests use it.
-	NoReleaseOnCancel bool
-	// EndpointsConfigMap names the ConfigMap the voting members' client URLs are published
-	// in (pkg/endpoints), in ElectionNS (Namespace when that is empty); "" publishes none.
-	EndpointsConfigMap string
-	// EndpointConsumers must acknowledge a list without a member before it is removed.
-	EndpointConsumers []string
-	// StallTimeout makes /healthz fail on the leader once its control loop has finished no
-	// pass for this long (Liveness); 0 never fails it.
-	StallTimeout time.Duration
-	// UnfilteredCache caches every Machine in the cluster instead of only control-plane ones;
-	// it exists for the scale benchmark's comparison and is never the default.
-	UnfilteredCache bool
-	// MetricsSecure serves /metrics over HTTPS to authenticated, authorised callers only;
-	// MetricsCertDir holds its tls.crt and tls.key (see MetricsServerOptions).
-	MetricsSecure  bool
-	MetricsCertDir string
-	// CoexistInterval is how often the etcd and ControlPlaneMachineSet operators are looked
-	// for (pkg/coexist); coexist.DefaultInterval when zero.
-	CoexistInterval time.Duration
-}
-
 // Scheme knows every type the controller reads or writes.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
@@ -111,8 +67,13 @@ type Controller struct {
 	cfg           *rest.Config
 }
 
-// New builds the manager and controllers.
+// New builds the manager and controllers. Options left at zero take their defaults
+// (Complete); options it cannot run with are refused (Validate), as the binary refuses them.
 func New(cfg *rest.Config, o Options) (*Controller, error) {
+	o.Complete()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	cfg = withFieldManager(cfg)
 	role := labels.SelectorFromSet(labels.Set{controlplane.RoleLabel: "master"})
 	machineCache := cache.ByObject{Label: role, Namespaces: map[string]cache.Config{o.Namespace: {}}}
@@ -217,8 +178,6 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 			ns = o.Namespace
 		}
 		c.Reconciler.Endpoints = &endpoints.Publisher{Client: direct, Namespace: ns, Name: o.EndpointsConfigMap, Consumers: o.EndpointConsumers}
-	} else if len(o.EndpointConsumers) > 0 {
-		return nil, fmt.Errorf("endpoint consumers %v are declared but no endpoints ConfigMap is published", o.EndpointConsumers)
 	}
 	r := c.Reconciler
 	if c.fence != nil {

@@ -37,6 +37,7 @@ func startHung(t *testing.T, o app.Options) *running {
 // loop has finished no pass for the stall timeout, while the standby's passes throughout.
 // A leader whose loop keeps finishing passes stays live past the same timeout.
 func TestLivenessFailsOnlyForAHungLeader(t *testing.T) {
+	app.SetMinStallTimeout(t, time.Second)
 	t.Run("a leader whose loop keeps passing stays live", func(t *testing.T) {
 		o := options(t)
 		o.ElectionNS = newNamespace(t)
