@@ -160,3 +160,29 @@ func TestAReleaseRefusedForAConflictFencesAndReadsAgainBeforeItsRetry(t *testing
 		}
 	})
 }
+
+// TestAHookThatIsKeptIsNotRecordedAsReleased: when the release is not made (its reason is
+// gone after the fence, or a newer leader passed the fence), the Machine's condition must
+// not say HookReleased while the hook is still there.
+func TestAHookThatIsKeptIsNotRecordedAsReleased(t *testing.T) {
+	t.Skip("known defect: writeConditions writes the planner's HookReleased condition after act refused the release; remove this line with the fix")
+	for _, tc := range []struct {
+		name  string
+		setup func(h *harness)
+	}{
+		{"the list read after the fence places a member on the Machine", func(h *harness) { h.etcd.AfterFence = memberAtMaster0 }},
+		{"a newer leader passed the fence", func(h *harness) { h.etcd.stored = 2 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := releasing(t)
+			tc.setup(h)
+			h.pass()
+			if !h.hasHook("master-0") {
+				t.Fatal("the hook was released")
+			}
+			if c := condition(h.machine("master-0")); c != nil && c.Reason == quorum.ReasonHookReleased {
+				t.Errorf("master-0 keeps its hook but its condition says %s: %s", c.Reason, c.Message)
+			}
+		})
+	}
+}
