@@ -134,7 +134,11 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		}
 		// Leadership is checked again right before the write: a paused old leader that woke
 		// up must not release a hook the new leader is holding.
+		// A release that is not made leaves the Machine's condition as it was: the planner's
+		// HookReleased would say the hook went when it stayed.
+		kept := func() { delete(d.Conditions, m.Name) }
 		if _, err := r.Fence.Token(ctx); err != nil {
+			kept()
 			return fmt.Errorf("not releasing the hook of %s: %w", m.Name, err)
 		}
 		// And etcd is asked, through the fence, whether it still has quorum and this
@@ -144,6 +148,7 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		// the release goes ahead only if the planner, on that list, still releases this
 		// Machine's hook.
 		if err := r.releaseFence(ctx, token, recheck); err != nil {
+			kept()
 			if r.stale(ctx, a, err) {
 				return nil
 			}
@@ -164,6 +169,10 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		}
 		if want, ok := d.Conditions[m.Name]; ok {
 			if err := r.patchCondition(ctx, m, want, still); err != nil {
+				kept()
+				if r.stale(ctx, a, err) {
+					return nil
+				}
 				return r.failed(m, a, fmt.Errorf("record the release before making it: %w", err))
 			}
 		}

@@ -165,7 +165,6 @@ func TestAReleaseRefusedForAConflictFencesAndReadsAgainBeforeItsRetry(t *testing
 // gone after the fence, or a newer leader passed the fence), the Machine's condition must
 // not say HookReleased while the hook is still there.
 func TestAHookThatIsKeptIsNotRecordedAsReleased(t *testing.T) {
-	t.Skip("known defect: writeConditions writes the planner's HookReleased condition after act refused the release; remove this line with the fix")
 	for _, tc := range []struct {
 		name  string
 		setup func(h *harness)

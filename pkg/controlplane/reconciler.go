@@ -217,7 +217,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	d := quorum.Decide(st.state)
 	r.report(st, d)
 	retryIn, actErr := r.actWithBackoff(ctx, st, &d)
-	r.writeConditions(ctx, st, d)
+	if !fenced(actErr) {
+		// A replica the fence refused writes nothing more: a newer leader decides now.
+		r.writeConditions(ctx, st, d)
+	}
 	r.observe(st, d, actErr)
 	if actErr != nil && fenced(actErr) && r.StepDown != nil {
 		log.Error(actErr, "fenced: another replica leads now; stepping down", "action", d.Action.String())
