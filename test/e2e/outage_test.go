@@ -17,6 +17,27 @@ import (
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
+// withMachineController starts the quorum controller with o (adjusted by adjust, which may be
+// nil), waits for the hooks, then starts the Machine controller and an Active
+// ControlPlaneMachineSet over zones a and b, and waits until it reports every replica
+// updated. Both controllers and the set go at the end of the test.
+func withMachineController(t *testing.T, c *framework.Cluster, o app.Options, adjust func(*app.Controller) error) {
+	t.Helper()
+	ctx := t.Context()
+	rc, err := e2e.StartControllerWith(ctx, c, o, adjust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.Stop() })
+	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
+	t.Cleanup(func() { _ = e2e.DeleteCPMS(context.Background(), c) })
+	startMachines(t, c, nil)
+	createCPMS(t, c, e2e.CPMSInput{Zones: "ab"})
+	if _, err := e2e.WaitCPMSCondition(ctx, c, 60*time.Second, "Progressing", metav1.ConditionFalse, machines.ReasonAllReplicasUpdated); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // attempts records when the controller set out to take each kind of action (after taking
 // its token, before the etcd fence every action passes).
 type attempts struct {
@@ -52,21 +73,10 @@ func TestAPIServerOutageDuringReplacement(t *testing.T) {
 	ctx := t.Context()
 	c := zonedCluster(t, "aba")
 	tried := &attempts{at: map[quorum.Kind][]time.Time{}}
-	rc, err := e2e.StartControllerWith(ctx, c, e2e.ControllerOptions(c), func(a *app.Controller) error {
+	withMachineController(t, c, e2e.ControllerOptions(c), func(a *app.Controller) error {
 		a.Reconciler.BeforeAct = tried.record
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rc.Stop() })
-	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
-	t.Cleanup(func() { _ = e2e.DeleteCPMS(context.Background(), c) })
-	startMachines(t, c, nil)
-	createCPMS(t, c, e2e.CPMSInput{Zones: "ab"})
-	if _, err := e2e.WaitCPMSCondition(ctx, c, 60*time.Second, "Progressing", metav1.ConditionFalse, machines.ReasonAllReplicasUpdated); err != nil {
-		t.Fatal(err)
-	}
 
 	if err := c.DeleteMachine(ctx, "cluster-master-0"); err != nil {
 		t.Fatal(err)
@@ -98,7 +108,7 @@ func TestAPIServerOutageDuringReplacement(t *testing.T) {
 	}
 
 	var voting []string
-	err = framework.WaitFor(ctx, time.Minute, "conditions and the ControlPlaneMachineSet recomputed", func() (bool, error) {
+	err := framework.WaitFor(ctx, time.Minute, "conditions and the ControlPlaneMachineSet recomputed", func() (bool, error) {
 		voting = voting[:0]
 		layout, err := e2e.Layout(ctx, c)
 		if err != nil {

@@ -9,11 +9,9 @@ import (
 
 	"github.com/go-logr/logr"
 	machinev1 "github.com/openshift/api/machine/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/test/e2e"
 )
 
@@ -40,18 +38,7 @@ func TestRoutineChangesRaiseNoAlarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	errorLog.Take()
-	rc, err := e2e.StartController(ctx, c, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rc.Stop() })
-	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
-	t.Cleanup(func() { _ = e2e.DeleteCPMS(context.Background(), c) })
-	startMachines(t, c, nil)
-	createCPMS(t, c, e2e.CPMSInput{Zones: "ab"})
-	if _, err := e2e.WaitCPMSCondition(ctx, c, 30*time.Second, "Progressing", metav1.ConditionFalse, machines.ReasonAllReplicasUpdated); err != nil {
-		t.Fatal(err)
-	}
+	withMachineController(t, c, o, nil)
 	uids := map[types.UID]string{}
 	remember := func() {
 		layout, err := e2e.Layout(ctx, c)
