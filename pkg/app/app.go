@@ -30,6 +30,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/leader"
+	"github.com/quorumguard/quorumguard/pkg/machines"
 )
 
 // Scheme knows every type the controller reads or writes.
@@ -63,8 +64,10 @@ type Controller struct {
 	statusEnabled atomic.Bool
 	fence         *electedFence
 	etcd          *etcdClient
-	opts          Options
-	cfg           *rest.Config
+	// machines is the Machine controller, nil unless ManageMachines.
+	machines *machines.Reconciler
+	opts     Options
+	cfg      *rest.Config
 }
 
 // New builds the manager and controllers. Options left at zero take their defaults
@@ -207,7 +210,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		return nil, err
 	}
 	r.Hold = c.Guard.Quorum
-	if err := setupMachines(mgr, o, r.Fence, c.Guard.Machines); err != nil {
+	if c.machines, err = setupMachines(mgr, o, r.Fence, etcd, c.Guard.Machines); err != nil {
 		return nil, err
 	}
 	// A replica that is not (yet) leading has no member list to take endpoints from; its
@@ -231,6 +234,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	c.Reconciler.StepDown = func(err error) { cancel(fmt.Errorf("stepped down: %w", err)) }
+	if c.machines != nil {
+		c.machines.StepDown = c.Reconciler.StepDown
+	}
 	if c.fence != nil {
 		go func() {
 			var token uint64

@@ -9,12 +9,13 @@ import (
 
 // setupMachines registers the Machine controller, which creates and deletes control-plane
 // Machines as the ControlPlaneMachineSet describes. With ManageMachines off it registers
-// nothing: quorumguard then only protects quorum. It writes only while fence gives a token,
-// that is, while this replica leads, and while hold gives no reason (the
+// nothing (and returns nil): quorumguard then only protects quorum. It acts only while fence
+// gives a token (this replica leads) and etcd's fence accepts that token (quorum is there
+// and no newer leadership has claimed one), and while hold gives no reason (the
 // ControlPlaneMachineSet operator is not active).
-func setupMachines(mgr manager.Manager, o Options, fence controlplane.Fence, hold func() string) error {
+func setupMachines(mgr manager.Manager, o Options, fence controlplane.Fence, etcd machines.EtcdFence, hold func() string) (*machines.Reconciler, error) {
 	if !o.ManageMachines {
-		return nil
+		return nil, nil
 	}
 	r := &machines.Reconciler{
 		Client:       mgr.GetClient(),
@@ -22,9 +23,10 @@ func setupMachines(mgr manager.Manager, o Options, fence controlplane.Fence, hol
 		Namespace:    o.Namespace,
 		Hook:         o.Hook,
 		Fence:        fence,
+		Etcd:         etcd,
 		Recorder:     mgr.GetEventRecorder("quorumguard-machines"),
 		PollInterval: o.PollInterval,
 		Hold:         hold,
 	}
-	return r.SetupWithManager(mgr)
+	return r, r.SetupWithManager(mgr)
 }

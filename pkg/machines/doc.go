@@ -13,7 +13,9 @@
 // What it never does: act while the set is Inactive or the input is invalid (both only
 // report), have more than replicas+1 Machines, replace more than one Machine at a time,
 // delete an old Machine under RollingUpdate before its replacement is a voting etcd member
-// (unless the old one never became ready), or touch etcd.
+// (unless the old one never became ready), or touch etcd beyond its fence: every action is
+// taken only after the etcd fence accepts this leadership's token (quorum is there and no
+// newer leadership has claimed one), as the quorum controller's changes are.
 //
 // # Naming
 //

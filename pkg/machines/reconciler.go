@@ -2,6 +2,8 @@ package machines
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -20,6 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
+	"github.com/quorumguard/quorumguard/pkg/leader"
 )
 
 // Annotations this controller keeps on the Machines it creates and replaces.
@@ -43,8 +47,16 @@ type Reconciler struct {
 	Namespace string
 	// Hook, when its name is set, is put on every Machine at creation, so the quorum
 	// protection holds from the Machine's first moment.
-	Hook  machinev1beta1.LifecycleHook
+	Hook machinev1beta1.LifecycleHook
+	// Fence gives this leadership's token, re-reading the lock; Etcd passes the etcd fence
+	// with it. Both are required: every creation, deletion or adoption is made only after
+	// the lock is still ours and the etcd fence, a write that needs quorum, accepts the
+	// token, so a paused old leader, or one deciding on a list read just before quorum went,
+	// changes no Machine.
 	Fence controlplane.Fence
+	Etcd  EtcdFence
+	// StepDown, when set, is called when the etcd fence says a newer leadership exists.
+	StepDown func(error)
 	// Recorder, when set, gets one event per action and per new problem.
 	Recorder recorder.EventRecorder
 	// PollInterval is how soon to look again while a replacement is under way; IdleResync
@@ -64,19 +76,31 @@ type Reconciler struct {
 	random func() string
 }
 
+// EtcdFence is the etcd fence the quorum controller passes before each membership change
+// (controlplane.Etcd's Fence): refused with an *etcdmember.FencedError once a newer
+// leadership has passed it, and failing while etcd has no quorum.
+type EtcdFence interface {
+	Fence(ctx context.Context, token uint64) error
+}
+
 var singleton = reconcile.Request{NamespacedName: types.NamespacedName{Name: "control-plane-machines"}}
 
 // SetupWithManager watches the ControlPlaneMachineSet and the control-plane Machines; every
 // event maps to one request, because the decision is over all Machines at once.
+// A Reconciler without a Fence and an Etcd fence is refused: there is no token to act with
+// by default.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Fence == nil || r.Etcd == nil {
+		return errors.New("the Machine controller needs the leadership's fence and the etcd fence: it creates and deletes Machines only through both")
+	}
+	if r.PollInterval < 0 || r.IdleResync < 0 || r.Backoff < 0 {
+		return fmt.Errorf("the Machine controller's intervals must not be negative (poll %s, idle %s, backoff %s)", r.PollInterval, r.IdleResync, r.Backoff)
+	}
 	if r.PollInterval == 0 {
 		r.PollInterval = 250 * time.Millisecond
 	}
 	if r.IdleResync == 0 {
 		r.IdleResync = 30 * time.Second
-	}
-	if r.Fence == nil {
-		r.Fence = controlplane.StaticFence(1)
 	}
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
@@ -124,11 +148,30 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		}
 		d = Plan(snap.input)
 	}
-	if _, err := r.Fence.Token(ctx); err != nil {
+	token, err := r.Fence.Token(ctx)
+	if err != nil {
 		log.V(1).Info("not the leader; nothing is changed", "reason", err.Error())
 		return reconcile.Result{RequeueAfter: time.Second}, nil
 	}
-	actErr := r.act(ctx, snap, d.Action)
+	var actErr error
+	if d.Action.Kind != None {
+		// The etcd fence, not only the lock: a newer leadership may have claimed its token
+		// while this one was paused, and with quorum gone the fence cannot be passed.
+		actErr = r.Etcd.Fence(ctx, token)
+		if fenced(actErr) {
+			log.Error(actErr, "a newer leadership has passed the etcd fence; stepping down", "action", d.Action.String())
+			if r.StepDown != nil {
+				r.StepDown(actErr)
+			}
+			return reconcile.Result{}, nil
+		}
+		if actErr != nil {
+			actErr = fmt.Errorf("not acting (%s): the etcd fence was not passed: %w", d.Action, actErr)
+		}
+	}
+	if actErr == nil {
+		actErr = r.act(ctx, snap, d.Action)
+	}
 	if actErr != nil {
 		log.Error(actErr, "action failed", "action", d.Action.String())
 	}
@@ -151,6 +194,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return reconcile.Result{RequeueAfter: r.PollInterval}, nil
 	}
 	return reconcile.Result{RequeueAfter: r.IdleResync}, nil
+}
+
+// fenced says err means a newer leadership leads now.
+func fenced(err error) bool {
+	var f *etcdmember.FencedError
+	return errors.As(err, &f) || errors.Is(err, leader.ErrNotLeader)
 }
 
 func (r *Reconciler) now() time.Time {

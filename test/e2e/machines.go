@@ -30,6 +30,7 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/failuredomain"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/machines"
@@ -48,6 +49,14 @@ type MachinesOptions struct {
 	MaxAttempts int
 	Backoff     time.Duration
 	IdleResync  time.Duration
+	// Token, when set, is the fencing token the controller acts with; otherwise it takes the
+	// one stored in the cluster's etcd fence at start (that of the quorum controller started
+	// before it), or claims one when none is stored.
+	Token uint64
+	// WrapEtcd, when set, wraps the etcd fence the controller passes (to count its answers).
+	WrapEtcd func(machines.EtcdFence) machines.EtcdFence
+	// StepDown, when set, is told when the etcd fence refuses the controller's token.
+	StepDown func(error)
 }
 
 // MachineController is a Machine controller in its own manager, built as pkg/app builds it
@@ -55,6 +64,33 @@ type MachinesOptions struct {
 type MachineController struct {
 	cancel context.CancelFunc
 	done   chan error
+	etcd   *etcdmember.Client
+}
+
+// clusterFence passes the etcd fence through whichever members of the cluster run at the
+// time of the call: a rollout replaces every member the controller started with.
+type clusterFence struct {
+	c   *framework.Cluster
+	cli *etcdmember.Client
+}
+
+func (f clusterFence) Fence(ctx context.Context, token uint64) error {
+	if eps := f.c.Agent.RunningEndpoints(); len(eps) > 0 {
+		f.cli.SetEndpoints(eps...)
+	}
+	return f.cli.Fence(ctx, token)
+}
+
+// machinesToken is the token a Machine controller started by StartMachines acts with.
+func machinesToken(ctx context.Context, cli *etcdmember.Client, given uint64) (uint64, error) {
+	if given != 0 {
+		return given, nil
+	}
+	stored, err := cli.FenceToken(ctx)
+	if err != nil || stored != 0 {
+		return stored, err
+	}
+	return cli.ClaimToken(ctx, 0)
 }
 
 // StartMachines starts the Machine controller against the cluster's apiserver.
@@ -82,16 +118,31 @@ func StartMachines(ctx context.Context, c *framework.Cluster, o MachinesOptions)
 	if o.WrapClient != nil {
 		cl = o.WrapClient(cl)
 	}
+	ca, cert, key := c.Net.ClientFiles()
+	cli, err := etcdmember.NewFromFiles(etcdmember.Config{Endpoints: c.Agent.RunningEndpoints()}, etcdmember.TLSFiles{CA: ca, Cert: cert, Key: key})
+	if err != nil {
+		return nil, err
+	}
+	token, err := machinesToken(ctx, cli, o.Token)
+	if err != nil {
+		_ = cli.Close()
+		return nil, fmt.Errorf("the Machine controller's fencing token: %w", err)
+	}
+	var etcd machines.EtcdFence = clusterFence{c: c, cli: cli}
+	if o.WrapEtcd != nil {
+		etcd = o.WrapEtcd(etcd)
+	}
 	r := &machines.Reconciler{
 		Client: cl, APIReader: mgr.GetAPIReader(), Namespace: o.App.Namespace, Hook: o.App.Hook,
-		Fence: controlplane.StaticFence(1), Recorder: mgr.GetEventRecorder("quorumguard-machines"),
+		Fence: controlplane.StaticFence(token), Etcd: etcd, StepDown: o.StepDown, Recorder: mgr.GetEventRecorder("quorumguard-machines"),
 		PollInterval: o.App.PollInterval, IdleResync: o.IdleResync, MaxAttempts: o.MaxAttempts, Backoff: o.Backoff,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
+		_ = cli.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	mc := &MachineController{cancel: cancel, done: make(chan error, 1)}
+	mc := &MachineController{cancel: cancel, done: make(chan error, 1), etcd: cli}
 	go func() { mc.done <- mgr.Start(ctx) }()
 	return mc, nil
 }
@@ -102,6 +153,7 @@ func (mc *MachineController) Stop() error {
 		return nil
 	}
 	mc.cancel()
+	defer func() { _ = mc.etcd.Close() }()
 	select {
 	case err := <-mc.done:
 		return err

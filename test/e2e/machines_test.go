@@ -2,9 +2,11 @@ package e2e_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
@@ -241,6 +244,159 @@ func TestMachinesOnDeleteAndStaleCache(t *testing.T) {
 	if err := e2e.UntouchedSpec(ctx, c, time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestMachinesActOnlyThroughTheEtcdFence: a Machine controller whose token the etcd fence
+// refuses creates and deletes no Machine, though the lock (here a fixed token) says it
+// leads and the plan has a Machine to create: when a newer leadership has claimed a token it
+// steps down, and while quorum is lost it waits, and creates the Machine once quorum is back.
+func TestMachinesActOnlyThroughTheEtcdFence(t *testing.T) {
+	cases := []struct {
+		name string
+		// refuse makes the etcd fence refuse the controller's token; the function it returns,
+		// when not nil, makes the fence accept it again.
+		refuse func(t *testing.T, c *framework.Cluster, fence *etcdmember.Client, token uint64) func()
+		// stepsDown: the refusal names a newer leadership, and the controller steps down.
+		stepsDown bool
+	}{
+		{
+			name: "a newer leadership has claimed a token",
+			refuse: func(t *testing.T, _ *framework.Cluster, fence *etcdmember.Client, token uint64) func() {
+				if newer, err := fence.ClaimToken(t.Context(), token); err != nil || newer <= token {
+					t.Fatalf("claim a token above %d: %d, %v", token, newer, err)
+				}
+				return nil
+			},
+			stepsDown: true,
+		},
+		{
+			name: "quorum is lost",
+			refuse: func(t *testing.T, c *framework.Cluster, _ *etcdmember.Client, _ uint64) func() {
+				for _, m := range []string{"cluster-master-1", "cluster-master-2"} {
+					c.Agent.Member(m).Freeze()
+				}
+				return func() {
+					for _, m := range []string{"cluster-master-1", "cluster-master-2"} {
+						c.Agent.Member(m).Thaw()
+					}
+				}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := machineSetup(t, "aba", false)
+			ctx := t.Context()
+			ca, cert, key := c.Net.ClientFiles()
+			fence, err := etcdmember.NewFromFiles(etcdmember.Config{Endpoints: c.Agent.RunningEndpoints()}, etcdmember.TLSFiles{CA: ca, Cert: cert, Key: key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = fence.Close() })
+			token, err := fence.FenceToken(ctx)
+			if err != nil || token == 0 {
+				t.Fatalf("the quorum controller's token: %d, %v", token, err)
+			}
+			passed := &fenceAnswers{}
+			stepped := make(chan error, 1)
+			startMachines(t, c, func(o *e2e.MachinesOptions) {
+				o.Token = token
+				o.WrapEtcd = func(f machines.EtcdFence) machines.EtcdFence { passed.inner = f; return passed }
+				o.StepDown = func(err error) {
+					select {
+					case stepped <- err:
+					default:
+					}
+				}
+			})
+			undo := tc.refuse(t, c, fence, token)
+			// Index 2 moves from a to c: the plan creates its replacement first.
+			createCPMS(t, c, e2e.CPMSInput{Zones: "abc"})
+			var steppedDown error
+			if err := framework.WaitFor(ctx, 60*time.Second, "the etcd fence to refuse the controller twice, or it to step down", func() (bool, error) {
+				if changed := machinesChanged(t, c); changed != "" {
+					t.Fatalf("%s while the etcd fence refuses the controller's token (fence answers: %v)", changed, passed.errors())
+				}
+				select {
+				case steppedDown = <-stepped:
+					return true, nil
+				default:
+				}
+				return !tc.stepsDown && passed.refused() >= 2, nil
+			}); err != nil {
+				t.Fatalf("%v; fence answers: %v", err, passed.errors())
+			}
+			if changed := machinesChanged(t, c); changed != "" {
+				t.Fatalf("%s while the etcd fence refuses the controller's token", changed)
+			}
+			var fe *etcdmember.FencedError
+			if tc.stepsDown != (steppedDown != nil) || tc.stepsDown && !errors.As(steppedDown, &fe) {
+				t.Fatalf("stepped down with %v; want a step-down on a fenced token: %v", steppedDown, tc.stepsDown)
+			}
+			t.Logf("fence answers: %v", passed.errors())
+			if undo == nil {
+				return
+			}
+			undo()
+			if err := framework.WaitFor(ctx, 90*time.Second, "the replacement to be created once the fence passes", func() (bool, error) {
+				return machinesChanged(t, c) != "", nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// fenceAnswers records what the etcd fence answered the Machine controller.
+type fenceAnswers struct {
+	inner   machines.EtcdFence
+	mu      sync.Mutex
+	answers []error
+}
+
+func (f *fenceAnswers) Fence(ctx context.Context, token uint64) error {
+	err := f.inner.Fence(ctx, token)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.answers = append(f.answers, err)
+	return err
+}
+
+func (f *fenceAnswers) refused() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, err := range f.answers {
+		if err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fenceAnswers) errors() []error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.answers)
+}
+
+// machinesChanged names a control-plane Machine created or deleting since machineSetup's
+// three, or "".
+func machinesChanged(t *testing.T, c *framework.Cluster) string {
+	t.Helper()
+	var list machinev1beta1.MachineList
+	if err := c.Client.List(t.Context(), &list, client.InNamespace(framework.MachineNamespace), client.MatchingLabels{framework.RoleLabel: "master"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list.Items {
+		switch {
+		case !slices.Contains([]string{"cluster-master-0", "cluster-master-1", "cluster-master-2"}, m.Name):
+			return "Machine " + m.Name + " was created"
+		case m.DeletionTimestamp != nil:
+			return "Machine " + m.Name + " is being deleted"
+		}
+	}
+	return ""
 }
 
 // TestMachinesBadInputAndFailures: with ManageMachines off nothing is created or deleted;
