@@ -226,6 +226,8 @@ func TestStatusCommand(t *testing.T) {
 	table = status()
 	t.Logf("quorumguard status with a Machine deleted:\n%s", table)
 	mustMatchLine(t, table, "cluster-master-0 ", "Deleting", "yes", quorum.ReasonWaitingForReplacement)
+	// The next step is the wait, not "nothing to do".
+	mustMatchLine(t, table, "NEXT STEP: wait: Machine cluster-master-0 ("+quorum.ReasonWaitingForReplacement+")", "waiting for a replacement Machine")
 	mustMatchLine(t, table, "Progressing ", "True", operatorstatus.ReasonReplacementInProgress, "cluster-master-0")
 	mustMatchLine(t, table, "Upgradeable ", "False", operatorstatus.ReasonReplacementInProgress)
 

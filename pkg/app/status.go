@@ -373,8 +373,7 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 	} else {
 		d := quorum.Decide(state)
 		conds = d.Conditions
-		rep.Next = operatorstatus.NextStep{Action: string(d.Action.Kind), Machine: d.Action.Machine, Step: operatorstatus.Step(d.Action),
-			Reason: d.Action.Reason, FaultTolerance: d.FaultTolerance, Reports: d.Reports}
+		rep.Next = operatorstatus.Next(state, d)
 	}
 	byID := map[uint64]etcdmember.Health{}
 	for _, h := range health {

@@ -1,9 +1,13 @@
 package operatorstatus
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
+
+	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
 // Report is the read-only picture `quorumguard status` prints: etcd's members, the
@@ -72,4 +76,36 @@ type NextStep struct {
 	Reason         string   `json:"reason"`
 	FaultTolerance int      `json:"faultTolerance"`
 	Reports        []string `json:"reports,omitempty"`
+}
+
+// Next is the next step of decision d, made on s. An action is named (Step). A decision
+// that takes none says what it waits for, in the planner's own words: the condition it
+// gives the Machine its action names (a learner waiting for etcd's health window, a removal
+// waiting for endpoint consumers), then that of every deleting Machine whose hook it holds
+// (no replacement yet, one not running, one catching up, a blocked replacement). Only with
+// nothing under way is it "nothing to do". It decides nothing itself.
+func Next(s quorum.State, d quorum.Decision) NextStep {
+	n := NextStep{Action: string(d.Action.Kind), Machine: d.Action.Machine, Step: Step(d.Action),
+		Reason: d.Action.Reason, FaultTolerance: d.FaultTolerance, Reports: d.Reports}
+	if d.Action.Kind != quorum.None && d.Action.Kind != "" {
+		return n
+	}
+	var waits []string
+	wait := func(name string) {
+		if c, ok := d.Conditions[name]; ok && c.Message != "" {
+			waits = append(waits, fmt.Sprintf("Machine %s (%s): %s", name, c.Reason, c.Message))
+		}
+	}
+	if d.Action.Machine != "" {
+		wait(d.Action.Machine)
+	}
+	for _, m := range s.Machines {
+		if m.Deleting && m.HasHook && m.Name != d.Action.Machine {
+			wait(m.Name)
+		}
+	}
+	if len(waits) > 0 {
+		n.Step = "wait: " + strings.Join(waits, "; ")
+	}
+	return n
 }
