@@ -153,15 +153,9 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 	for range in.Events {
 		ev := kinds[rng.IntN(len(kinds))]
 		res.Events = append(res.Events, ev)
-		// Each event takes out at most one member, except quorum-loss's freeze, which means to
-		// lose quorum; so every event must start with one failure to spare. A cluster without
-		// it is the harness's fault: the settle check should have waited.
-		if view, err := CurrentVoters(ctx, c); err != nil || view.Tolerance() < 1 {
-			if err == nil {
-				err = fmt.Errorf("fault tolerance %d: %s", view.Tolerance(), view)
-			}
-			logf("harness failure: %s would start on an unsettled cluster: %v", ev, err)
-			return finish(fmt.Errorf("harness failure: event %s would start its fault on a cluster without a failure to spare (%w); the settle check let it through", ev, err))
+		if err := ReadyForFault(CurrentVoters(ctx, c)); err != nil {
+			logf("harness failure: %s would start on a cluster with no failure to spare: %v", ev, err)
+			return finish(fmt.Errorf("harness failure: event %s would start its fault on a cluster with no failure to spare (%w); the settle check let it through", ev, err))
 		}
 		live := liveMasters(ctx, c)
 		if len(live) == 0 {
@@ -553,6 +547,21 @@ func membership(ms []*etcdserverpb.Member) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, ",")
+}
+
+// ReadyForFault says why no fault may start on a cluster whose voting members look like v, or
+// nil. Every event takes out at most one member, except quorum-loss's freeze, which means to
+// lose quorum; so each must start with one failure to spare: a fault tolerance of at least 1,
+// counted from reads through each voter's own endpoint (3 voters need 3 healthy; 2 healthy of
+// 3, or 2 of 2, leave none). err is ProbeVoters' error: a tolerance unknown is none.
+func ReadyForFault(v VoterView, err error) error {
+	if err != nil {
+		return fmt.Errorf("fault tolerance unknown: %w", err)
+	}
+	if t := v.Tolerance(); t < 1 {
+		return fmt.Errorf("fault tolerance %d: %s", t, v)
+	}
+	return nil
 }
 
 // CurrentVoters probes the cluster's voting members, each through its own endpoint.

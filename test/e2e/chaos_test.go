@@ -366,7 +366,8 @@ func TestMemberOverlapIsCaught(t *testing.T) {
 
 // TestSettleCheckNeedsEveryVoterToAnswer: the settle check accepts a healthy three-member
 // cluster only; each fault below leaves the victim's process running (which the old check
-// counted as settled) and must be rejected, naming the victim, until it is undone.
+// counted as settled) and must be rejected, naming the victim, until it is undone. The check
+// made before each chaos event lets a fault start only where one member may still fail.
 func TestSettleCheckNeedsEveryVoterToAnswer(t *testing.T) {
 	ctx := t.Context()
 	n, ms, tlsc := etcdnet.StartTest(t, "m0", "m1", "m2")
@@ -383,6 +384,13 @@ func TestSettleCheckNeedsEveryVoterToAnswer(t *testing.T) {
 		}
 		return v.Settled(ips)
 	}
+	ready := func(t *testing.T, want bool) {
+		t.Helper()
+		err := e2e.ReadyForFault(e2e.ProbeVoters(ctx, probe, etcdnet.ClientURLs(ms)))
+		if (err == nil) != want {
+			t.Fatalf("ready for a fault: %v; want ready=%v", err, want)
+		}
+	}
 	settled := func(t *testing.T) {
 		t.Helper()
 		var why string
@@ -394,36 +402,50 @@ func TestSettleCheckNeedsEveryVoterToAnswer(t *testing.T) {
 		}
 	}
 	settled(t)
+	ready(t, true)
 	other := net.ParseIP("127.0.0.77")
 	for _, tc := range []struct {
 		name string
 		// fault breaks the cluster and returns its undo and what the rejection must name;
 		// ips, when set, are the Machines' addresses the check is given instead.
-		fault  func() (undo func(), victim string)
+		fault  func(t *testing.T) (undo func(), victim string)
 		ips    map[string]net.IP
 		reason string
+		// ready says a chaos event may still start: one member may fail yet.
+		ready bool
 	}{
-		{name: "a frozen voter", fault: func() (func(), string) { ms[1].Freeze(); return ms[1].Thaw, "m1" }, reason: "no linearizable read"},
-		{name: "a partitioned voter", fault: func() (func(), string) { ms[2].Partition(); return ms[2].Heal, "m2" }, reason: "no linearizable read"},
-		{name: "a voter whose disk stalls", fault: func() (func(), string) { ms[0].StallDisk(); return ms[0].Resume, "m0" }, reason: "no linearizable read"},
-		{name: "a learner beside the voters", fault: func() (func(), string) {
+		{name: "a frozen voter", fault: func(*testing.T) (func(), string) { ms[1].Freeze(); return ms[1].Thaw, "m1" }, reason: "no linearizable read"},
+		{name: "a partitioned voter", fault: func(*testing.T) (func(), string) { ms[2].Partition(); return ms[2].Heal, "m2" }, reason: "no linearizable read"},
+		{name: "a voter whose disk stalls", fault: func(*testing.T) (func(), string) { ms[0].StallDisk(); return ms[0].Resume, "m0" }, reason: "no linearizable read"},
+		{name: "a learner beside the voters", fault: func(t *testing.T) (func(), string) {
 			ip, err := n.AllocateIP()
 			if err != nil {
 				t.Fatal(err)
 			}
 			cli := newEtcdClient(t, etcdnet.ClientURLs(ms), tlsc)
-			resp, err := cli.MemberAddAsLearner(ctx, []string{"https://" + net.JoinHostPort(ip.String(), fmt.Sprint(etcdnet.PeerPort))})
-			if err != nil {
+			var id uint64
+			// etcd takes a member only once its members have been connected for its health window.
+			if err := framework.WaitFor(ctx, 30*time.Second, "etcd to take a learner", func() (bool, error) {
+				actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				defer cancel()
+				resp, err := cli.MemberAddAsLearner(actx, []string{"https://" + net.JoinHostPort(ip.String(), fmt.Sprint(etcdnet.PeerPort))})
+				if err == nil {
+					id = resp.Member.ID
+				}
+				return err == nil, err
+			}); err != nil {
 				t.Fatal(err)
 			}
 			return func() {
-				if _, err := cli.MemberRemove(ctx, resp.Member.ID); err != nil {
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				if _, err := cli.MemberRemove(rctx, id); err != nil {
 					t.Fatal(err)
 				}
-			}, fmt.Sprintf("%x", resp.Member.ID)
-		}, reason: "a learner remains"},
-		{name: "a voter on no Machine's address", ips: map[string]net.IP{"m0": ms[0].IP, "m1": ms[1].IP, "m2": other}, reason: "not all on one Machine's InternalIP"},
-		{name: "a Machine without a voter", ips: map[string]net.IP{"m0": ms[0].IP, "m1": ms[1].IP, "m2": ms[2].IP, "m3": other}, reason: "3 voting members for 4 Machines"},
+			}, fmt.Sprintf("%x", id)
+		}, reason: "a learner remains", ready: true},
+		{name: "a voter on no Machine's address", ips: map[string]net.IP{"m0": ms[0].IP, "m1": ms[1].IP, "m2": other}, reason: "not all on one Machine's InternalIP", ready: true},
+		{name: "a Machine without a voter", ips: map[string]net.IP{"m0": ms[0].IP, "m1": ms[1].IP, "m2": ms[2].IP, "m3": other}, reason: "3 voting members for 4 Machines", ready: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			given, victim := ips, ""
@@ -432,7 +454,7 @@ func TestSettleCheckNeedsEveryVoterToAnswer(t *testing.T) {
 			}
 			if tc.fault != nil {
 				var undo func()
-				undo, victim = tc.fault()
+				undo, victim = tc.fault(t)
 				defer settled(t)
 				defer undo()
 				for _, m := range ms {
@@ -451,6 +473,7 @@ func TestSettleCheckNeedsEveryVoterToAnswer(t *testing.T) {
 			if !strings.Contains(why, tc.reason) || !strings.Contains(why, victim) {
 				t.Fatalf("the settle check said %q; want it to say %q about %q", why, tc.reason, victim)
 			}
+			ready(t, tc.ready)
 		})
 	}
 }
