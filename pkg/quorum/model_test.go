@@ -81,10 +81,28 @@ type mMember struct {
 	caughtUp bool
 	// fresh: promoted within etcd's health window; etcd does not count it as active yet.
 	fresh bool
-	// late: a learner that is not healthy (never started, or started and died) seen so for
-	// longer than the timeout.
+	// late: a learner that stands still (never started, died, or cut off from the leader)
+	// seen so for longer than the timeout.
 	late bool
+	// cut: linked, or how far the member is cut off from the leader (linkCut, linkCutSeen).
+	cut uint8
 }
+
+// A learner cut off from the leader still runs and answers Status naming the leader (a
+// learner never campaigns), but receives no entries. The controller tells it apart only by
+// comparing readings of two passes while the cluster takes writes (LearnerHealth), and
+// etcdmember's Promote by the index the fence writes. The model takes the cluster to take
+// writes, as a Kubernetes control plane always does; a refused promotion's fence is a write
+// too.
+const (
+	linked uint8 = iota
+	// linkCut: cut since the controller's last reading, which still showed the learner
+	// receiving entries; LearnerHealth cannot tell yet.
+	linkCut
+	// linkCutSeen: cut, and a pass has read its index standing still below what the leader
+	// held at the pass before.
+	linkCutSeen
+)
 
 // world is one state of the model. Member IDs are their index + 1: members are kept in ID
 // order and renumbered densely, which keeps the planner's lowest-ID-first choices and merges
@@ -119,7 +137,7 @@ func (w world) key() string {
 	}
 	for _, m := range w.members {
 		buf = append(buf, uint8(m.host)|uint8(m.peer)<<3|b2u(m.learner)<<6|b2u(m.started)<<7,
-			b2u(m.alive)|b2u(m.leader)<<1|b2u(m.caughtUp)<<2|b2u(m.fresh)<<3|b2u(m.late)<<4)
+			b2u(m.alive)|b2u(m.leader)<<1|b2u(m.caughtUp)<<2|b2u(m.fresh)<<3|b2u(m.late)<<4|m.cut<<5)
 	}
 	return string(buf)
 }
@@ -136,13 +154,38 @@ func decodeWorld(k string) world {
 	for ; p < len(k); p += 2 {
 		a, b := k[p], k[p+1]
 		w.members = append(w.members, mMember{host: int8(a & 7), peer: addrKind(a >> 3 & 7), learner: a>>6&1 == 1, started: a>>7 == 1,
-			alive: b&1 == 1, leader: b>>1&1 == 1, caughtUp: b>>2&1 == 1, fresh: b>>3&1 == 1, late: b>>4&1 == 1})
+			alive: b&1 == 1, leader: b>>1&1 == 1, caughtUp: b>>2&1 == 1, fresh: b>>3&1 == 1, late: b>>4&1 == 1, cut: b >> 5 & 3})
 	}
 	return w
 }
 
-func slotName(i int) string { return fmt.Sprintf("m-%d", i) }
-func slotIP(i int) string   { return fmt.Sprintf("10.0.0.%d", 10+i) }
+// The names, IPs and peer URLs of the slots are made once: the walk needs them in every world.
+var slotNames, slotIPs, slotPeerURLs = func() (names, ips [maxSlots]string, urls [maxSlots][numKinds]string) {
+	for i := range maxSlots {
+		names[i], ips[i] = makeSlotName(i), makeSlotIP(i)
+		for k := range numKinds {
+			urls[i][k] = makePeerURL(i, k)
+		}
+	}
+	return names, ips, urls
+}()
+
+func slotName(i int) string {
+	if i >= 0 && i < maxSlots {
+		return slotNames[i]
+	}
+	return makeSlotName(i)
+}
+
+func slotIP(i int) string {
+	if i >= 0 && i < maxSlots {
+		return slotIPs[i]
+	}
+	return makeSlotIP(i)
+}
+
+func makeSlotName(i int) string { return fmt.Sprintf("m-%d", i) }
+func makeSlotIP(i int) string   { return fmt.Sprintf("10.0.0.%d", 10+i) }
 
 // addresses are the status.addresses a Machine of slot i and kind k reports.
 func addresses(i int, k addrKind) []Address {
@@ -160,19 +203,26 @@ func addresses(i int, k addrKind) []Address {
 
 // peerURL is the peer URL of a member on slot i written the kind-k way.
 func peerURL(i int, k addrKind) string {
+	if i >= 0 && i < maxSlots && k < numKinds {
+		return slotPeerURLs[i][k]
+	}
+	return makePeerURL(i, k)
+}
+
+func makePeerURL(i int, k addrKind) string {
 	switch k {
 	case kindShared:
 		return "https://" + sharedIP + ":2380"
 	case kindDNS:
-		return "https://" + slotName(i) + ".cluster.example:2380"
+		return "https://" + makeSlotName(i) + ".cluster.example:2380"
 	case kindHostname:
-		return "https://" + slotName(i) + "-host:2380"
+		return "https://" + makeSlotName(i) + "-host:2380"
 	case kindUnlisted, kindUnlistedNoNode:
 		return fmt.Sprintf("https://10.0.1.%d:2380", 10+i)
 	case kindInvalid:
 		return fmt.Sprintf("https://m_%d:2380", i)
 	default:
-		return "https://" + slotIP(i) + ":2380"
+		return "https://" + makeSlotIP(i) + ":2380"
 	}
 }
 
@@ -192,7 +242,9 @@ func (w world) exists(slot int8) bool {
 	return slot >= 0 && (w.machines[slot].status == slotRunning || w.machines[slot].status == slotDeleting)
 }
 
-// census counts the voting members as etcd does: healthy means started and answering.
+// census counts the voting members as etcd does: healthy means started, answering and
+// connected to the leader. Only a promotion the model must refuse makes a cut-off voter; it
+// counts as unhealthy.
 func (w world) census() Census {
 	var c Census
 	for _, m := range w.members {
@@ -201,12 +253,72 @@ func (w world) census() Census {
 			c.Learners++
 		default:
 			c.Voters++
-			if m.started && m.alive {
+			if m.up() {
 				c.Healthy++
 			}
 		}
 	}
 	return c
+}
+
+// up says the member runs, answers and receives the leader's entries.
+func (m mMember) up() bool { return m.started && m.alive && m.cut == linked }
+
+// readings are the controller's readings of a learner in this pass and in the one before,
+// as the world implies them; LearnerHealth judges them. A learner that has not started or is
+// down does not answer. One that answers: catching up, it advances below 90% of the leader's
+// index; caught up, it holds all the leader holds; cut off, it holds what it held at the cut,
+// which the pass before still saw it reach, while the leader goes on (the next pass finds it
+// below what the leader held before).
+func (m mMember) readings() (now LearnerReading, before *LearnerReading) {
+	r := func(index, leader uint64) *LearnerReading {
+		return &LearnerReading{Answered: true, Index: index, LeaderIndex: leader}
+	}
+	switch {
+	case !m.started || !m.alive:
+		return LearnerReading{}, r(100, 100)
+	case m.cut == linkCut && m.caughtUp:
+		return *r(100, 110), r(100, 100)
+	case m.cut == linkCut:
+		return *r(50, 110), r(40, 100)
+	case m.cut == linkCutSeen && m.caughtUp:
+		return *r(100, 120), r(100, 110)
+	case m.cut == linkCutSeen:
+		return *r(50, 120), r(50, 110)
+	case m.caughtUp:
+		return *r(100, 100), r(95, 98)
+	default:
+		return *r(50, 100), r(40, 98)
+	}
+}
+
+// learnerHealth is the learner's health in the planner's input. oldRule is the one before
+// LearnerHealth, for the mutant tests: a learner that started and answers is healthy, and
+// its time counts towards the timeout only while it is not.
+func (m mMember) learnerHealth(oldRule bool) (healthy, progressing bool) {
+	if oldRule {
+		healthy = m.started && m.alive
+		return healthy, healthy
+	}
+	now, before := m.readings()
+	return LearnerHealth(now, before)
+}
+
+// standsStill says the controller counts the learner's time towards the start timeout: it
+// never started, is down, or is cut off and seen so.
+func (m mMember) standsStill() bool {
+	return !m.started || !m.alive || m.cut == linkCutSeen
+}
+
+// modelRules are the parts of the model that the mutant tests turn off.
+type modelRules struct {
+	// laxEtcd turns etcd's strict reconfiguration check off.
+	laxEtcd bool
+	// oldLearnerHealth builds a learner's Healthy as started and alive, not by LearnerHealth.
+	oldLearnerHealth bool
+	// noConnectedCheck promotes without etcdmember's check that the learner commits the
+	// leader's index written by the fence.
+	noConnectedCheck bool
 }
 
 func (w world) quorate() bool {
@@ -220,7 +332,7 @@ func (w *world) settle() {
 	lead := -1
 	for i := range w.members {
 		m := &w.members[i]
-		if m.leader && (m.learner || !m.alive || !m.started) {
+		if m.leader && (m.learner || !m.up()) {
 			m.leader = false
 		}
 		if m.leader {
@@ -237,7 +349,7 @@ func (w *world) settle() {
 		return
 	}
 	for i := range w.members {
-		if m := &w.members[i]; !m.learner && m.started && m.alive {
+		if m := &w.members[i]; !m.learner && m.up() {
 			m.leader = true
 			return
 		}
@@ -249,7 +361,7 @@ func (w *world) settle() {
 var modelNow = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
 // state is what the controller gathers from this world for Decide.
-func (w world) state() State {
+func (w world) state(r modelRules) State {
 	s := State{Desired: int(w.desired), LearnerStartTimeout: learnerStartTimeout, Now: modelNow}
 	// The controller writes Voting on the Machine in the pass that promotes its member.
 	fresh := map[int]bool{}
@@ -277,7 +389,7 @@ func (w world) state() State {
 	}
 	for i, m := range w.members {
 		qm := Member{ID: uint64(i + 1), PeerURLs: []string{peerURL(int(m.host), m.peer)}, Learner: m.learner,
-			Started: m.started, Healthy: m.started && m.alive, Leader: m.leader}
+			Started: m.started, Healthy: m.up(), Leader: m.leader}
 		if m.started {
 			// etcd names a member after the Node it runs on.
 			qm.Name = slotName(int(m.host))
@@ -287,7 +399,9 @@ func (w world) state() State {
 			if m.caughtUp {
 				qm.Progress = 1
 			}
-			if m.late && (!m.started || !m.alive) {
+			var progressing bool
+			qm.Healthy, progressing = m.learnerHealth(r.oldLearnerHealth)
+			if m.late && !qm.Healthy && !progressing {
 				qm.DownFor = learnerStartTimeout
 			}
 		}
@@ -306,9 +420,9 @@ func slotOf(name string) int8 {
 
 // apply makes the planner's action on w as etcd and the machine API would. It returns the new
 // world, why etcd or the API refused (the world is then unchanged) and an error for an action
-// the model cannot even express (naming a member or Machine that does not exist). lax turns
-// off etcd's strict reconfiguration check, to show what the planner keeps on its own.
-func (w world) apply(a Action, lax bool) (world, string, error) {
+// the model cannot even express (naming a member or Machine that does not exist). r turns
+// off some of the checks of etcd and of the client, to show what the rest keeps on its own.
+func (w world) apply(a Action, r modelRules) (world, string, error) {
 	n := w.clone()
 	member := func() (*mMember, error) {
 		if a.MemberID == 0 || a.MemberID > uint64(len(n.members)) {
@@ -351,6 +465,12 @@ func (w world) apply(a Action, lax bool) (world, string, error) {
 		if !m.learner {
 			return w, "etcd: the member is not a learner", nil
 		}
+		if m.cut != linked && !r.noConnectedCheck {
+			// The fence's write reaches the leader but not the learner.
+			return w, "etcdmember: the learner has not committed the leader's index written by the fence", nil
+		}
+		// etcd's own check is on the leader's view of the learner, which still holds what
+		// it held at the cut: it accepts a learner cut off after catching up.
 		if !m.started || !m.alive || !m.caughtUp {
 			return w, "etcd: can only promote a learner member which is in sync with leader", nil
 		}
@@ -366,7 +486,7 @@ func (w world) apply(a Action, lax bool) (world, string, error) {
 		if !w.quorate() {
 			return w, "etcd has no leader", nil
 		}
-		if to.learner || !to.started || !to.alive {
+		if to.learner || !to.up() {
 			return w, "etcd: the target cannot lead", nil
 		}
 		for i := range n.members {
@@ -381,12 +501,12 @@ func (w world) apply(a Action, lax bool) (world, string, error) {
 		if !w.quorate() {
 			return w, "etcd has no quorum", nil
 		}
-		if !m.learner && !lax {
+		if !m.learner && !r.laxEtcd {
 			if why := w.mayRemoveVoter(int(a.MemberID - 1)); why != "" {
 				return w, why, nil
 			}
 		}
-		if m.learner && m.late && (!m.started || !m.alive) {
+		if m.learner && m.late && m.standsStill() {
 			// The controller remembers for a while that this Machine's learner never started;
 			// the model remembers it for good (it only orders the candidates for a learner).
 			n.machines[m.host].timedOut = true
@@ -428,7 +548,7 @@ func (w world) mayRemoveVoter(i int) string {
 			continue
 		}
 		voters++
-		if m.alive && m.started && (!m.fresh || m.leader) {
+		if m.up() && (!m.fresh || m.leader) {
 			active++
 		}
 		if j != i && m.started {
@@ -439,8 +559,8 @@ func (w world) mayRemoveVoter(i int) string {
 		return "etcd: not enough started members"
 	}
 	t := w.members[i]
-	if !t.alive || !t.started {
-		return "" // a member that is down is not part of the active quorum
+	if !t.up() {
+		return "" // a member that is down or cut off is not part of the active quorum
 	}
 	if active-1 < QuorumOf(voters-1) {
 		return "etcd: removal would leave too few active members (a promotion is within the health window)"
@@ -450,10 +570,14 @@ func (w world) mayRemoveVoter(i int) string {
 
 // event is one step of the environment.
 type event struct {
-	label  string
+	format string
+	args   []any
 	next   world
 	benign bool
 }
+
+// label says what happened, for a counterexample; it is formatted only then.
+func (e event) label() string { return fmt.Sprintf(e.format, e.args...) }
 
 // events lists the environment steps enabled in w. Faults (deaths, deletions, a learner
 // that never starts) are bounded by the budgets in w; benign ones are not.
@@ -461,7 +585,7 @@ func (w world) events() []event {
 	var out []event
 	add := func(n world, benign bool, format string, args ...any) {
 		n.settle()
-		out = append(out, event{label: fmt.Sprintf(format, args...), next: n, benign: benign})
+		out = append(out, event{format: format, args: args, next: n, benign: benign})
 	}
 	// Benign first, in the order a cooperative environment plays them.
 	for i, m := range w.machines {
@@ -485,7 +609,7 @@ func (w world) events() []event {
 			n := w.clone()
 			n.members[i].started, n.members[i].late = true, false
 			add(n, true, "learner %x starts on %s", i+1, slotName(int(m.host)))
-		case m.learner && m.started && m.alive && !m.caughtUp:
+		case m.learner && m.up() && !m.caughtUp:
 			n := w.clone()
 			n.members[i].caughtUp = true
 			add(n, true, "learner %x catches up with the leader", i+1)
@@ -494,6 +618,16 @@ func (w world) events() []event {
 			n := w.clone()
 			n.members[i].late = true
 			add(n, true, "learner %x stays down for %s", i+1, learnerStartTimeout)
+		case m.learner && m.cut == linkCut && m.alive:
+			// The cluster takes writes (a refused promotion's fence is one), and the next
+			// pass finds the learner below what the leader held at the pass before.
+			n := w.clone()
+			n.members[i].cut = linkCutSeen
+			add(n, true, "a pass reads learner %x standing still below the leader's earlier index", i+1)
+		case m.learner && m.cut == linkCutSeen && m.alive && !m.late:
+			n := w.clone()
+			n.members[i].late = true
+			add(n, true, "learner %x stands still for %s", i+1, learnerStartTimeout)
 		}
 	}
 	for _, m := range w.members {
@@ -523,6 +657,17 @@ func (w world) events() []event {
 			n.faultsLeft--
 			n.members[i].late = true
 			add(n, false, "learner %x does not start within %s", i+1, learnerStartTimeout)
+		}
+		switch {
+		case m.learner && m.up() && w.faultsLeft > 0:
+			n := w.clone()
+			n.faultsLeft--
+			n.members[i].cut = linkCut
+			add(n, false, "learner %x on %s is cut off from the leader", i+1, slotName(int(m.host)))
+		case m.cut != linked && w.exists(m.host):
+			n := w.clone()
+			n.members[i].cut, n.members[i].late = linked, false
+			add(n, false, "the link of member %x on %s to the leader mends", i+1, slotName(int(m.host)))
 		}
 	}
 	if w.deletesLeft > 0 {
@@ -577,17 +722,21 @@ func (w world) String() string {
 			role = "learner"
 		}
 		var flags []string
-		if !m.started {
+		switch {
+		case !m.started:
 			flags = append(flags, "unstarted")
-		} else if m.alive {
-			flags = append(flags, "healthy")
-		} else {
+		case !m.alive:
 			flags = append(flags, "dead")
+		case m.cut != linked:
+			flags = append(flags, "answering")
+		default:
+			flags = append(flags, "healthy")
 		}
 		for _, f := range []struct {
 			on   bool
 			name string
-		}{{m.leader, "leader"}, {m.learner && m.caughtUp, "caught-up"}, {m.fresh, "recently-promoted"}, {m.late, "start-timed-out"}} {
+		}{{m.leader, "leader"}, {m.learner && m.caughtUp, "caught-up"}, {m.cut == linkCut, "cut-off-from-leader"},
+			{m.cut == linkCutSeen, "cut-off-from-leader-seen-standing-still"}, {m.fresh, "recently-promoted"}, {m.late, "start-timed-out"}} {
 			if f.on {
 				flags = append(flags, f.name)
 			}

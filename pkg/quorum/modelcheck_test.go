@@ -21,13 +21,16 @@ import (
 //   - learners: never two learners, and no learner is added for a Machine that is deleting,
 //     may not hold a member, or already runs one;
 //   - promotion: never of a learner whose Machine is deleting, gone or may not hold a member;
+//   - connected promotion: no promotion that etcd applies makes a voter of a learner cut off
+//     from the leader (the quorum property counts such a voter as unhealthy);
 //   - no guess: an action names the Machine that truly runs the member it acts on, and no
 //     member of a running Machine is removed (except a learner of an ineligible Machine or
 //     one that never started in time).
 //
 // Liveness, once the faults stop: from every world, a fair run (the planner's action while it
 // changes something, else the first benign event: a replacement appears, a learner starts or
-// catches up, the health window passes; no member dies or recovers, no Machine is deleted and
+// catches up, a learner that is down or cut off stays so past the timeout, the health window
+// passes; no member dies or recovers, no link is cut or mends, no Machine is deleted and
 // no learner fails to start any more, so a dead member stays dead) must within maxFairSteps reach a world with no deleting Machine
 // (every hook released), or stop in a world that needs a person and says so: the cluster has
 // no quorum, or every deleting Machine's EtcdMember condition has ReasonBlocked. A run that
@@ -42,8 +45,8 @@ type checkConfig struct {
 	// maxStates stops the walk (reported as not exhausted) rather than exhaust memory.
 	maxStates    int
 	maxFairSteps int
-	// laxEtcd turns etcd's strict reconfiguration check off.
-	laxEtcd bool
+	// rules turns parts of the model off, for the mutant tests.
+	rules modelRules
 	// known are findings already reported: a liveness failure whose stuck world one of them
 	// matches is counted under its name instead of failing the check.
 	known []knownFinding
@@ -138,8 +141,8 @@ func modelCheck(cfg checkConfig) checkResult {
 			break
 		}
 		w := decodeWorld(c.keys[i])
-		d := cfg.decide(w.state())
-		n, refused, err := w.apply(d.Action, c.cfg.laxEtcd)
+		d := cfg.decide(w.state(cfg.rules))
+		n, refused, err := w.apply(d.Action, c.cfg.rules)
 		if v := checkStep(w, d, n, refused, err); v != nil {
 			// The first is the shortest: the walk is breadth-first. Go on to find the others.
 			if !broken[v.property] {
@@ -268,6 +271,9 @@ func checkStep(w world, d Decision, n world, refused string, err error) *violati
 		if a.Machine != "" && a.Machine != slotName(int(m.host)) {
 			return &violation{property: "no guess", detail: fmt.Sprintf("%s, but member %x truly runs on %s", a, a.MemberID, slotName(int(m.host)))}
 		}
+		if a.Kind == Promote && m.learner && refused == "" && m.cut != linked {
+			return &violation{property: "connected promotion", detail: fmt.Sprintf("%s: learner %x is cut off from the leader and etcd makes it a voter that receives no entries", a, a.MemberID)}
+		}
 		if a.Kind == Promote && m.learner && (host.status != slotRunning || host.ineligible) {
 			return &violation{property: "promotion", detail: fmt.Sprintf("%s: learner %x runs on %s, which is %s or may not hold a member", a, a.MemberID, slotName(int(m.host)), [...]string{"", "running", "deleting", "gone"}[host.status])}
 		}
@@ -291,13 +297,13 @@ func (c *checker) path(i int32) []int32 {
 // label finds the step that leads from world `from` to world `to`.
 func (c *checker) label(from, to int32) (string, Decision) {
 	w := decodeWorld(c.keys[from])
-	d := c.cfg.decide(w.state())
-	if n, refused, err := w.apply(d.Action, c.cfg.laxEtcd); err == nil && n.key() == c.keys[to] {
+	d := c.cfg.decide(w.state(c.cfg.rules))
+	if n, refused, err := w.apply(d.Action, c.cfg.rules); err == nil && n.key() == c.keys[to] {
 		return "planner: " + d.Action.String() + refusedNote(refused), d
 	}
 	for _, e := range w.events() {
 		if e.next.key() == c.keys[to] {
-			return "environment: " + e.label, d
+			return "environment: " + e.label(), d
 		}
 	}
 	return "?", d
@@ -451,7 +457,7 @@ func (c *checker) livenessViolation(i int32) *violation {
 		f := c.fair[j]
 		if f == noFair {
 			w := decodeWorld(c.keys[j])
-			d := c.cfg.decide(w.state())
+			d := c.cfg.decide(w.state(c.cfg.rules))
 			fmt.Fprintf(&b, "stuck: the planner says %q and no benign event is enabled\n", d.Action.String())
 			b.WriteString(conditionsOf(d))
 			detail = "stuck with a deleting Machine whose condition does not say it is Blocked, while etcd has quorum"
@@ -481,7 +487,7 @@ func (c *checker) stuckKind(i int32) (string, bool) {
 		return "cycle", false
 	}
 	w := decodeWorld(c.keys[i])
-	d := c.cfg.decide(w.state())
+	d := c.cfg.decide(w.state(c.cfg.rules))
 	for _, k := range c.cfg.known {
 		if k.match(w, d) {
 			return k.name, true

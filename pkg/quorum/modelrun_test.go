@@ -185,10 +185,41 @@ func TestModelCheckPlanner(t *testing.T) {
 func TestModelCheckPlannerWithoutStrictReconfiguration(t *testing.T) {
 	f := family{sizes: []int{3, 5}, odd: map[int]int{3: 1, 5: 1}, kinds: []addrKind{kindIP, kindDNS, kindShared, kindUnlistedNoNode},
 		deleting: 1, dead: 1, faults: 1, deletes: 1, ineligibleExtra: true}
-	res := modelCheck(checkConfig{decide: Decide, initials: f.worlds(), laxEtcd: true, known: plannerFindings})
+	res := modelCheck(checkConfig{decide: Decide, initials: f.worlds(), rules: modelRules{laxEtcd: true}, known: plannerFindings})
 	t.Logf("etcd without strict reconfiguration: %s", res)
 	for _, v := range res.violations {
 		t.Errorf("property %q broken: %s\nshortest counterexample:\n%s", v.property, v.detail, v.script)
+	}
+}
+
+// The readings the model gives a learner lead LearnerHealth to the verdict the situation
+// means, and the model counts a learner's time towards the timeout exactly when the controller
+// would: when it is neither healthy nor progressing.
+func TestModelCheckLearnerReadings(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		m                    mMember
+		healthy, progressing bool
+	}{
+		{"not started", mMember{learner: true, alive: true}, false, false},
+		{"started and died", mMember{learner: true, started: true, caughtUp: true}, false, false},
+		{"catching up", mMember{learner: true, started: true, alive: true}, false, true},
+		{"caught up", mMember{learner: true, started: true, alive: true, caughtUp: true}, true, true},
+		{"cut off after catching up, the pass before still saw it connected", mMember{learner: true, started: true, alive: true, caughtUp: true, cut: linkCut}, true, false},
+		{"cut off while catching up, the pass before still saw it advance", mMember{learner: true, started: true, alive: true, cut: linkCut}, false, true},
+		{"cut off after catching up, seen standing still", mMember{learner: true, started: true, alive: true, caughtUp: true, cut: linkCutSeen}, false, false},
+		{"cut off while catching up, seen standing still", mMember{learner: true, started: true, alive: true, cut: linkCutSeen}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, p := tc.m.learnerHealth(false)
+			if h != tc.healthy || p != tc.progressing {
+				now, before := tc.m.readings()
+				t.Fatalf("readings %+v after %+v: healthy %v, progressing %v; want %v, %v", now, *before, h, p, tc.healthy, tc.progressing)
+			}
+			if still := !h && !p; still != tc.m.standsStill() {
+				t.Fatalf("standsStill() = %v, but LearnerHealth says standing still is %v", tc.m.standsStill(), still)
+			}
+		})
 	}
 }
 
@@ -199,35 +230,47 @@ func TestModelCheckPlannerWithoutStrictReconfiguration(t *testing.T) {
 // that started and died holding the learner slot for ever) are fixed in the planner.
 var plannerFindings = []knownFinding{}
 
-// The checker must bite: each planner below reverts one fix, and the checker must find the
-// break with a counterexample.
+// The checker must bite: each planner below reverts one fix, or the model drops a check
+// that etcd or the client makes, and the checker must find the break with a counterexample.
 func TestModelCheckFindsBrokenPlanners(t *testing.T) {
+	lax := modelRules{laxEtcd: true}
 	cases := []struct {
 		name     string
 		decide   decider
 		kinds    []addrKind
-		laxEtcd  bool
+		rules    modelRules
 		property string
 	}{
 		{"point 1: release by InternalIP only, a peer URL on an InternalDNS name counting as no member", releaseByInternalIP,
-			[]addrKind{kindIP, kindDNS}, false, "release"},
+			[]addrKind{kindIP, kindDNS}, modelRules{}, "release"},
 		{"point 1: release by InternalIP only, a peer URL on a Hostname counting as no member", releaseByInternalIP,
-			[]addrKind{kindIP, kindHostname}, false, "release"},
+			[]addrKind{kindIP, kindHostname}, modelRules{}, "release"},
 		{"point 1: release by InternalIP only, a peer URL on an address the Machine does not list counting as no member", releaseByInternalIP,
-			[]addrKind{kindIP, kindUnlisted}, false, "release"},
+			[]addrKind{kindIP, kindUnlisted}, modelRules{}, "release"},
 		{"point 2: an ambiguous member on a shared InternalIP is acted on as if it matched no Machine", actOnAmbiguous,
-			[]addrKind{kindIP, kindShared}, false, "no guess"},
+			[]addrKind{kindIP, kindShared}, modelRules{}, "no guess"},
 		// etcd's strict reconfiguration check would refuse the removal: with it off, only the
 		// planner keeps quorum.
 		{"a voting member of a deleting Machine removed without the quorum check, etcd not checking either", removeWithoutCheck,
-			[]addrKind{kindIP}, true, "quorum"},
+			[]addrKind{kindIP}, lax, "quorum"},
 		{"a hook never released", neverRelease,
-			[]addrKind{kindIP}, false, "liveness"},
+			[]addrKind{kindIP}, modelRules{}, "liveness"},
+		// A learner cut off from the leader answers Status and names the leader for ever.
+		{"a learner healthy once it started and answers, promoted without the client's connected check", Decide,
+			[]addrKind{kindIP}, modelRules{oldLearnerHealth: true, noConnectedCheck: true}, "connected promotion"},
+		// LearnerHealth needs one more pass to see a cut: in the pass right after it, the
+		// learner still holds what the leader held before, and only the fence's write tells.
+		{"LearnerHealth kept, promoted without the client's connected check", Decide,
+			[]addrKind{kindIP}, modelRules{noConnectedCheck: true}, "connected promotion"},
+		// With the client's check, the old rule still never sees the cut learner stand still:
+		// it is refused on every pass and holds the one learner slot.
+		{"a learner healthy once it started and answers, with the client's connected check", Decide,
+			[]addrKind{kindIP}, modelRules{oldLearnerHealth: true}, "liveness"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := family{sizes: []int{3}, odd: map[int]int{3: 1}, kinds: tc.kinds, deleting: 1, dead: 1, faults: 1, deletes: 1}
-			res := modelCheck(checkConfig{decide: tc.decide, initials: f.worlds(), laxEtcd: tc.laxEtcd})
+			res := modelCheck(checkConfig{decide: tc.decide, initials: f.worlds(), rules: tc.rules})
 			if len(res.violations) == 0 {
 				t.Fatalf("the checker found nothing wrong: %s", res)
 			}
