@@ -74,6 +74,10 @@ type Reconciler struct {
 
 	clock  func() time.Time
 	random func() string
+	// verified is when the cache was last compared with a fresh read; distrustCache says
+	// they differed then, so passes decide on a fresh read until they agree again.
+	verified      time.Time
+	distrustCache bool
 }
 
 // EtcdFence is the etcd fence the quorum controller passes before each membership change
@@ -142,6 +146,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return reconcile.Result{}, err
 	}
 	d := Plan(snap.input)
+	if r.distrustCache || (d.InFlight && r.now().Sub(r.verified) >= verifyInterval) {
+		// The cache lags the API server for as long as its watch takes to come back after
+		// the apiserver was away (client-go backs a failed watch off up to 30 s), and the
+		// status would report a Machine that is gone as deleting all that time. So while
+		// something is in flight the cache is compared with a fresh read every
+		// verifyInterval; once they differ, every pass decides and reports on a fresh read
+		// until the cache shows the same Machines again.
+		fresh, err := r.gather(ctx, r.APIReader)
+		if err != nil || fresh == nil {
+			return reconcile.Result{RequeueAfter: r.PollInterval}, err
+		}
+		r.verified = r.now()
+		r.distrustCache = !sameMachines(snap, fresh)
+		if r.distrustCache {
+			snap = fresh
+			d = Plan(snap.input)
+		}
+	}
 	if d.Action.Kind != None || d.Degraded() {
 		if snap, err = r.gather(ctx, r.APIReader); err != nil || snap == nil {
 			return reconcile.Result{}, err
@@ -200,6 +222,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 func fenced(err error) bool {
 	var f *etcdmember.FencedError
 	return errors.As(err, &f) || errors.Is(err, leader.ErrNotLeader)
+}
+
+// verifyInterval is how often, while something is in flight, the cache is compared with a
+// fresh read of the ControlPlaneMachineSet and the Machines.
+const verifyInterval = 2 * time.Second
+
+// sameMachines says the two snapshots hold the same Machines at the same resourceVersions.
+func sameMachines(a, b *snapshot) bool {
+	if len(a.machines) != len(b.machines) {
+		return false
+	}
+	for name, m := range a.machines {
+		if o, ok := b.machines[name]; !ok || o.ResourceVersion != m.ResourceVersion {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Reconciler) now() time.Time {

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -107,36 +108,47 @@ func TestAPIServerOutageDuringReplacement(t *testing.T) {
 		t.Errorf("%d hook release attempts (each an etcd fence write) while the apiserver was away for %s; want them backed off", releases, down)
 	}
 
-	var voting []string
-	err := framework.WaitFor(ctx, time.Minute, "conditions and the ControlPlaneMachineSet recomputed", func() (bool, error) {
-		voting = voting[:0]
+	var why string
+	notCurrent := func() string {
 		layout, err := e2e.Layout(ctx, c)
 		if err != nil {
-			return false, nil //nolint:nilerr // the apiserver settling after its restart: look again
+			return err.Error()
 		}
+		var voting []string
 		for _, p := range layout {
 			if p.Voting {
 				voting = append(voting, p.Name)
 			}
 		}
 		if len(layout) != 3 || len(voting) != 3 {
-			return false, nil
+			return fmt.Sprintf("%s, voting %v", e2e.LayoutString(layout), voting)
 		}
 		cpms, err := e2e.GetCPMS(ctx, c)
 		if err != nil {
-			return false, nil //nolint:nilerr // as above
+			return err.Error()
 		}
 		for _, cond := range cpms.Status.Conditions {
 			if strings.Contains(cond.Message, "cluster-master-0") {
-				return false, nil
+				return fmt.Sprintf("ControlPlaneMachineSet %s=%s: %s", cond.Type, cond.Status, cond.Message)
 			}
 		}
-		p := meta.FindStatusCondition(cpms.Status.Conditions, "Progressing")
-		return p != nil && p.Status == metav1.ConditionFalse && cpms.Status.ReadyReplicas == 3, nil
+		if p := meta.FindStatusCondition(cpms.Status.Conditions, "Progressing"); p == nil || p.Status != metav1.ConditionFalse || cpms.Status.ReadyReplicas != 3 {
+			return fmt.Sprintf("ControlPlaneMachineSet status %+v", cpms.Status)
+		}
+		return ""
+	}
+	// The Machine controller's cache may take up to client-go's watch backoff (30 s) to see
+	// the deletion; the status must not wait for it. 20 s from the deletion is well inside
+	// that and far more than a few passes.
+	err := framework.WaitFor(ctx, 20*time.Second, "conditions and the ControlPlaneMachineSet recomputed", func() (bool, error) {
+		if now := notCurrent(); now != why {
+			why = now
+			t.Logf("%s after the apiserver came back: %s", time.Since(back).Round(time.Millisecond), why)
+		}
+		return why == "", nil
 	})
 	if err != nil {
-		cpms, _ := e2e.GetCPMS(ctx, c)
-		t.Fatalf("%v; Machines voting %v; ControlPlaneMachineSet status %+v", err, voting, cpms.Status)
+		t.Fatalf("%v: %s", err, why)
 	}
 	t.Logf("statuses current %s after the apiserver came back", time.Since(back).Round(time.Millisecond))
 }
