@@ -139,6 +139,9 @@ func (g *Guards) Check(ctx context.Context, minVoters int) (framework.WriterRepo
 		problems = append(problems, "linearizability check: "+err.Error())
 	} else if lin.Result == porcupine.Illegal {
 		problems = append(problems, "the clients' history is not linearizable: "+lin.String())
+	} else if lin.Result != porcupine.Ok {
+		// A check that ran out of time has shown nothing: the scenario is not counted as passed.
+		problems = append(problems, "the clients' history could not be checked: "+lin.String())
 	}
 	if len(rep.Lost) > 0 {
 		problems = append(problems, fmt.Sprintf("%d acknowledged writes lost: %v", len(rep.Lost), rep.Lost[:min(5, len(rep.Lost))]))
