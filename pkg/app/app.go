@@ -57,6 +57,9 @@ type Controller struct {
 	// for-life outside a cluster); a lease's is Lease.Token.
 	Token   atomic.Uint64
 	elected atomic.Bool
+	// holding says this replica holds the leader-for-life lock, token or not: it then
+	// reports what it observes (a token is claimed from etcd, and etcd may be unreachable).
+	holding atomic.Bool
 	// leadingSince is when Liveness first saw this replica lead, Unix nanoseconds; 0 while
 	// it does not.
 	leadingSince atomic.Int64
@@ -155,7 +158,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 			return nil, err
 		}
 	} else {
-		c.fence = &electedFence{}
+		c.fence = &electedFence{holds: c.holdsWithoutToken}
 		fence = c.fence
 	}
 	c.Reconciler = &controlplane.Reconciler{
@@ -201,7 +204,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 			return nil, err
 		}
 		c.ForLife = &leader.ForLife{Client: wc, Namespace: o.ElectionNS, LockName: o.ElectionID, PodName: o.PodName,
-			Log: ctrl.Log.WithName("leader"), Store: etcd, InCluster: inCluster}
+			Log: ctrl.Log.WithName("leader"), Store: etcd, InCluster: inCluster, Locked: func() { c.holding.Store(true) }}
 	}
 	if err := c.EnableStatus(); err != nil {
 		return nil, err
@@ -288,14 +291,46 @@ func (c *Controller) claimLeaseToken(ctx context.Context) error {
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }
 
-// electedFence is the fence of a leader-for-life replica: empty until Become returns.
+// electedFence is the fence of a leader-for-life replica, or of one without election: empty
+// until its token is claimed. Before that, holds says whether it holds the lock.
 type electedFence struct {
 	inner atomic.Pointer[controlplane.Fence]
+	holds func(context.Context) error
 }
 
 var errNotElected = errors.New("not elected yet")
 
 func (f *electedFence) set(inner controlplane.Fence) { f.inner.Store(&inner) }
+
+// Holds says whether this replica holds the leader lock (controlplane.HoldsLock).
+func (f *electedFence) Holds(ctx context.Context) error {
+	if inner := f.inner.Load(); inner != nil {
+		return controlplane.HoldsLock(ctx, *inner)
+	}
+	if f.holds == nil {
+		return errNotElected
+	}
+	return f.holds(ctx)
+}
+
+// electionSkipped says there is no lock to hold: no election, or leader-for-life outside a
+// cluster (Become returns leader.ErrNotInCluster).
+func (c *Controller) electionSkipped() bool {
+	return c.ForLife == nil || c.ForLife.PodName == "" || c.ForLife.Namespace == ""
+}
+
+// holdsWithoutToken says whether this replica holds the lock before it has its token: with
+// no election (none, or leader-for-life outside a cluster) it does; under leader-for-life
+// once Become has taken the lock, re-read here. A standby answers at once, without a read.
+func (c *Controller) holdsWithoutToken(ctx context.Context) error {
+	if c.electionSkipped() {
+		return nil
+	}
+	if !c.holding.Load() {
+		return errNotElected
+	}
+	return c.ForLife.Holds(ctx)
+}
 
 func (f *electedFence) Token(ctx context.Context) (uint64, error) {
 	inner := f.inner.Load()

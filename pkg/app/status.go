@@ -71,10 +71,11 @@ func (c *Controller) EnableStatus() error {
 	return c.Manager.Add(r)
 }
 
-// leads says whether this replica has been elected (or needs no election).
+// leads says whether this replica holds the leader lock (or needs no election), whether or
+// not it has claimed its fencing token: it then reports, and its metrics count.
 func (c *Controller) leads() bool {
 	if c.ForLife != nil {
-		return c.elected.Load()
+		return c.holding.Load() || c.electionSkipped()
 	}
 	select {
 	case <-c.Manager.Elected():
@@ -234,8 +235,9 @@ func (r *reporter) sync(ctx context.Context) error {
 	if r.stored != nil && operatorstatus.Equal(want, r.stored.Status) {
 		return nil
 	}
-	// Leadership is checked right before the write: a replica that lost it writes nothing.
-	if _, err := r.c.Reconciler.Fence.Token(ctx); err != nil {
+	// The lock is read again right before the write: a replica that lost it writes nothing.
+	// A status is a report and needs no fencing token (controlplane.HoldsLock).
+	if err := controlplane.HoldsLock(ctx, r.c.Reconciler.Fence); err != nil {
 		return nil //nolint:nilerr // not the leader: write nothing, by design
 	}
 	cl := r.c.Manager.GetClient()

@@ -71,8 +71,8 @@ type Reconciler struct {
 	PollInterval, IdleResync time.Duration
 	// Observer, when set, is told every decision (status, metrics).
 	Observer func(Observation)
-	// Elected, when set, says whether this replica has won the election; until then a pass
-	// does nothing at all.
+	// Elected, when set, says whether this replica has won the election and claimed its
+	// token; until then a pass only reports, and only on the lock holder (reportWithoutToken).
 	Elected func() bool
 	// Hold, when set and answering a reason, says another operator manages etcd membership
 	// and the hooks (pkg/coexist): a pass then only observes (see observeHeld).
@@ -178,7 +178,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	log := logr.FromContextOrDiscard(ctx)
 	defer func() { r.lastPass.Store(time.Now().UnixNano()) }()
 	if r.Elected != nil && !r.Elected() {
-		return reconcile.Result{RequeueAfter: time.Second}, nil
+		// No token yet: a standby does nothing, the lock holder only reports.
+		return r.reportWithoutToken(ctx), nil
 	}
 	// Every pass starts by re-reading the lock: a leader that was paused while another took
 	// over finds out here, before it gathers or writes anything.

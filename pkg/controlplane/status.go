@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
@@ -26,7 +28,7 @@ func (r *Reconciler) writeConditions(ctx context.Context, st *snapshot, d quorum
 	if !changed {
 		return // nothing to write, so no need to read the lock again
 	}
-	if _, err := r.Fence.Token(ctx); err != nil {
+	if r.holdsLock(ctx) != nil {
 		return
 	}
 	for i := range st.machines {
@@ -39,10 +41,62 @@ func (r *Reconciler) writeConditions(ctx context.Context, st *snapshot, d quorum
 	}
 }
 
+// lockHolder is a Fence that can tell whether this replica holds the leader lock before it
+// has claimed its fencing token (pkg/leader's ForLife and Lease, pkg/app's fence).
+type lockHolder interface {
+	Holds(ctx context.Context) error
+}
+
+// HoldsLock re-reads the leader lock behind f: nil while this replica holds it. Reports (the
+// EtcdMember conditions here, the ClusterOperator in pkg/app) need only the lock; changes
+// (membership, hooks, Machines) need the fencing token as well. The token is claimed from
+// etcd, so a leader that cannot reach etcd has none, and must still say why. A Fence that
+// cannot tell is asked for its token.
+func HoldsLock(ctx context.Context, f Fence) error {
+	if h, ok := f.(lockHolder); ok {
+		return h.Holds(ctx)
+	}
+	_, err := f.Token(ctx)
+	return err
+}
+
+func (r *Reconciler) holdsLock(ctx context.Context) error { return HoldsLock(ctx, r.Fence) }
+
+// reportWithoutToken is the pass of a replica that has no fencing token yet. While it holds
+// the leader lock and etcd cannot be observed (unreachable, a rejected certificate, quorum
+// lost: the reasons the token cannot be claimed), the Machines' conditions and the Observer
+// say so, and nothing is changed. A standby, a replica whose Fence cannot tell whether it
+// holds the lock, and a lock holder whose etcd answers (its token comes in a moment) do
+// nothing.
+func (r *Reconciler) reportWithoutToken(ctx context.Context) reconcile.Result {
+	again := reconcile.Result{RequeueAfter: time.Second}
+	if h, ok := r.Fence.(lockHolder); !ok || h.Holds(ctx) != nil {
+		return again
+	}
+	st, err := r.gather(ctx)
+	if err != nil || st.etcdErr == nil {
+		return again
+	}
+	if r.Hold != nil && r.Hold() != "" {
+		r.observeHeld(st)
+		return again
+	}
+	logr.FromContextOrDiscard(ctx).Error(st.etcdErr, "etcd unreachable or without quorum before a fencing token could be claimed; reported, nothing is changed")
+	r.markUnreachable(ctx, st)
+	var d quorum.Decision
+	var nq *etcdmember.NoQuorumError
+	if errors.As(st.etcdErr, &nq) {
+		d.FaultTolerance = nq.Counts.Tolerance
+	}
+	d.Members = st.state.Placed()
+	r.observe(st, d, st.etcdErr)
+	return again
+}
+
 // markUnreachable records on every Machine that etcd could not be observed, or that it has
-// lost quorum; nothing else.
+// lost quorum; nothing else. It needs the leader lock, not the token.
 func (r *Reconciler) markUnreachable(ctx context.Context, st *snapshot) {
-	if _, err := r.Fence.Token(ctx); err != nil {
+	if r.holdsLock(ctx) != nil {
 		return
 	}
 	reason, msg := quorum.ReasonEtcdUnreachable, fmt.Sprintf("etcd could not be observed, nothing is changed: %v", st.etcdErr)

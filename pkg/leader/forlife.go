@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -84,8 +85,13 @@ type ForLife struct {
 	// InCluster says this process runs in a Pod (the service-account namespace file exists):
 	// a missing PodName is then ErrNoPodName instead of ErrNotInCluster.
 	InCluster bool
+	// Locked, when set, is called each time Become finds the lock is this Pod's, created or
+	// found, before the token is claimed: from then on this replica reports (Holds) though it
+	// may not yet change anything (Token).
+	Locked func()
 
-	pod   *corev1.Pod
+	// pod is this replica's Pod once Become has read it; Holds reads it from other goroutines.
+	pod   atomic.Pointer[corev1.Pod]
 	token uint64
 }
 
@@ -137,7 +143,7 @@ func (l *ForLife) Become(ctx context.Context) (uint64, error) {
 			return 0, rerr
 		}
 	}
-	l.pod = pod
+	l.pod.Store(pod)
 	owner := metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID}
 	for {
 		token, err := l.try(ctx, owner)
@@ -164,6 +170,7 @@ func (l *ForLife) try(ctx context.Context, owner metav1.OwnerReference) (uint64,
 	switch {
 	case err == nil && ownedBy(lock, owner.UID):
 		l.Log.Info("found my own lock; continuing as the leader", "lock", l.LockName)
+		l.locked()
 		return l.claimToken(ctx)
 	case err == nil:
 		if err := l.handleLeader(ctx, lock); err != nil {
@@ -181,7 +188,14 @@ func (l *ForLife) try(ctx context.Context, owner metav1.OwnerReference) (uint64,
 		return 0, fmt.Errorf("create lock %s/%s: %w", l.Namespace, l.LockName, err)
 	}
 	l.Log.Info("became the leader", "lock", l.LockName, "pod", owner.Name)
+	l.locked()
 	return l.claimToken(ctx)
+}
+
+func (l *ForLife) locked() {
+	if l.Locked != nil {
+		l.Locked()
+	}
 }
 
 func (l *ForLife) key() client.ObjectKey {
@@ -335,20 +349,33 @@ func (l *ForLife) claimToken(ctx context.Context) (uint64, error) {
 	return 0, fmt.Errorf("epoch ConfigMap %s: too many conflicts", key)
 }
 
-// Token re-reads the lock and returns this leadership's token, or ErrNotLeader.
+// Token re-reads the lock and returns this leadership's token, or ErrNotLeader. Call it
+// only after Become has returned the token.
 func (l *ForLife) Token(ctx context.Context) (uint64, error) {
-	if l.pod == nil {
-		return 0, ErrNotLeader
+	if err := l.Holds(ctx); err != nil {
+		return 0, err
+	}
+	return l.token, nil
+}
+
+// Holds re-reads the lock: nil while it is this Pod's, from the moment Become takes it and
+// whether or not the token has been claimed yet (the claim needs etcd), else ErrNotLeader.
+// Holding the lock is enough to report what this replica observes; changing anything takes
+// the token.
+func (l *ForLife) Holds(ctx context.Context) error {
+	pod := l.pod.Load()
+	if pod == nil {
+		return ErrNotLeader
 	}
 	lock := &corev1.ConfigMap{}
 	if err := l.Client.Get(ctx, l.key(), lock); err != nil {
 		if apierrors.IsNotFound(err) {
-			return 0, ErrNotLeader
+			return ErrNotLeader
 		}
-		return 0, fmt.Errorf("re-read lock %s/%s: %w", l.Namespace, l.LockName, err)
+		return fmt.Errorf("re-read lock %s/%s: %w", l.Namespace, l.LockName, err)
 	}
-	if !ownedBy(lock, l.pod.UID) {
-		return 0, ErrNotLeader
+	if !ownedBy(lock, pod.UID) {
+		return ErrNotLeader
 	}
-	return l.token, nil
+	return nil
 }

@@ -51,10 +51,15 @@ func NewLease(cfg *rest.Config, reader client.Reader, namespace, name string) (*
 	return &Lease{Client: reader, Namespace: namespace, Name: name, Identity: id}, newWatchedLock(lock, cs, namespace, name), nil
 }
 
-// Token returns this holding's token while this process holds the Lease, else ErrNotLeader.
-// The first call of a holding claims the token from Store; a failed claim is returned and
-// tried again by the next call.
-func (l *Lease) Token(ctx context.Context) (uint64, error) {
+// Holds re-reads the Lease: nil while this process holds it, whether or not it has claimed
+// its token yet, else ErrNotLeader. Holding it is enough to report; changing takes the token.
+func (l *Lease) Holds(ctx context.Context) error {
+	_, err := l.holding(ctx)
+	return err
+}
+
+// holding re-reads the Lease and returns its transition count while this process holds it.
+func (l *Lease) holding(ctx context.Context) (int32, error) {
 	lease := &coordinationv1.Lease{}
 	if err := l.Client.Get(ctx, client.ObjectKey{Namespace: l.Namespace, Name: l.Name}, lease); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -68,6 +73,17 @@ func (l *Lease) Token(ctx context.Context) (uint64, error) {
 	var transitions int32
 	if lease.Spec.LeaseTransitions != nil {
 		transitions = *lease.Spec.LeaseTransitions
+	}
+	return transitions, nil
+}
+
+// Token returns this holding's token while this process holds the Lease, else ErrNotLeader.
+// The first call of a holding claims the token from Store; a failed claim is returned and
+// tried again by the next call.
+func (l *Lease) Token(ctx context.Context) (uint64, error) {
+	transitions, err := l.holding(ctx)
+	if err != nil {
+		return 0, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
