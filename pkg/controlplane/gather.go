@@ -160,10 +160,9 @@ func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *mach
 	for _, m := range members {
 		healthy := m.Healthy
 		if m.IsLearner {
-			// With no earlier reading only a learner that holds all the leader holds counts;
-			// the controller applies the rule again with its previous pass (learnerAges).
-			healthy, _ = quorum.LearnerHealth(readingOf(m), nil)
-			healthy = healthy && m.Healthy
+			// One reading shows only that a learner is within reach of promotion; the
+			// controller applies quorum.LearnerHealth with its previous pass (learnerAges).
+			healthy = m.Healthy && quorum.WithinReach(readingOf(m))
 		}
 		s.Members = append(s.Members, quorum.Member{
 			ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner, Started: m.Started,

@@ -37,8 +37,16 @@ func LearnerHealth(now LearnerReading, before *LearnerReading) (healthy, progres
 	caughtUp := now.LeaderIndex > 0 && now.Index >= now.LeaderIndex
 	advanced := before != nil && before.Answered && now.Index > before.Index
 	progressing = caughtUp || advanced
-	near := now.LeaderIndex > 0 && float64(now.Index) >= PromotableFraction*float64(now.LeaderIndex)
+	near := WithinReach(now)
 	heldBefore := before != nil && before.LeaderIndex > 0 && now.Index >= before.LeaderIndex
 	healthy = near && (caughtUp || advanced || heldBefore)
 	return healthy, progressing
+}
+
+// WithinReach says the learner answered and holds at least PromotableFraction of the
+// leader's index read in the same pass: all that one reading can show. A view made of one
+// reading (`quorumguard status`) counts such a learner healthy; the controller also wants it
+// shown connected (LearnerHealth), which a learner that receives the log is within a pass.
+func WithinReach(r LearnerReading) bool {
+	return r.Answered && r.LeaderIndex > 0 && float64(r.Index) >= PromotableFraction*float64(r.LeaderIndex)
 }
