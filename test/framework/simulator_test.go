@@ -9,6 +9,7 @@ import (
 	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -71,6 +72,7 @@ func TestProvisioningRetryKeepsTheAddress(t *testing.T) {
 			_ = cp.Client.Update(bg, &cur)
 			_ = cp.Client.Delete(bg, &cur)
 		}
+		_ = cp.Client.Delete(bg, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: m.Name}})
 	})
 	var ip net.IP
 	must(t, framework.WaitFor(ctx, 30*time.Second, "the Machine to be provisioned", func() (bool, error) {
