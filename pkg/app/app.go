@@ -31,6 +31,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/leader"
 	"github.com/quorumguard/quorumguard/pkg/machines"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 )
 
 // Scheme knows every type the controller reads or writes.
@@ -81,7 +82,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		return nil, err
 	}
 	cfg = withFieldManager(cfg)
-	role := labels.SelectorFromSet(labels.Set{controlplane.RoleLabel: "master"})
+	role := labels.SelectorFromSet(labels.Set{masters.RoleLabel: "master"})
 	machineCache := cache.ByObject{Label: role, Namespaces: map[string]cache.Config{o.Namespace: {}}}
 	if o.UnfilteredCache {
 		machineCache = cache.ByObject{}
@@ -108,7 +109,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if o.ElectionNS == "" {
 		o.ElectionNS, _ = inClusterNamespace()
 	}
-	var fence controlplane.Fence
+	var fence masters.Fence
 	var lease *leader.Lease
 	var lock *leader.WatchedLock
 	if o.LeaderElect == "lease" {
@@ -222,7 +223,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	// has started.
 	etcd.discover = func(ctx context.Context) []string {
 		var list machinev1beta1.MachineList
-		if err := mgr.GetAPIReader().List(ctx, &list, client.InNamespace(o.Namespace), client.MatchingLabels{controlplane.RoleLabel: "master"}); err != nil {
+		if err := mgr.GetAPIReader().List(ctx, &list, client.InNamespace(o.Namespace), client.MatchingLabels{masters.RoleLabel: "master"}); err != nil {
 			return nil
 		}
 		return controlplane.MachineEndpoints(list.Items)
@@ -244,7 +245,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		go func() {
 			var token uint64
 			var err error
-			var inner controlplane.Fence
+			var inner masters.Fence
 			if c.ForLife != nil {
 				token, err = c.ForLife.Become(ctx)
 				inner = c.ForLife
@@ -253,7 +254,7 @@ func (c *Controller) Run(ctx context.Context) error {
 				// No election: the token is claimed at start; a newer claim by any other
 				// replica fences this one out.
 				token, err = leader.Claim(ctx, leader.FromStore(c.etcd, 0), ctrl.Log.WithName("leader"))
-				inner = controlplane.StaticFence(token)
+				inner = masters.StaticFence(token)
 			}
 			if err != nil {
 				cancel(fmt.Errorf("leader election: %w", err))
@@ -294,13 +295,13 @@ func ptrDuration(d time.Duration) *time.Duration { return &d }
 // electedFence is the fence of a leader-for-life replica, or of one without election: empty
 // until its token is claimed. Before that, holds says whether it holds the lock.
 type electedFence struct {
-	inner atomic.Pointer[controlplane.Fence]
+	inner atomic.Pointer[masters.Fence]
 	holds func(context.Context) error
 }
 
 var errNotElected = errors.New("not elected yet")
 
-func (f *electedFence) set(inner controlplane.Fence) { f.inner.Store(&inner) }
+func (f *electedFence) set(inner masters.Fence) { f.inner.Store(&inner) }
 
 // Holds says whether this replica holds the leader lock (controlplane.HoldsLock).
 func (f *electedFence) Holds(ctx context.Context) error {

@@ -33,6 +33,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/failuredomain"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/leader"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
@@ -203,7 +204,7 @@ func (r *reporter) sync(ctx context.Context) error {
 		return fmt.Errorf("list MachineHealthChecks: %w", err)
 	}
 	cpms := &machinev1.ControlPlaneMachineSet{}
-	if err := r.c.Manager.GetClient().Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: controlplane.CPMSName}, cpms); apierrors.IsNotFound(err) {
+	if err := r.c.Manager.GetClient().Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: masters.CPMSName}, cpms); apierrors.IsNotFound(err) {
 		cpms = nil
 	} else if err != nil {
 		return fmt.Errorf("read ControlPlaneMachineSet: %w", err)
@@ -296,7 +297,7 @@ func relatedObjects(o Options) []configv1.ObjectReference {
 	}
 	out = append(out,
 		configv1.ObjectReference{Group: group, Resource: "machines", Namespace: o.Namespace},
-		configv1.ObjectReference{Group: group, Resource: "controlplanemachinesets", Namespace: o.Namespace, Name: controlplane.CPMSName},
+		configv1.ObjectReference{Group: group, Resource: "controlplanemachinesets", Namespace: o.Namespace, Name: masters.CPMSName},
 	)
 	if o.ElectionNS != "" {
 		switch o.LeaderElect {
@@ -320,7 +321,7 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 	}
 	rep := &operatorstatus.Report{Time: time.Now().UTC().Truncate(time.Second), Namespace: o.Namespace}
 	var list machinev1beta1.MachineList
-	if err := cl.List(ctx, &list, client.InNamespace(o.Namespace), client.MatchingLabels{controlplane.RoleLabel: "master"}); err != nil {
+	if err := cl.List(ctx, &list, client.InNamespace(o.Namespace), client.MatchingLabels{masters.RoleLabel: "master"}); err != nil {
 		return nil, fmt.Errorf("list control-plane Machines in %s: %w", o.Namespace, err)
 	}
 	machines := list.Items
@@ -329,7 +330,7 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 	rep.Desired = o.DefaultReplicas
 	var cpms *machinev1.ControlPlaneMachineSet
 	got := &machinev1.ControlPlaneMachineSet{}
-	switch err := cl.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: controlplane.CPMSName}, got); {
+	switch err := cl.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: masters.CPMSName}, got); {
 	case err == nil:
 		cpms = got
 		if got.Spec.Replicas != nil {
@@ -430,7 +431,7 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 		}
 		// The condition as stored; when etcd was observed, the planner's view of it now.
 		for _, c := range m.Status.Conditions {
-			if c.Type == controlplane.ConditionType {
+			if c.Type == masters.ConditionType {
 				mr.EtcdMember, mr.Message = c.Reason, c.Message
 			}
 		}

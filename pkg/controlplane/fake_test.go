@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 )
 
 // journal is the one ordered record of what a pass did: the lock's Token calls, the etcd
@@ -264,7 +265,7 @@ func testScheme(t *testing.T) *runtime.Scheme {
 // Node node-i.
 func master(i int) *machinev1beta1.Machine {
 	return &machinev1beta1.Machine{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("master-%d", i), Namespace: testNamespace, Labels: map[string]string{RoleLabel: "master"}},
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("master-%d", i), Namespace: testNamespace, Labels: map[string]string{masters.RoleLabel: "master"}},
 		Spec:       machinev1beta1.MachineSpec{LifecycleHooks: machinev1beta1.LifecycleHooks{PreDrain: []machinev1beta1.LifecycleHook{testHook}}},
 		Status: machinev1beta1.MachineStatus{
 			Phase:     ptr.To("Running"),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
 	"sort"
 	"time"
 
@@ -12,14 +11,13 @@ import (
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/failuredomain"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
@@ -99,7 +97,7 @@ type snapshot struct {
 
 func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 	var list machinev1beta1.MachineList
-	if err := r.Client.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingLabels{RoleLabel: "master"}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingLabels{masters.RoleLabel: "master"}); err != nil {
 		return nil, fmt.Errorf("list control-plane Machines in %s: %w", r.Namespace, err)
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
@@ -190,7 +188,7 @@ func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *mach
 		if m.Status.NodeRef != nil {
 			qm.NodeName = m.Status.NodeRef.Name
 		}
-		if ok, why := MayHoldMember(m, machines, cpms); !ok {
+		if ok, why := masters.MayHoldMember(m, machines, cpms); !ok {
 			qm.Ineligible = why
 		}
 		if c := condition(m); c != nil && c.Reason == quorum.ReasonHookReleased {
@@ -202,55 +200,6 @@ func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *mach
 		s.Machines = append(s.Machines, qm)
 	}
 	return s
-}
-
-// MayHoldMember is the one definition of which control-plane Machines may hold an etcd
-// member, used by this controller (no learner is added or promoted for any other) and by
-// the Machine controller (which reports the others as problems). A Machine labelled as a
-// master may, unless an Active ControlPlaneMachineSet exists and either does not select it
-// or cannot give it an index (failuredomain.AssignIndexes over all the Machines it
-// selects: a name without an index is adopted at a free index, and with none free it is
-// not): such a Machine would be a voter beyond the set's replicas that the set can never
-// replace.
-func MayHoldMember(m *machinev1beta1.Machine, all []machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachineSet) (bool, string) {
-	if m.Labels[RoleLabel] != "master" {
-		return false, "it is not labelled " + RoleLabel + "=master"
-	}
-	if cpms == nil || cpms.Spec.State != machinev1.ControlPlaneMachineSetStateActive {
-		return true, ""
-	}
-	sel, err := metav1.LabelSelectorAsSelector(&cpms.Spec.Selector)
-	if err != nil {
-		return false, fmt.Sprintf("the ControlPlaneMachineSet's spec.selector is invalid: %v", err)
-	}
-	if !sel.Matches(labels.Set(m.Labels)) {
-		return false, fmt.Sprintf("the Active ControlPlaneMachineSet's spec.selector %q does not select it", sel)
-	}
-	if _, err := failuredomain.IndexOf(m.Name); err == nil {
-		return true, ""
-	}
-	if !slices.ContainsFunc(all, func(o machinev1beta1.Machine) bool { return o.Name == m.Name }) {
-		all = append(slices.Clip(all), *m)
-	}
-	if a := IndexesOf(all, cpms)[m.Name]; a.Err != nil {
-		return false, fmt.Sprintf("the Active ControlPlaneMachineSet cannot manage it: %v", a.Err)
-	}
-	return true, ""
-}
-
-// IndexesOf is the index of every master Machine in all that the ControlPlaneMachineSet
-// selects, as failuredomain.AssignIndexes gives them.
-func IndexesOf(all []machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachineSet) map[string]failuredomain.Assignment {
-	sel, err := metav1.LabelSelectorAsSelector(&cpms.Spec.Selector)
-	var named []failuredomain.Named
-	for i := range all {
-		m := &all[i]
-		if m.Labels[RoleLabel] != "master" || err != nil || !sel.Matches(labels.Set(m.Labels)) {
-			continue
-		}
-		named = append(named, failuredomain.Named{Name: m.Name, Annotation: m.Annotations[failuredomain.IndexAnnotation], Deleting: m.DeletionTimestamp != nil})
-	}
-	return failuredomain.AssignIndexes(int(ptr.Deref(cpms.Spec.Replicas, 0)), named)
 }
 
 // learnerAges applies quorum.LearnerHealth to every learner, against the previous pass's
@@ -315,12 +264,12 @@ func readingOf(m EtcdMember) quorum.LearnerReading {
 // desiredReplicas comes from the ControlPlaneMachineSet, or the flag when there is none.
 func (r *Reconciler) desiredReplicas(ctx context.Context) (*machinev1.ControlPlaneMachineSet, int, error) {
 	cpms := &machinev1.ControlPlaneMachineSet{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: CPMSName}, cpms)
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: masters.CPMSName}, cpms)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, r.DefaultReplicas, nil
 	case err != nil:
-		return nil, 0, fmt.Errorf("read ControlPlaneMachineSet %s/%s: %w", r.Namespace, CPMSName, err)
+		return nil, 0, fmt.Errorf("read ControlPlaneMachineSet %s/%s: %w", r.Namespace, masters.CPMSName, err)
 	case cpms.Spec.Replicas == nil:
 		return cpms, r.DefaultReplicas, nil
 	default:
@@ -355,7 +304,7 @@ func MachineEndpoints(ms []machinev1beta1.Machine) []string {
 
 func condition(m *machinev1beta1.Machine) *machinev1beta1.Condition {
 	for i := range m.Status.Conditions {
-		if m.Status.Conditions[i].Type == ConditionType {
+		if m.Status.Conditions[i].Type == masters.ConditionType {
 			return &m.Status.Conditions[i]
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
@@ -52,7 +53,7 @@ type lockHolder interface {
 // (membership, hooks, Machines) need the fencing token as well. The token is claimed from
 // etcd, so a leader that cannot reach etcd has none, and must still say why. A Fence that
 // cannot tell is asked for its token.
-func HoldsLock(ctx context.Context, f Fence) error {
+func HoldsLock(ctx context.Context, f masters.Fence) error {
 	if h, ok := f.(lockHolder); ok {
 		return h.Holds(ctx)
 	}
@@ -149,7 +150,7 @@ func applyCondition(m *machinev1beta1.Machine, want quorum.Condition, now time.T
 	if cur != nil && cur.Status == status && cur.Reason == want.Reason && cur.Message == want.Message {
 		return false
 	}
-	next := machinev1beta1.Condition{Type: ConditionType, Status: status, Reason: want.Reason, Message: want.Message, LastTransitionTime: metav1.NewTime(now)}
+	next := machinev1beta1.Condition{Type: masters.ConditionType, Status: status, Reason: want.Reason, Message: want.Message, LastTransitionTime: metav1.NewTime(now)}
 	if status == corev1.ConditionFalse {
 		next.Severity = machinev1beta1.ConditionSeverityInfo
 	}

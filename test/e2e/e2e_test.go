@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
@@ -59,7 +59,7 @@ func waitHooks(t *testing.T, c *framework.Cluster, names ...string) {
 			if err != nil || !hooks.Has(m, hooks.Default) {
 				return false, err
 			}
-			if cond := framework.Condition(m, controlplane.ConditionType); cond == nil || cond.Reason != quorum.ReasonVoting {
+			if cond := framework.Condition(m, masters.ConditionType); cond == nil || cond.Reason != quorum.ReasonVoting {
 				return false, nil
 			}
 		}
@@ -274,7 +274,7 @@ func TestHookRemovedByHandIsNotReAdded(t *testing.T) {
 	}
 	if err := framework.WaitFor(ctx, 30*time.Second, "WaitingForReplacement", func() (bool, error) {
 		m, err := c.Machine(ctx, name)
-		cond := framework.Condition(m, controlplane.ConditionType)
+		cond := framework.Condition(m, masters.ConditionType)
 		return err == nil && cond != nil && cond.Reason == quorum.ReasonWaitingForReplacement, err
 	}); err != nil {
 		t.Fatal(err)
@@ -290,7 +290,7 @@ func TestHookRemovedByHandIsNotReAdded(t *testing.T) {
 	}
 	if err := framework.WaitFor(ctx, 30*time.Second, "HookRemovedExternally", func() (bool, error) {
 		m, err := c.Machine(ctx, name)
-		cond := framework.Condition(m, controlplane.ConditionType)
+		cond := framework.Condition(m, masters.ConditionType)
 		return err == nil && cond != nil && cond.Reason == quorum.ReasonHookRemovedExternally, err
 	}); err != nil {
 		t.Fatal(err)

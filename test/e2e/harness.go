@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
@@ -258,7 +258,7 @@ func TrackReasons(ctx context.Context, c *framework.Cluster, names ...string) *R
 				if err := c.Client.Get(ctx, client.ObjectKey{Namespace: framework.MachineNamespace, Name: n}, m); err != nil {
 					continue
 				}
-				if cond := framework.Condition(m, controlplane.ConditionType); cond != nil {
+				if cond := framework.Condition(m, masters.ConditionType); cond != nil {
 					s := rt.seen[n]
 					if len(s) == 0 || s[len(s)-1] != cond.Reason {
 						rt.seen[n] = append(s, cond.Reason)

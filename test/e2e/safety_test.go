@@ -16,6 +16,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
@@ -48,7 +49,7 @@ func waitReason(t *testing.T, c *framework.Cluster, name, reason string, fragmen
 		if m, err = c.Machine(t.Context(), name); err != nil {
 			return false, err
 		}
-		cond := framework.Condition(m, controlplane.ConditionType)
+		cond := framework.Condition(m, masters.ConditionType)
 		if cond == nil {
 			return false, nil
 		}

@@ -27,7 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
@@ -186,7 +186,7 @@ func TestStatusFollowsMemberKill(t *testing.T) {
 	t.Logf("two members killed:\n%s", describe(got))
 	if err := framework.WaitFor(t.Context(), 30*time.Second, "EtcdMember NoQuorum on cluster-master-0", func() (bool, error) {
 		m, err := c.Machine(t.Context(), "cluster-master-0")
-		cond := framework.Condition(m, controlplane.ConditionType)
+		cond := framework.Condition(m, masters.ConditionType)
 		ok := err == nil && cond != nil && cond.Reason == quorum.ReasonNoQuorum &&
 			strings.Contains(cond.Message, "0 of 3 voting members are healthy and 2 are needed, 1 answer on their own")
 		return ok, err
@@ -227,7 +227,7 @@ func TestStatusMachineHealthCheck(t *testing.T) {
 	co := "etcd-status-mhc"
 	statusCluster(t, co, nil)
 	waitConditions(t, co, 30*time.Second, healthy)
-	masters := metav1.LabelSelector{MatchLabels: map[string]string{controlplane.RoleLabel: "master"}}
+	selector := metav1.LabelSelector{MatchLabels: map[string]string{masters.RoleLabel: "master"}}
 	cases := []struct {
 		name         string
 		maxUnhealthy *intstr.IntOrString
@@ -242,7 +242,7 @@ func TestStatusMachineHealthCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mhc := &machinev1beta1.MachineHealthCheck{
 				ObjectMeta: metav1.ObjectMeta{Name: tc.name, Namespace: framework.MachineNamespace},
-				Spec:       machinev1beta1.MachineHealthCheckSpec{Selector: masters, MaxUnhealthy: tc.maxUnhealthy},
+				Spec:       machinev1beta1.MachineHealthCheckSpec{Selector: selector, MaxUnhealthy: tc.maxUnhealthy},
 			}
 			if err := cp.Client.Create(t.Context(), mhc); err != nil {
 				t.Fatal(err)
@@ -655,7 +655,7 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 		t.Fatal(err)
 	}
 	worker := &machinev1beta1.Machine{ObjectMeta: metav1.ObjectMeta{Name: "worker-0", Namespace: other,
-		Labels: map[string]string{controlplane.RoleLabel: "worker"}}}
+		Labels: map[string]string{masters.RoleLabel: "worker"}}}
 	if err := cp.Client.Create(ctx, worker); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
