@@ -14,7 +14,6 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
-	"github.com/quorumguard/quorumguard/test/framework"
 )
 
 // TestStatusPredictsEveryStep: at every action the controller takes during a replacement
@@ -26,11 +25,7 @@ import (
 // do, not a sampled state.
 func TestStatusPredictsEveryStep(t *testing.T) {
 	ctx := t.Context()
-	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
+	c := newCluster(t, "")
 	o := e2e.ControllerOptions(c)
 	var mu sync.Mutex
 	var steps, wrong []string
