@@ -29,6 +29,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/coexist"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/leader"
 	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/pkg/masters"
@@ -67,7 +68,7 @@ type Controller struct {
 	// statusEnabled makes EnableStatus idempotent.
 	statusEnabled atomic.Bool
 	fence         *electedFence
-	etcd          *etcdClient
+	etcd          *etcdmember.View
 	// machines is the Machine controller, nil unless ManageMachines.
 	machines *machines.Reconciler
 	opts     Options
@@ -141,7 +142,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build manager: %w", err)
 	}
-	etcd, err := newEtcdClient(o.EtcdEndpoints, o.EtcdCA, o.EtcdCert, o.EtcdKey)
+	etcd, err := newEtcdView(o, mgr.GetAPIReader())
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +197,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if err := mgr.AddHealthzCheck("loop", c.Liveness); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("etcd", etcd.readyCheck); err != nil {
+	if err := mgr.AddReadyzCheck("etcd", etcdReady(etcd)); err != nil {
 		return nil, err
 	}
 	if o.LeaderElect == "for-life" {
@@ -216,17 +217,6 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	r.Hold = c.Guard.Quorum
 	if c.machines, err = setupMachines(mgr, o, r.Fence, etcd, c.Guard.Machines); err != nil {
 		return nil, err
-	}
-	// A replica that is not (yet) leading has no member list to take endpoints from; its
-	// readiness probe and its token claim dial the control-plane Machines' addresses
-	// instead. They are read from the apiserver, since the claim may come before the cache
-	// has started.
-	etcd.discover = func(ctx context.Context) []string {
-		var list machinev1beta1.MachineList
-		if err := mgr.GetAPIReader().List(ctx, &list, client.InNamespace(o.Namespace), client.MatchingLabels{masters.RoleLabel: "master"}); err != nil {
-			return nil
-		}
-		return controlplane.MachineEndpoints(list.Items)
 	}
 	return c, nil
 }

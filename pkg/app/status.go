@@ -359,7 +359,7 @@ func Inspect(ctx context.Context, cfg *rest.Config, o Options) (*operatorstatus.
 	}
 
 	members, health, etcdErr := inspectEtcd(ctx, o, machines)
-	state := controlplane.StateOf(machines, controlplane.Observed(members, health), cpms, o.Hook, rep.Desired)
+	state := controlplane.StateOf(machines, etcdmember.JoinHealth(members, health), cpms, o.Hook, rep.Desired)
 	// As the controller's pass does: the time decides whether etcd's health window after a
 	// promotion has passed.
 	state.Now = time.Now()

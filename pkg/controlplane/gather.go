@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"fmt"
-	"net"
 	"sort"
 	"time"
 
@@ -21,68 +20,22 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
-// EtcdMember is one member as the controller observes it.
-type EtcdMember struct {
-	etcdmember.Member
-	Leader bool
-	// Progress is a learner's raft index over the leader's, 0..1.
-	Progress float64
-	// Answered says the member's own Status answered and named a leader; Index is its
-	// committed raft index and LeaderIndex the leader's, both from this observation (0 when
-	// unread). For a learner, Healthy is only "answered" until the controller applies
-	// quorum.LearnerHealth, which needs the previous pass.
-	Answered           bool
-	Index, LeaderIndex uint64
-}
-
-// Observed joins the member list with the members' own status probes: the leader a healthy
-// member names, each member's raft index, and each learner's index over the leader's. The
-// controller's observation and `quorumguard status` both build their members here.
-func Observed(members []etcdmember.Member, health []etcdmember.Health) []EtcdMember {
-	var leader uint64
-	index := map[uint64]uint64{}
-	answered := map[uint64]bool{}
-	for _, h := range health {
-		if h.Status == nil {
-			continue
-		}
-		index[h.ID] = h.Status.Index
-		answered[h.ID] = h.Status.Leader != 0
-		if h.Healthy && leader == 0 && h.Status.Leader != 0 {
-			leader = h.Status.Leader
-		}
-	}
-	out := make([]EtcdMember, len(members))
-	for i, m := range members {
-		out[i] = EtcdMember{Member: m, Leader: m.ID == leader, Answered: answered[m.ID], Index: index[m.ID], LeaderIndex: index[leader]}
-		if m.IsLearner && index[leader] > 0 {
-			out[i].Progress = min(1, float64(index[m.ID])/float64(index[leader]))
-		}
-	}
-	return out
-}
-
-// Recheck is an action's own reason, checked once more by the etcd layer on the members it
-// reads after passing the fence (see etcdmember.Guard); an error refuses the action.
-type Recheck func(members []EtcdMember) error
-
-// Etcd lists the etcd calls the controller makes. Every membership change carries the
-// fencing token of the leadership that asks for it, and its own reason to be checked again
-// after the fence.
+// Etcd lists the etcd calls the controller makes; *etcdmember.View implements it and alone
+// decides which endpoints are dialled. Every membership change carries the fencing token of
+// the leadership that asks for it, and its own reason to be checked again after the fence
+// (an etcdmember.Guard over the members read then).
 type Etcd interface {
 	// Observe returns a fresh member list (never cached) with health, leader and progress.
 	// With quorum lost it may return a member's own view of the membership together with
 	// an *etcdmember.NoQuorumError: that view is reported, never acted on.
-	Observe(ctx context.Context) ([]EtcdMember, error)
-	AddLearner(ctx context.Context, token uint64, peerURL string, still Recheck) (uint64, error)
-	Promote(ctx context.Context, token, id uint64, still Recheck) error
-	Remove(ctx context.Context, token, id uint64, still Recheck) error
-	MoveLeader(ctx context.Context, token, to uint64, still Recheck) error
+	Observe(ctx context.Context) ([]etcdmember.Observed, error)
+	AddLearner(ctx context.Context, token uint64, peerURL string, still etcdmember.Guard) (uint64, error)
+	Promote(ctx context.Context, token, id uint64, still etcdmember.Guard) error
+	Remove(ctx context.Context, token, id uint64, still etcdmember.Guard) error
+	MoveLeader(ctx context.Context, token, to uint64, still etcdmember.Guard) error
 	// Fence passes the fence in etcd with token: a write that needs quorum, refused with an
 	// *etcdmember.FencedError once a newer leadership has passed it.
 	Fence(ctx context.Context, token uint64) error
-	// SetEndpoints points the client at these client URLs.
-	SetEndpoints(endpoints []string)
 }
 
 // snapshot is what one pass gathered.
@@ -92,7 +45,7 @@ type snapshot struct {
 	state    quorum.State
 	etcdErr  error
 	// observed is the member list state.Members was built from, in the same order.
-	observed []EtcdMember
+	observed []etcdmember.Observed
 }
 
 func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
@@ -109,12 +62,6 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 	}
 	st.cpms = cpms
 
-	// Until a member list has been seen, the Machines' addresses are the endpoints.
-	if len(r.endpoints) == 0 {
-		if eps := MachineEndpoints(list.Items); len(eps) > 0 {
-			r.Etcd.SetEndpoints(eps)
-		}
-	}
 	observed, err := r.Etcd.Observe(ctx)
 	if err != nil {
 		st.etcdErr = err
@@ -123,21 +70,6 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 		if len(observed) == 0 {
 			st.state = StateOf(list.Items, nil, cpms, r.Hook, desired)
 			return st, nil //nolint:nilerr // an unreachable etcd is part of the snapshot, reported and acted on
-		}
-	}
-	var clientURLs []string
-	for _, m := range observed {
-		if m.Started {
-			clientURLs = append(clientURLs, m.ClientURLs...)
-		}
-	}
-	// Endpoints follow the membership, so a client outlives every original member. A view
-	// read without quorum may be stale and does not move them.
-	if len(clientURLs) > 0 && err == nil {
-		sort.Strings(clientURLs)
-		if fmt.Sprint(clientURLs) != fmt.Sprint(r.endpoints) {
-			r.endpoints = clientURLs
-			r.Etcd.SetEndpoints(clientURLs)
 		}
 	}
 	st.state = StateOf(list.Items, observed, st.cpms, r.Hook, desired)
@@ -153,7 +85,7 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 // StateOf is the planner's input built from the objects and the observed members: the one
 // place that turns them into a quorum.State, for the controller and `quorumguard status`
 // alike. Members are placed on Machines by the planner itself (quorum.Map).
-func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *machinev1.ControlPlaneMachineSet, hook machinev1beta1.LifecycleHook, desired int) quorum.State {
+func StateOf(machines []machinev1beta1.Machine, members []etcdmember.Observed, cpms *machinev1.ControlPlaneMachineSet, hook machinev1beta1.LifecycleHook, desired int) quorum.State {
 	s := quorum.State{Desired: desired}
 	for _, m := range members {
 		healthy := m.Healthy
@@ -257,7 +189,7 @@ type learnerSeen struct {
 	still   time.Duration
 }
 
-func readingOf(m EtcdMember) quorum.LearnerReading {
+func readingOf(m etcdmember.Observed) quorum.LearnerReading {
 	return quorum.LearnerReading{Answered: m.Answered, Index: m.Index, LeaderIndex: m.LeaderIndex}
 }
 
@@ -275,31 +207,6 @@ func (r *Reconciler) desiredReplicas(ctx context.Context) (*machinev1.ControlPla
 	default:
 		return cpms, int(*cpms.Spec.Replicas), nil
 	}
-}
-
-func internalIPs(m *machinev1beta1.Machine) []string {
-	var out []string
-	for _, a := range m.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP && a.Address != "" {
-			out = append(out, a.Address)
-		}
-	}
-	return out
-}
-
-// MachineEndpoints are the etcd client URLs (port 2379) on the InternalIPs of the Machines
-// that are not being deleted.
-func MachineEndpoints(ms []machinev1beta1.Machine) []string {
-	var out []string
-	for i := range ms {
-		if ms[i].DeletionTimestamp != nil {
-			continue
-		}
-		for _, ip := range internalIPs(&ms[i]) {
-			out = append(out, "https://"+net.JoinHostPort(ip, "2379"))
-		}
-	}
-	return out
 }
 
 func condition(m *machinev1beta1.Machine) *machinev1beta1.Condition {

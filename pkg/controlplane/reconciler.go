@@ -72,12 +72,9 @@ type Reconciler struct {
 	Endpoints *endpoints.Publisher
 	// published is the last generation published, for logging changes once.
 	published int64
-	// endpoints are the client URLs of the last member list; only Reconcile touches them
-	// (one worker), like the two maps below.
-	endpoints []string
 	// learners are the last pass's reading of each learner (see learnerAges); etcdRead says
 	// the last pass read etcd, at lastRead. learnerTimedOut is when a Machine's learner was
-	// removed for standing still too long.
+	// removed for standing still too long. Only Reconcile touches them (one worker).
 	learners        map[uint64]learnerSeen
 	etcdRead        bool
 	lastRead        time.Time

@@ -15,6 +15,7 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
@@ -266,7 +267,7 @@ type silentPromote struct {
 	dropped bool
 }
 
-func (s *silentPromote) Promote(ctx context.Context, token, id uint64, still controlplane.Recheck) error {
+func (s *silentPromote) Promote(ctx context.Context, token, id uint64, still etcdmember.Guard) error {
 	if !s.dropped {
 		s.dropped = true
 		return nil
