@@ -27,7 +27,9 @@ type ViewConfig struct {
 	// OnCall, when set, is told of each call made through the View, by operation
 	// (observe, claim_token, add_learner, promote, remove, move_leader, fence).
 	OnCall func(op string)
-	Log    logr.Logger
+	// Log receives what a person should see: a fallback to the Machines' addresses, a
+	// member list given up on because quorum is lost.
+	Log logr.Logger
 }
 
 // View is a controller's one connection to etcd: it makes the client on first use, owns
