@@ -48,37 +48,72 @@ type snapshot struct {
 	observed []etcdmember.Observed
 }
 
+// Source is what a pass reads: the control-plane Machines and the ControlPlaneMachineSet
+// through Reader, the members through Etcd. A Reconciler reads from its fields of the same
+// names.
+type Source struct {
+	Reader          client.Reader
+	Etcd            Etcd
+	Namespace       string
+	Hook            machinev1beta1.LifecycleHook
+	DefaultReplicas int
+	// LearnerStartTimeout is handed to the planner (quorum.State.LearnerStartTimeout).
+	LearnerStartTimeout time.Duration
+}
+
+func (r *Reconciler) source() Source {
+	return Source{Reader: r.Client, Etcd: r.Etcd, Namespace: r.Namespace, Hook: r.Hook,
+		DefaultReplicas: r.DefaultReplicas, LearnerStartTimeout: r.LearnerStartTimeout}
+}
+
+// gather is read, then each learner judged against the previous pass (learnerAges).
 func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
+	st, err := r.source().read(ctx, r.own.apply, r.now)
+	if err != nil {
+		return nil, err
+	}
+	if st.etcdErr != nil {
+		// A pass that could not read etcd adds nothing to any learner's time standing still.
+		r.etcdRead = false
+		return st, nil
+	}
+	r.learnerAges(st)
+	return st, nil
+}
+
+// read is the part of a pass's gathering that needs no earlier pass: the Machines sorted by
+// name (overlay, when set, puts this controller's own writes in place of versions the
+// cache still holds), the desired count, a fresh observation of etcd, and the planner's
+// input built from one reading. An etcd that cannot be observed is part of the snapshot,
+// not an error.
+func (s Source) read(ctx context.Context, overlay func([]machinev1beta1.Machine), now func() time.Time) (*snapshot, error) {
 	var list machinev1beta1.MachineList
-	if err := r.Client.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingLabels{masters.RoleLabel: "master"}); err != nil {
-		return nil, fmt.Errorf("list control-plane Machines in %s: %w", r.Namespace, err)
+	if err := s.Reader.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{masters.RoleLabel: "master"}); err != nil {
+		return nil, fmt.Errorf("list control-plane Machines in %s: %w", s.Namespace, err)
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
-	r.own.apply(list.Items)
+	if overlay != nil {
+		overlay(list.Items)
+	}
 	st := &snapshot{machines: list.Items}
-	cpms, desired, err := r.desiredReplicas(ctx)
+	cpms, desired, err := s.desiredReplicas(ctx)
 	if err != nil {
 		return nil, err
 	}
 	st.cpms = cpms
 
-	observed, err := r.Etcd.Observe(ctx)
+	observed, err := s.Etcd.Observe(ctx)
 	if err != nil {
 		st.etcdErr = err
-		// A pass that could not read etcd adds nothing to any learner's time standing still.
-		r.etcdRead = false
 		if len(observed) == 0 {
-			st.state = StateOf(list.Items, nil, cpms, r.Hook, desired)
-			return st, nil //nolint:nilerr // an unreachable etcd is part of the snapshot, reported and acted on
+			st.state = StateOf(list.Items, nil, cpms, s.Hook, desired)
+			return st, nil
 		}
 	}
-	st.state = StateOf(list.Items, observed, st.cpms, r.Hook, desired)
+	st.state = StateOf(list.Items, observed, st.cpms, s.Hook, desired)
 	st.observed = observed
-	st.state.LearnerStartTimeout = r.LearnerStartTimeout
-	st.state.Now = r.now()
-	if err == nil {
-		r.learnerAges(st)
-	}
+	st.state.LearnerStartTimeout = s.LearnerStartTimeout
+	st.state.Now = now()
 	return st, nil
 }
 
@@ -194,16 +229,16 @@ func readingOf(m etcdmember.Observed) quorum.LearnerReading {
 }
 
 // desiredReplicas comes from the ControlPlaneMachineSet, or the flag when there is none.
-func (r *Reconciler) desiredReplicas(ctx context.Context) (*machinev1.ControlPlaneMachineSet, int, error) {
+func (s Source) desiredReplicas(ctx context.Context) (*machinev1.ControlPlaneMachineSet, int, error) {
 	cpms := &machinev1.ControlPlaneMachineSet{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: masters.CPMSName}, cpms)
+	err := s.Reader.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: masters.CPMSName}, cpms)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, r.DefaultReplicas, nil
+		return nil, s.DefaultReplicas, nil
 	case err != nil:
-		return nil, 0, fmt.Errorf("read ControlPlaneMachineSet %s/%s: %w", r.Namespace, masters.CPMSName, err)
+		return nil, 0, fmt.Errorf("read ControlPlaneMachineSet %s/%s: %w", s.Namespace, masters.CPMSName, err)
 	case cpms.Spec.Replicas == nil:
-		return cpms, r.DefaultReplicas, nil
+		return cpms, s.DefaultReplicas, nil
 	default:
 		return cpms, int(*cpms.Spec.Replicas), nil
 	}

@@ -180,15 +180,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	if st.etcdErr != nil {
 		log.Error(st.etcdErr, "etcd unreachable or without quorum; nothing is changed")
 		r.markUnreachable(ctx, st)
-		// Only the fault tolerance is known of a view read without quorum: no conditions, no
-		// action.
-		var d quorum.Decision
-		var nq *etcdmember.NoQuorumError
-		if errors.As(st.etcdErr, &nq) {
-			d.FaultTolerance = nq.Counts.Tolerance
-		}
-		d.Members = st.state.Placed()
-		r.observe(st, d, st.etcdErr)
+		r.observe(st, unobserved(st), st.etcdErr)
 		return reconcile.Result{RequeueAfter: time.Second}, nil //nolint:nilerr // reported on every Machine; retried in a second
 	}
 	r.publish(ctx, st)
