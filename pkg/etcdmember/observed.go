@@ -13,17 +13,23 @@ type Observed struct {
 	// quorum.LearnerHealth, which needs the previous pass.
 	Answered           bool
 	Index, LeaderIndex uint64
+	// Err says why the member's own probe failed; nil when it passed or none was made.
+	Err error
 }
 
 // JoinHealth joins the member list with the members' own status probes: the leader a
-// healthy member names, each member's raft index, and each learner's index over the
-// leader's. The controller's observation, the guards of a membership change and
+// healthy member names, each member's raft index and probe error, and each learner's index
+// over the leader's. The controller's observation, the guards of a membership change and
 // `quorumguard status` all see the members through it.
 func JoinHealth(members []Member, health []Health) []Observed {
 	var leader uint64
 	index := map[uint64]uint64{}
 	answered := map[uint64]bool{}
+	errs := map[uint64]error{}
 	for _, h := range health {
+		if h.Err != nil {
+			errs[h.ID] = h.Err
+		}
 		if h.Status == nil {
 			continue
 		}
@@ -35,7 +41,7 @@ func JoinHealth(members []Member, health []Health) []Observed {
 	}
 	out := make([]Observed, len(members))
 	for i, m := range members {
-		out[i] = Observed{Member: m, Leader: m.ID == leader, Answered: answered[m.ID], Index: index[m.ID], LeaderIndex: index[leader]}
+		out[i] = Observed{Member: m, Leader: m.ID == leader, Answered: answered[m.ID], Index: index[m.ID], LeaderIndex: index[leader], Err: errs[m.ID]}
 		if m.IsLearner && index[leader] > 0 {
 			out[i].Progress = min(1, float64(index[m.ID])/float64(index[leader]))
 		}

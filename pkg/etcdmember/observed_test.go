@@ -6,10 +6,12 @@ import (
 )
 
 // TestJoinHealth: the leader is the one a healthy member names, each member carries its own
-// index and the leader's, and a learner's progress is its index over the leader's.
+// index, the leader's and its probe's error, and a learner's progress is its index over the
+// leader's.
 func TestJoinHealth(t *testing.T) {
 	members := []Member{{ID: 1, Started: true}, {ID: 2, Started: true}, {ID: 3, IsLearner: true, Started: true}, {ID: 4}}
 	status := func(id, leader, index uint64) *Status { return &Status{ID: id, Leader: leader, Index: index} }
+	refused := fmt.Errorf("refused")
 	for _, tc := range []struct {
 		name   string
 		health []Health
@@ -24,10 +26,10 @@ func TestJoinHealth(t *testing.T) {
 				{Member: members[3], LeaderIndex: 100},
 			}},
 		{"an unhealthy member's leader is not taken",
-			[]Health{{ID: 1, Status: status(1, 2, 100)}, {ID: 2, Err: fmt.Errorf("refused")}},
+			[]Health{{ID: 1, Status: status(1, 2, 100)}, {ID: 2, Err: refused}},
 			[]Observed{
 				{Member: members[0], Answered: true, Index: 100},
-				{Member: members[1]},
+				{Member: members[1], Err: refused},
 				{Member: members[2]},
 				{Member: members[3]},
 			}},
