@@ -72,12 +72,12 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.etcdErr != nil {
+	if st.etcdErr == nil {
+		r.learnerAges(st)
+	} else {
 		// A pass that could not read etcd adds nothing to any learner's time standing still.
 		r.etcdRead = false
-		return st, nil
 	}
-	r.learnerAges(st)
 	return st, nil
 }
 
