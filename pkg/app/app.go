@@ -1,7 +1,8 @@
 // Package app wires quorumguard's controllers into a controller-runtime manager: the cache that
-// holds only control-plane Machines, the etcd client, leader election and fencing, metrics and
-// probes. cmd/quorumguard and the end-to-end tests both start the controller through it, so
-// what is tested is what ships.
+// holds only control-plane Machines, the etcd View, leader election and fencing, the status
+// reporter (pkg/clusteroperator), metrics and probes. cmd/quorumguard and the end-to-end tests
+// both start the controller through it, so what is tested is what ships. It decides nothing
+// itself.
 package app
 
 import (
@@ -142,7 +143,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build manager: %w", err)
 	}
-	etcd, err := newEtcdView(o, mgr.GetAPIReader())
+	etcd, err := NewEtcdView(o, mgr.GetAPIReader())
 	if err != nil {
 		return nil, err
 	}

@@ -18,11 +18,11 @@ import (
 
 var _ controlplane.Etcd = (*etcdmember.View)(nil)
 
-// newEtcdView checks the etcd client files and builds the controller's view of etcd. The
-// control-plane Machines' addresses it falls back on are read from reader (the apiserver,
-// not the cache: a token may be claimed before the cache has started, and a replica that
-// does not lead has no member list to take endpoints from).
-func newEtcdView(o Options, reader client.Reader) (*etcdmember.View, error) {
+// NewEtcdView checks the etcd client files and builds a view of etcd: the controller's, and
+// `quorumguard status`'s. The control-plane Machines' addresses it falls back on are read
+// from reader (the apiserver, not the cache: a token may be claimed before the cache has
+// started, and a replica that does not lead has no member list to take endpoints from).
+func NewEtcdView(o Options, reader client.Reader) (*etcdmember.View, error) {
 	for flag, f := range map[string]string{"--etcd-ca-file": o.EtcdCA, "--etcd-cert-file": o.EtcdCert, "--etcd-key-file": o.EtcdKey} {
 		if _, err := os.Stat(f); err != nil {
 			return nil, fmt.Errorf("%s: %w", flag, err)
@@ -43,19 +43,22 @@ func newEtcdView(o Options, reader client.Reader) (*etcdmember.View, error) {
 	}), nil
 }
 
-// machineEndpoints are the etcd client URLs (port 2379) on the InternalIPs of the Machines
-// that are not being deleted.
+// machineEndpoints are the etcd client URLs (port 2379) on the Machines' InternalIPs: those
+// of Machines not being deleted first, then those of deleting ones, whose members a held
+// hook keeps in the cluster and which may be the only ones left.
 func machineEndpoints(ms []machinev1beta1.Machine) []string {
-	var out []string
+	var out, deleting []string
 	for i := range ms {
-		if ms[i].DeletionTimestamp != nil {
-			continue
-		}
-		for _, ip := range internalIPs(&ms[i]) {
-			out = append(out, "https://"+net.JoinHostPort(ip, "2379"))
+		for _, ip := range masters.InternalIPs(&ms[i]) {
+			ep := "https://" + net.JoinHostPort(ip, "2379")
+			if ms[i].DeletionTimestamp != nil {
+				deleting = append(deleting, ep)
+			} else {
+				out = append(out, ep)
+			}
 		}
 	}
-	return out
+	return append(out, deleting...)
 }
 
 // etcdReady is the readiness check: etcd answers a member list.

@@ -12,6 +12,7 @@ import (
 
 	machinev1 "github.com/openshift/api/machine/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
@@ -87,4 +88,15 @@ func IndexesOf(all []machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachine
 		named = append(named, failuredomain.Named{Name: m.Name, Annotation: m.Annotations[failuredomain.IndexAnnotation], Deleting: m.DeletionTimestamp != nil})
 	}
 	return failuredomain.AssignIndexes(int(ptr.Deref(cpms.Spec.Replicas, 0)), named)
+}
+
+// InternalIPs are the Machine's InternalIP addresses, in the order it reports them.
+func InternalIPs(m *machinev1beta1.Machine) []string {
+	var out []string
+	for _, a := range m.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP && a.Address != "" {
+			out = append(out, a.Address)
+		}
+	}
+	return out
 }

@@ -18,10 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/coexist"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
@@ -206,7 +206,7 @@ func TestCoexistence(t *testing.T) {
 	// 1. The etcd operator is Managed and the ControlPlaneMachineSet operator Available.
 	if err := framework.WaitFor(ctx, 30*time.Second, "Degraded AnotherOperatorActive", func() (bool, error) {
 		d := degraded()
-		return d != nil && d.Status == configv1.ConditionTrue && d.Reason == app.ReasonAnotherOperatorActive &&
+		return d != nil && d.Status == configv1.ConditionTrue && d.Reason == operatorstatus.ReasonAnotherOperatorActive &&
 			strings.Contains(d.Message, "etcd operator manages etcd"), nil
 	}); err != nil {
 		t.Fatal(err)
@@ -257,7 +257,7 @@ func TestCoexistence(t *testing.T) {
 	waitHooks(t, c, names...)
 	if err := framework.WaitFor(ctx, 30*time.Second, "quorumguard writing its ClusterOperator again", func() (bool, error) {
 		d := degraded()
-		return d != nil && d.Reason != "WrittenByAnother" && d.Reason != app.ReasonAnotherOperatorActive, nil
+		return d != nil && d.Reason != "WrittenByAnother" && d.Reason != operatorstatus.ReasonAnotherOperatorActive, nil
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/inspect"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
@@ -18,7 +19,7 @@ import (
 
 // TestStatusPredictsEveryStep: at every action the controller takes during a replacement
 // (each learner addition, promotion attempt, leadership move, removal and hook release), it
-// is held just before acting, and `quorumguard status` (app.Inspect, what the command prints)
+// is held just before acting, and `quorumguard status` (inspect.Cluster, what the command prints)
 // is asked on the same cluster: its NEXT STEP must be that very action. And on every pass
 // that waits for etcd's health window (with more than a second of it left), status must say
 // nothing is to be done. What is compared is what the controller recorded it was about to
@@ -32,7 +33,7 @@ func TestStatusPredictsEveryStep(t *testing.T) {
 	rc, err := e2e.StartControllerWith(ctx, c, o, func(a *app.Controller) error {
 		a.Reconciler.BeforeAct = func(ctx context.Context, act quorum.Action) {
 			want := operatorstatus.Step(act)
-			rep, err := app.Inspect(ctx, c.CP.Config, o)
+			rep, err := inspect.Cluster(ctx, c.CP.Config, o)
 			mu.Lock()
 			defer mu.Unlock()
 			steps = append(steps, string(act.Kind))
@@ -55,7 +56,7 @@ func TestStatusPredictsEveryStep(t *testing.T) {
 			if act.Kind != quorum.None || act.Until.IsZero() || time.Until(act.Until) < time.Second {
 				return
 			}
-			rep, err := app.Inspect(ctx, c.CP.Config, o)
+			rep, err := inspect.Cluster(ctx, c.CP.Config, o)
 			mu.Lock()
 			defer mu.Unlock()
 			steps = append(steps, "Wait")

@@ -17,6 +17,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/inspect"
 	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
@@ -168,7 +169,7 @@ func TestVoterOffItsMachinesAddressesKeepsTheHook(t *testing.T) {
 		t.Error(err)
 	}
 	ca, cert, key := c.Net.ClientFiles()
-	rep, err := app.Inspect(t.Context(), cp.Config, app.Options{Namespace: framework.MachineNamespace, Hook: hooks.Default, DefaultReplicas: 3,
+	rep, err := inspect.Cluster(t.Context(), cp.Config, app.Options{Namespace: framework.MachineNamespace, Hook: hooks.Default, DefaultReplicas: 3,
 		EtcdCA: ca, EtcdCert: cert, EtcdKey: key, EtcdEndpoints: c.Agent.RunningEndpoints()})
 	if err != nil {
 		t.Fatal(err)
