@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -63,6 +64,10 @@ type Simulator struct {
 	opts  SimulatorOptions
 	mu    sync.Mutex
 	since map[string]time.Time // per Machine UID and step, when the step began
+	// ips is the address given to each Machine (by UID) until it is terminated: a
+	// provisioning pass whose write fails is tried again with the same address, as a cloud
+	// keeps an instance's address, so a bootstrap member's reserved address is never lost.
+	ips map[types.UID]net.IP
 }
 
 // NewSimulator returns a simulator; Run drives it.
@@ -73,7 +78,7 @@ func NewSimulator(opts SimulatorOptions) *Simulator {
 	if opts.Namespace == "" {
 		opts.Namespace = MachineNamespace
 	}
-	return &Simulator{opts: opts, since: map[string]time.Time{}}
+	return &Simulator{opts: opts, since: map[string]time.Time{}, ips: map[types.UID]net.IP{}}
 }
 
 // Run passes over the Machines until ctx ends.
@@ -120,6 +125,21 @@ func (s *Simulator) elapsed(m *machinev1beta1.Machine, step string) time.Duratio
 	return time.Since(t)
 }
 
+// address is the Machine's address: the one given to it before, or a new one.
+func (s *Simulator) address(m *machinev1beta1.Machine) (net.IP, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ip, ok := s.ips[m.UID]; ok {
+		return ip, nil
+	}
+	ip, err := s.opts.AllocateIP(m.Name)
+	if err != nil {
+		return nil, err
+	}
+	s.ips[m.UID] = ip
+	return ip, nil
+}
+
 func (s *Simulator) provision(ctx context.Context, m *machinev1beta1.Machine) error {
 	c := s.opts.Client
 	if !slices.Contains(m.Finalizers, MachineFinalizer) {
@@ -140,7 +160,7 @@ func (s *Simulator) provision(ctx context.Context, m *machinev1beta1.Machine) er
 			m.Status.ErrorMessage = ptr.To("simulated provisioning failure")
 			return c.Status().Update(ctx, m)
 		}
-		ip, err := s.opts.AllocateIP(m.Name)
+		ip, err := s.address(m)
 		if err != nil {
 			return err
 		}
@@ -221,6 +241,9 @@ func (s *Simulator) decommission(ctx context.Context, m *machinev1beta1.Machine)
 	if s.opts.OnStopped != nil {
 		s.opts.OnStopped(m)
 	}
+	s.mu.Lock()
+	delete(s.ips, m.UID)
+	s.mu.Unlock()
 	if m.Status.NodeRef != nil {
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: m.Status.NodeRef.Name}}
 		if err := c.Delete(ctx, node); err != nil && !apierrors.IsNotFound(err) {
