@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +96,37 @@ func waitHooks(t *testing.T, c *framework.Cluster, names ...string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWaitHealthWindow: right after a cluster turns quorate etcd refuses a new member (its
+// strict reconfiguration check wants every voter connected for the health window), and once
+// e2e.WaitHealthWindow returns it accepts one at once.
+func TestWaitHealthWindow(t *testing.T) {
+	c := newCluster(t, "")
+	cli, err := c.EtcdClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	ctx := t.Context()
+	peer := "https://127.0.0.1:1"
+	if _, err := cli.MemberAddAsLearner(ctx, []string{peer}); err == nil || !strings.Contains(err.Error(), "unhealthy cluster") {
+		t.Fatalf("a learner added %s after the cluster turned quorate: %v; want etcd's unhealthy-cluster refusal (the window is real)",
+			time.Since(c.Quorate).Round(time.Millisecond), err)
+	}
+	if err := e2e.WaitHealthWindow(ctx, c, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(c.Quorate)
+	added, err := cli.MemberAddAsLearner(ctx, []string{peer})
+	if err != nil {
+		t.Fatalf("a learner added %s after the cluster turned quorate, once WaitHealthWindow returned: %v", waited.Round(time.Millisecond), err)
+	}
+	if _, err := cli.MemberRemove(ctx, added.Member.ID); err != nil {
+		t.Fatal(err)
+	}
+	if waited < quorum.HealthWindow {
+		t.Errorf("WaitHealthWindow returned %s after the cluster turned quorate, inside etcd's %s window", waited, quorum.HealthWindow)
 	}
 }
