@@ -26,6 +26,7 @@ IMAGE_OUT      ?= $(BIN)/quorumguard-image.tar
 PLUGIN_DIR     ?= /usr/local/bin
 GO_TEST_FLAGS  ?=
 TEST_TIMEOUT   ?= 45m
+E2E_SHARDS     ?= 2
 export QUORUMGUARD_BIN_DIR := $(BIN)
 
 .PHONY: help
@@ -73,8 +74,9 @@ tools: ## Build the test control plane (kube-apiserver, kube-controller-manager,
 	  fi
 
 .PHONY: test
-test: tools ## Run every test with the race detector against the real control plane and real etcd.
-	QUORUMGUARD_CHAOS_STORE=$${QUORUMGUARD_CHAOS_STORE:-separate} go test -race -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
+test: tools ## Run every test with the race detector against the real control plane and real etcd; the end-to-end tests in E2E_SHARDS processes at once (hack/test.sh).
+	QUORUMGUARD_CHAOS_STORE=$${QUORUMGUARD_CHAOS_STORE:-separate} TEST_TIMEOUT=$(TEST_TIMEOUT) GO_TEST_FLAGS="$(GO_TEST_FLAGS)" \
+	  E2E_SHARDS=$(E2E_SHARDS) hack/test.sh
 
 .PHONY: chaos
 chaos: tools ## Model-check the planner deeper (MODEL_DEPTH), then 100 seeded chaos scenarios two at a time (CHAOS_SCENARIOS, CHAOS_SEED, CHAOS_WORKERS) and 4 on the protected store (CHAOS_PROTECTED); CHAOS_RACE=-race adds the race detector.

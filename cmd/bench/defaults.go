@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
@@ -115,7 +116,7 @@ func (d *defaultsCluster) machinesWith(ctx context.Context, reason string) int {
 	}
 	count := 0
 	for i := range ms.Items {
-		if c := framework.Condition(&ms.Items[i], controlplane.ConditionType); c != nil && c.Reason == reason {
+		if c := framework.Condition(&ms.Items[i], masters.ConditionType); c != nil && c.Reason == reason {
 			count++
 		}
 	}

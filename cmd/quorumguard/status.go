@@ -16,6 +16,7 @@ import (
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/inspect"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 )
 
@@ -73,7 +74,7 @@ func statusCommand(ctx context.Context, args []string, out io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	rep, err := app.Inspect(ctx, cfg, app.Options{
+	rep, err := inspect.Cluster(ctx, cfg, app.Options{
 		Namespace: o.namespace, Hook: machinev1beta1.LifecycleHook{Name: o.hookName, Owner: o.hookOwner},
 		DefaultReplicas: o.replicas, EtcdEndpoints: o.endpoints(),
 		EtcdCA: o.etcdCA, EtcdCert: o.etcdCert, EtcdKey: o.etcdKey, ClusterOperator: o.clusterOperator,

@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
@@ -103,7 +103,7 @@ func TestStatusCommand(t *testing.T) {
 	t.Cleanup(func() { _ = c.Client.Delete(context.Background(), cpms) })
 	unsafe := &machinev1beta1.MachineHealthCheck{
 		ObjectMeta: metav1.ObjectMeta{Name: "masters-unlimited", Namespace: framework.MachineNamespace},
-		Spec:       machinev1beta1.MachineHealthCheckSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{controlplane.RoleLabel: "master"}}},
+		Spec:       machinev1beta1.MachineHealthCheckSpec{Selector: metav1.LabelSelector{MatchLabels: map[string]string{masters.RoleLabel: "master"}}},
 	}
 	if err := c.Client.Create(ctx, unsafe); err != nil {
 		t.Fatal(err)
@@ -299,7 +299,7 @@ func startController(t *testing.T, c *framework.Cluster, o app.Options) func() {
 }
 
 func reason(m *machinev1beta1.Machine) string {
-	if c := framework.Condition(m, controlplane.ConditionType); c != nil {
+	if c := framework.Condition(m, masters.ConditionType); c != nil {
 		return c.Reason
 	}
 	return ""

@@ -1,7 +1,8 @@
 // Package app wires quorumguard's controllers into a controller-runtime manager: the cache that
-// holds only control-plane Machines, the etcd client, leader election and fencing, metrics and
-// probes. cmd/quorumguard and the end-to-end tests both start the controller through it, so
-// what is tested is what ships.
+// holds only control-plane Machines, the etcd View, leader election and fencing, the status
+// reporter (pkg/clusteroperator), metrics and probes. cmd/quorumguard and the end-to-end tests
+// both start the controller through it, so what is tested is what ships. It decides nothing
+// itself.
 package app
 
 import (
@@ -29,8 +30,10 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/coexist"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/leader"
 	"github.com/quorumguard/quorumguard/pkg/machines"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 )
 
 // Scheme knows every type the controller reads or writes.
@@ -66,7 +69,7 @@ type Controller struct {
 	// statusEnabled makes EnableStatus idempotent.
 	statusEnabled atomic.Bool
 	fence         *electedFence
-	etcd          *etcdClient
+	etcd          *etcdmember.View
 	// machines is the Machine controller, nil unless ManageMachines.
 	machines *machines.Reconciler
 	opts     Options
@@ -81,7 +84,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		return nil, err
 	}
 	cfg = withFieldManager(cfg)
-	role := labels.SelectorFromSet(labels.Set{controlplane.RoleLabel: "master"})
+	role := labels.SelectorFromSet(labels.Set{masters.RoleLabel: "master"})
 	machineCache := cache.ByObject{Label: role, Namespaces: map[string]cache.Config{o.Namespace: {}}}
 	if o.UnfilteredCache {
 		machineCache = cache.ByObject{}
@@ -108,7 +111,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if o.ElectionNS == "" {
 		o.ElectionNS, _ = inClusterNamespace()
 	}
-	var fence controlplane.Fence
+	var fence masters.Fence
 	var lease *leader.Lease
 	var lock *leader.WatchedLock
 	if o.LeaderElect == "lease" {
@@ -140,7 +143,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build manager: %w", err)
 	}
-	etcd, err := newEtcdClient(o.EtcdEndpoints, o.EtcdCA, o.EtcdCert, o.EtcdKey)
+	etcd, err := NewEtcdView(o, mgr.GetAPIReader())
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +198,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if err := mgr.AddHealthzCheck("loop", c.Liveness); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("etcd", etcd.readyCheck); err != nil {
+	if err := mgr.AddReadyzCheck("etcd", etcdReady(etcd)); err != nil {
 		return nil, err
 	}
 	if o.LeaderElect == "for-life" {
@@ -216,17 +219,6 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if c.machines, err = setupMachines(mgr, o, r.Fence, etcd, c.Guard.Machines); err != nil {
 		return nil, err
 	}
-	// A replica that is not (yet) leading has no member list to take endpoints from; its
-	// readiness probe and its token claim dial the control-plane Machines' addresses
-	// instead. They are read from the apiserver, since the claim may come before the cache
-	// has started.
-	etcd.discover = func(ctx context.Context) []string {
-		var list machinev1beta1.MachineList
-		if err := mgr.GetAPIReader().List(ctx, &list, client.InNamespace(o.Namespace), client.MatchingLabels{controlplane.RoleLabel: "master"}); err != nil {
-			return nil
-		}
-		return controlplane.MachineEndpoints(list.Items)
-	}
 	return c, nil
 }
 
@@ -244,7 +236,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		go func() {
 			var token uint64
 			var err error
-			var inner controlplane.Fence
+			var inner masters.Fence
 			if c.ForLife != nil {
 				token, err = c.ForLife.Become(ctx)
 				inner = c.ForLife
@@ -253,7 +245,7 @@ func (c *Controller) Run(ctx context.Context) error {
 				// No election: the token is claimed at start; a newer claim by any other
 				// replica fences this one out.
 				token, err = leader.Claim(ctx, leader.FromStore(c.etcd, 0), ctrl.Log.WithName("leader"))
-				inner = controlplane.StaticFence(token)
+				inner = masters.StaticFence(token)
 			}
 			if err != nil {
 				cancel(fmt.Errorf("leader election: %w", err))
@@ -294,13 +286,13 @@ func ptrDuration(d time.Duration) *time.Duration { return &d }
 // electedFence is the fence of a leader-for-life replica, or of one without election: empty
 // until its token is claimed. Before that, holds says whether it holds the lock.
 type electedFence struct {
-	inner atomic.Pointer[controlplane.Fence]
+	inner atomic.Pointer[masters.Fence]
 	holds func(context.Context) error
 }
 
 var errNotElected = errors.New("not elected yet")
 
-func (f *electedFence) set(inner controlplane.Fence) { f.inner.Store(&inner) }
+func (f *electedFence) set(inner masters.Fence) { f.inner.Store(&inner) }
 
 // Holds says whether this replica holds the leader lock (controlplane.HoldsLock).
 func (f *electedFence) Holds(ctx context.Context) error {

@@ -1,7 +1,6 @@
 package app
 
 import (
-	configv1 "github.com/openshift/api/config/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -12,10 +11,6 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/coexist"
 	"github.com/quorumguard/quorumguard/pkg/version"
 )
-
-// ReasonAnotherOperatorActive is the ClusterOperator's Degraded reason while another
-// operator manages etcd, so quorumguard changes nothing.
-const ReasonAnotherOperatorActive = "AnotherOperatorActive"
 
 // withFieldManager makes every write carry quorumguard's own field manager, whatever binary
 // runs it, so that pkg/coexist can tell its writes of the ClusterOperator from another's.
@@ -38,28 +33,4 @@ func setupGuard(mgr manager.Manager, o Options) (*coexist.Guard, error) {
 		g.Regarding = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: o.PodName, Namespace: o.ElectionNS}}
 	}
 	return g, mgr.Add(g)
-}
-
-// heldStatus is want with Degraded saying why quorumguard changes nothing: another operator
-// manages etcd. The transition time moves only when Degraded's status changes.
-func heldStatus(want, prev configv1.ClusterOperatorStatus, why string, now metav1.Time) configv1.ClusterOperatorStatus {
-	out := *want.DeepCopy()
-	cond := configv1.ClusterOperatorStatusCondition{Type: configv1.OperatorDegraded, Status: configv1.ConditionTrue,
-		Reason: ReasonAnotherOperatorActive, Message: "quorumguard changes no etcd membership and no hook: " + why, LastTransitionTime: now}
-	for _, p := range prev.Conditions {
-		if p.Type == configv1.OperatorDegraded && p.Status == configv1.ConditionTrue {
-			cond.LastTransitionTime = p.LastTransitionTime
-		}
-	}
-	for i, c := range out.Conditions {
-		if c.Type == configv1.OperatorDegraded {
-			if c.Status == configv1.ConditionTrue {
-				cond.Message += "; also " + c.Reason + ": " + c.Message
-			}
-			out.Conditions[i] = cond
-			return out
-		}
-	}
-	out.Conditions = append(out.Conditions, cond)
-	return out
 }

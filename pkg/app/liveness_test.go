@@ -7,13 +7,14 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
 // hangingEtcd is an etcd whose Observe never returns: the control loop hangs in its pass.
 type hangingEtcd struct{ controlplane.Etcd }
 
-func (hangingEtcd) Observe(ctx context.Context) ([]controlplane.EtcdMember, error) {
+func (hangingEtcd) Observe(ctx context.Context) ([]etcdmember.Observed, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }

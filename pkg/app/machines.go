@@ -3,8 +3,8 @@ package app
 import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/machines"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 )
 
 // setupMachines registers the Machine controller, which creates and deletes control-plane
@@ -13,7 +13,7 @@ import (
 // gives a token (this replica leads) and etcd's fence accepts that token (quorum is there
 // and no newer leadership has claimed one), and while hold gives no reason (the
 // ControlPlaneMachineSet operator is not active).
-func setupMachines(mgr manager.Manager, o Options, fence controlplane.Fence, etcd machines.EtcdFence, hold func() string) (*machines.Reconciler, error) {
+func setupMachines(mgr manager.Manager, o Options, fence masters.Fence, etcd machines.EtcdFence, hold func() string) (*machines.Reconciler, error) {
 	if !o.ManageMachines {
 		return nil, nil
 	}

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/framework"
@@ -42,11 +42,11 @@ func untrustedEtcd(t *testing.T) app.Options {
 	})
 	for i := range 3 {
 		m := &machinev1beta1.Machine{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("master-%d", i), Namespace: o.Namespace,
-			Labels: map[string]string{controlplane.RoleLabel: "master"}}}
+			Labels: map[string]string{masters.RoleLabel: "master"}}}
 		if err := cp.Client.Create(t.Context(), m); err != nil {
 			t.Fatal(err)
 		}
-		m.Status.Conditions = []machinev1beta1.Condition{{Type: controlplane.ConditionType, Status: corev1.ConditionTrue,
+		m.Status.Conditions = []machinev1beta1.Condition{{Type: masters.ConditionType, Status: corev1.ConditionTrue,
 			Reason: quorum.ReasonVoting, Message: fmt.Sprintf("voting member %x, healthy", i+1), LastTransitionTime: metav1.Now()}}
 		if err := cp.Client.Status().Update(t.Context(), m); err != nil {
 			t.Fatal(err)
@@ -65,7 +65,7 @@ func reported(t *testing.T, o app.Options) string {
 		return err.Error()
 	}
 	for i := range list.Items {
-		c := framework.Condition(&list.Items[i], controlplane.ConditionType)
+		c := framework.Condition(&list.Items[i], masters.ConditionType)
 		if c == nil || c.Reason != quorum.ReasonEtcdUnreachable || !strings.Contains(c.Message, "certificate") {
 			return fmt.Sprintf("Machine %s's EtcdMember condition is %+v", list.Items[i].Name, c)
 		}
@@ -153,7 +153,7 @@ func TestStandbyReportsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range list.Items {
-		if c := framework.Condition(&list.Items[i], controlplane.ConditionType); c == nil || c.Reason != quorum.ReasonVoting {
+		if c := framework.Condition(&list.Items[i], masters.ConditionType); c == nil || c.Reason != quorum.ReasonVoting {
 			t.Errorf("the standby wrote Machine %s's EtcdMember condition: %+v", list.Items[i].Name, c)
 		}
 	}

@@ -194,7 +194,7 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 
 // releaseFence passes the etcd fence with token, reads the member list afresh and checks
 // the release's reason on it: the step a hook release takes before each of its writes.
-func (r *Reconciler) releaseFence(ctx context.Context, token uint64, still Recheck) error {
+func (r *Reconciler) releaseFence(ctx context.Context, token uint64, still etcdmember.Guard) error {
 	if err := r.Etcd.Fence(ctx, token); err != nil {
 		return err
 	}
@@ -216,8 +216,8 @@ func (r *Reconciler) releaseFence(ctx context.Context, token uint64, still Reche
 // dead; a hook released must still have no member placed on its Machine; a learner
 // promoted must still be healthy and every voter healthy. Anything else waits for the
 // next pass, which decides again on what it reads.
-func (r *Reconciler) still(st *snapshot, a quorum.Action) Recheck {
-	return func(fresh []EtcdMember) error {
+func (r *Reconciler) still(st *snapshot, a quorum.Action) etcdmember.Guard {
+	return func(fresh []etcdmember.Observed) error {
 		s := StateOf(st.machines, fresh, st.cpms, r.Hook, st.state.Desired)
 		s.LearnerStartTimeout, s.Now, s.RemovalHeld = st.state.LearnerStartTimeout, st.state.Now, st.state.RemovalHeld
 		down := map[uint64]time.Duration{}

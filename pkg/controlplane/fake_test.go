@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 )
 
 // journal is the one ordered record of what a pass did: the lock's Token calls, the etcd
@@ -66,7 +67,7 @@ type fakeMember struct {
 
 // fakeEtcd is the controller's Etcd with a member list in memory. Like the real one, a
 // membership change passes the fence, then reads the state it acts on, then asks the
-// action's Recheck about it, and only then changes anything. AfterFence, when set, runs each
+// action's guard about it, and only then changes anything. AfterFence, when set, runs each
 // time the fence passes and before that read: what happened meanwhile.
 type fakeEtcd struct {
 	j       *journal
@@ -79,7 +80,6 @@ type fakeEtcd struct {
 	NoQuorumView bool
 	AfterFence   func(f *fakeEtcd)
 	nextID       uint64
-	endpoints    []string
 }
 
 var _ Etcd = (*fakeEtcd)(nil)
@@ -106,7 +106,7 @@ func (f *fakeEtcd) leaderIndex() uint64 {
 }
 
 // view is the member list with each member's probe, joined as the real client joins them.
-func (f *fakeEtcd) view() []EtcdMember {
+func (f *fakeEtcd) view() []etcdmember.Observed {
 	members := make([]etcdmember.Member, len(f.members))
 	health := make([]etcdmember.Health, len(f.members))
 	for i, m := range f.members {
@@ -119,10 +119,10 @@ func (f *fakeEtcd) view() []EtcdMember {
 			health[i].Status = &etcdmember.Status{ID: m.ID, Leader: f.leader, Index: m.Index, IsLearner: m.Learner}
 		}
 	}
-	return Observed(members, health)
+	return etcdmember.JoinHealth(members, health)
 }
 
-func (f *fakeEtcd) Observe(context.Context) ([]EtcdMember, error) {
+func (f *fakeEtcd) Observe(context.Context) ([]etcdmember.Observed, error) {
 	f.j.add("observe")
 	if f.ObserveErr != nil {
 		if f.NoQuorumView {
@@ -146,7 +146,7 @@ func (f *fakeEtcd) Fence(_ context.Context, token uint64) error {
 }
 
 // change is the prologue of every membership change: the fence, the read, the recheck.
-func (f *fakeEtcd) change(ctx context.Context, token uint64, op string, still Recheck) error {
+func (f *fakeEtcd) change(ctx context.Context, token uint64, op string, still etcdmember.Guard) error {
 	if err := f.Fence(ctx, token); err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func (f *fakeEtcd) change(ctx context.Context, token uint64, op string, still Re
 	return nil
 }
 
-func (f *fakeEtcd) AddLearner(ctx context.Context, token uint64, peerURL string, still Recheck) (uint64, error) {
+func (f *fakeEtcd) AddLearner(ctx context.Context, token uint64, peerURL string, still etcdmember.Guard) (uint64, error) {
 	if err := f.change(ctx, token, "add "+peerURL, still); err != nil {
 		return 0, err
 	}
@@ -178,7 +178,7 @@ func (f *fakeEtcd) AddLearner(ctx context.Context, token uint64, peerURL string,
 	return id, nil
 }
 
-func (f *fakeEtcd) Promote(ctx context.Context, token, id uint64, still Recheck) error {
+func (f *fakeEtcd) Promote(ctx context.Context, token, id uint64, still etcdmember.Guard) error {
 	if err := f.change(ctx, token, fmt.Sprintf("promote %x", id), still); err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func (f *fakeEtcd) Promote(ctx context.Context, token, id uint64, still Recheck)
 	return nil
 }
 
-func (f *fakeEtcd) Remove(ctx context.Context, token, id uint64, still Recheck) error {
+func (f *fakeEtcd) Remove(ctx context.Context, token, id uint64, still etcdmember.Guard) error {
 	if err := f.change(ctx, token, fmt.Sprintf("remove %x", id), still); err != nil {
 		return err
 	}
@@ -205,15 +205,13 @@ func (f *fakeEtcd) Remove(ctx context.Context, token, id uint64, still Recheck) 
 	return nil
 }
 
-func (f *fakeEtcd) MoveLeader(ctx context.Context, token, to uint64, still Recheck) error {
+func (f *fakeEtcd) MoveLeader(ctx context.Context, token, to uint64, still etcdmember.Guard) error {
 	if err := f.change(ctx, token, fmt.Sprintf("move-leader %x", to), still); err != nil {
 		return err
 	}
 	f.leader = to
 	return nil
 }
-
-func (f *fakeEtcd) SetEndpoints(endpoints []string) { f.endpoints = slices.Clone(endpoints) }
 
 // ids lists the member IDs with L after a learner's, in order.
 func (f *fakeEtcd) ids() string {
@@ -264,7 +262,7 @@ func testScheme(t *testing.T) *runtime.Scheme {
 // Node node-i.
 func master(i int) *machinev1beta1.Machine {
 	return &machinev1beta1.Machine{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("master-%d", i), Namespace: testNamespace, Labels: map[string]string{RoleLabel: "master"}},
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("master-%d", i), Namespace: testNamespace, Labels: map[string]string{masters.RoleLabel: "master"}},
 		Spec:       machinev1beta1.MachineSpec{LifecycleHooks: machinev1beta1.LifecycleHooks{PreDrain: []machinev1beta1.LifecycleHook{testHook}}},
 		Status: machinev1beta1.MachineStatus{
 			Phase:     ptr.To("Running"),

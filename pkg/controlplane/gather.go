@@ -3,8 +3,6 @@ package controlplane
 import (
 	"context"
 	"fmt"
-	"net"
-	"slices"
 	"sort"
 	"time"
 
@@ -12,79 +10,32 @@ import (
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/failuredomain"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
-// EtcdMember is one member as the controller observes it.
-type EtcdMember struct {
-	etcdmember.Member
-	Leader bool
-	// Progress is a learner's raft index over the leader's, 0..1.
-	Progress float64
-	// Answered says the member's own Status answered and named a leader; Index is its
-	// committed raft index and LeaderIndex the leader's, both from this observation (0 when
-	// unread). For a learner, Healthy is only "answered" until the controller applies
-	// quorum.LearnerHealth, which needs the previous pass.
-	Answered           bool
-	Index, LeaderIndex uint64
-}
-
-// Observed joins the member list with the members' own status probes: the leader a healthy
-// member names, each member's raft index, and each learner's index over the leader's. The
-// controller's observation and `quorumguard status` both build their members here.
-func Observed(members []etcdmember.Member, health []etcdmember.Health) []EtcdMember {
-	var leader uint64
-	index := map[uint64]uint64{}
-	answered := map[uint64]bool{}
-	for _, h := range health {
-		if h.Status == nil {
-			continue
-		}
-		index[h.ID] = h.Status.Index
-		answered[h.ID] = h.Status.Leader != 0
-		if h.Healthy && leader == 0 && h.Status.Leader != 0 {
-			leader = h.Status.Leader
-		}
-	}
-	out := make([]EtcdMember, len(members))
-	for i, m := range members {
-		out[i] = EtcdMember{Member: m, Leader: m.ID == leader, Answered: answered[m.ID], Index: index[m.ID], LeaderIndex: index[leader]}
-		if m.IsLearner && index[leader] > 0 {
-			out[i].Progress = min(1, float64(index[m.ID])/float64(index[leader]))
-		}
-	}
-	return out
-}
-
-// Recheck is an action's own reason, checked once more by the etcd layer on the members it
-// reads after passing the fence (see etcdmember.Guard); an error refuses the action.
-type Recheck func(members []EtcdMember) error
-
-// Etcd lists the etcd calls the controller makes. Every membership change carries the
-// fencing token of the leadership that asks for it, and its own reason to be checked again
-// after the fence.
+// Etcd lists the etcd calls the controller makes; *etcdmember.View implements it and alone
+// decides which endpoints are dialled. Every membership change carries the fencing token of
+// the leadership that asks for it, and its own reason to be checked again after the fence
+// (an etcdmember.Guard over the members read then).
 type Etcd interface {
 	// Observe returns a fresh member list (never cached) with health, leader and progress.
 	// With quorum lost it may return a member's own view of the membership together with
 	// an *etcdmember.NoQuorumError: that view is reported, never acted on.
-	Observe(ctx context.Context) ([]EtcdMember, error)
-	AddLearner(ctx context.Context, token uint64, peerURL string, still Recheck) (uint64, error)
-	Promote(ctx context.Context, token, id uint64, still Recheck) error
-	Remove(ctx context.Context, token, id uint64, still Recheck) error
-	MoveLeader(ctx context.Context, token, to uint64, still Recheck) error
+	Observe(ctx context.Context) ([]etcdmember.Observed, error)
+	AddLearner(ctx context.Context, token uint64, peerURL string, still etcdmember.Guard) (uint64, error)
+	Promote(ctx context.Context, token, id uint64, still etcdmember.Guard) error
+	Remove(ctx context.Context, token, id uint64, still etcdmember.Guard) error
+	MoveLeader(ctx context.Context, token, to uint64, still etcdmember.Guard) error
 	// Fence passes the fence in etcd with token: a write that needs quorum, refused with an
 	// *etcdmember.FencedError once a newer leadership has passed it.
 	Fence(ctx context.Context, token uint64) error
-	// SetEndpoints points the client at these client URLs.
-	SetEndpoints(endpoints []string)
 }
 
 // snapshot is what one pass gathered.
@@ -94,68 +45,82 @@ type snapshot struct {
 	state    quorum.State
 	etcdErr  error
 	// observed is the member list state.Members was built from, in the same order.
-	observed []EtcdMember
+	observed []etcdmember.Observed
 }
 
+// Source is what a pass reads: the control-plane Machines and the ControlPlaneMachineSet
+// through Reader, the members through Etcd. A Reconciler reads from its fields of the same
+// names.
+type Source struct {
+	Reader          client.Reader
+	Etcd            Etcd
+	Namespace       string
+	Hook            machinev1beta1.LifecycleHook
+	DefaultReplicas int
+	// LearnerStartTimeout is handed to the planner (quorum.State.LearnerStartTimeout).
+	LearnerStartTimeout time.Duration
+}
+
+func (r *Reconciler) source() Source {
+	return Source{Reader: r.Client, Etcd: r.Etcd, Namespace: r.Namespace, Hook: r.Hook,
+		DefaultReplicas: r.DefaultReplicas, LearnerStartTimeout: r.LearnerStartTimeout}
+}
+
+// gather is read, then each learner judged against the previous pass (learnerAges).
 func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
+	st, err := r.source().read(ctx, r.own.apply, r.now)
+	if err != nil {
+		return nil, err
+	}
+	if st.etcdErr == nil {
+		r.learnerAges(st)
+	} else {
+		// A pass that could not read etcd adds nothing to any learner's time standing still.
+		r.etcdRead = false
+	}
+	return st, nil
+}
+
+// read is the part of a pass's gathering that needs no earlier pass: the Machines sorted by
+// name (overlay, when set, puts this controller's own writes in place of versions the
+// cache still holds), the desired count, a fresh observation of etcd, and the planner's
+// input built from one reading. An etcd that cannot be observed is part of the snapshot,
+// not an error.
+func (s Source) read(ctx context.Context, overlay func([]machinev1beta1.Machine), now func() time.Time) (*snapshot, error) {
 	var list machinev1beta1.MachineList
-	if err := r.Client.List(ctx, &list, client.InNamespace(r.Namespace), client.MatchingLabels{RoleLabel: "master"}); err != nil {
-		return nil, fmt.Errorf("list control-plane Machines in %s: %w", r.Namespace, err)
+	if err := s.Reader.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{masters.RoleLabel: "master"}); err != nil {
+		return nil, fmt.Errorf("list control-plane Machines in %s: %w", s.Namespace, err)
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
-	r.own.apply(list.Items)
+	if overlay != nil {
+		overlay(list.Items)
+	}
 	st := &snapshot{machines: list.Items}
-	cpms, desired, err := r.desiredReplicas(ctx)
+	cpms, desired, err := s.desiredReplicas(ctx)
 	if err != nil {
 		return nil, err
 	}
 	st.cpms = cpms
 
-	// Until a member list has been seen, the Machines' addresses are the endpoints.
-	if len(r.endpoints) == 0 {
-		if eps := MachineEndpoints(list.Items); len(eps) > 0 {
-			r.Etcd.SetEndpoints(eps)
-		}
-	}
-	observed, err := r.Etcd.Observe(ctx)
+	observed, err := s.Etcd.Observe(ctx)
 	if err != nil {
 		st.etcdErr = err
-		// A pass that could not read etcd adds nothing to any learner's time standing still.
-		r.etcdRead = false
 		if len(observed) == 0 {
-			st.state = StateOf(list.Items, nil, cpms, r.Hook, desired)
-			return st, nil //nolint:nilerr // an unreachable etcd is part of the snapshot, reported and acted on
+			st.state = StateOf(list.Items, nil, cpms, s.Hook, desired)
+			return st, nil
 		}
 	}
-	var clientURLs []string
-	for _, m := range observed {
-		if m.Started {
-			clientURLs = append(clientURLs, m.ClientURLs...)
-		}
-	}
-	// Endpoints follow the membership, so a client outlives every original member. A view
-	// read without quorum may be stale and does not move them.
-	if len(clientURLs) > 0 && err == nil {
-		sort.Strings(clientURLs)
-		if fmt.Sprint(clientURLs) != fmt.Sprint(r.endpoints) {
-			r.endpoints = clientURLs
-			r.Etcd.SetEndpoints(clientURLs)
-		}
-	}
-	st.state = StateOf(list.Items, observed, st.cpms, r.Hook, desired)
+	st.state = StateOf(list.Items, observed, st.cpms, s.Hook, desired)
 	st.observed = observed
-	st.state.LearnerStartTimeout = r.LearnerStartTimeout
-	st.state.Now = r.now()
-	if err == nil {
-		r.learnerAges(st)
-	}
+	st.state.LearnerStartTimeout = s.LearnerStartTimeout
+	st.state.Now = now()
 	return st, nil
 }
 
 // StateOf is the planner's input built from the objects and the observed members: the one
 // place that turns them into a quorum.State, for the controller and `quorumguard status`
 // alike. Members are placed on Machines by the planner itself (quorum.Map).
-func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *machinev1.ControlPlaneMachineSet, hook machinev1beta1.LifecycleHook, desired int) quorum.State {
+func StateOf(machines []machinev1beta1.Machine, members []etcdmember.Observed, cpms *machinev1.ControlPlaneMachineSet, hook machinev1beta1.LifecycleHook, desired int) quorum.State {
 	s := quorum.State{Desired: desired}
 	for _, m := range members {
 		healthy := m.Healthy
@@ -190,7 +155,7 @@ func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *mach
 		if m.Status.NodeRef != nil {
 			qm.NodeName = m.Status.NodeRef.Name
 		}
-		if ok, why := MayHoldMember(m, machines, cpms); !ok {
+		if ok, why := masters.MayHoldMember(m, machines, cpms); !ok {
 			qm.Ineligible = why
 		}
 		if c := condition(m); c != nil && c.Reason == quorum.ReasonHookReleased {
@@ -202,55 +167,6 @@ func StateOf(machines []machinev1beta1.Machine, members []EtcdMember, cpms *mach
 		s.Machines = append(s.Machines, qm)
 	}
 	return s
-}
-
-// MayHoldMember is the one definition of which control-plane Machines may hold an etcd
-// member, used by this controller (no learner is added or promoted for any other) and by
-// the Machine controller (which reports the others as problems). A Machine labelled as a
-// master may, unless an Active ControlPlaneMachineSet exists and either does not select it
-// or cannot give it an index (failuredomain.AssignIndexes over all the Machines it
-// selects: a name without an index is adopted at a free index, and with none free it is
-// not): such a Machine would be a voter beyond the set's replicas that the set can never
-// replace.
-func MayHoldMember(m *machinev1beta1.Machine, all []machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachineSet) (bool, string) {
-	if m.Labels[RoleLabel] != "master" {
-		return false, "it is not labelled " + RoleLabel + "=master"
-	}
-	if cpms == nil || cpms.Spec.State != machinev1.ControlPlaneMachineSetStateActive {
-		return true, ""
-	}
-	sel, err := metav1.LabelSelectorAsSelector(&cpms.Spec.Selector)
-	if err != nil {
-		return false, fmt.Sprintf("the ControlPlaneMachineSet's spec.selector is invalid: %v", err)
-	}
-	if !sel.Matches(labels.Set(m.Labels)) {
-		return false, fmt.Sprintf("the Active ControlPlaneMachineSet's spec.selector %q does not select it", sel)
-	}
-	if _, err := failuredomain.IndexOf(m.Name); err == nil {
-		return true, ""
-	}
-	if !slices.ContainsFunc(all, func(o machinev1beta1.Machine) bool { return o.Name == m.Name }) {
-		all = append(slices.Clip(all), *m)
-	}
-	if a := IndexesOf(all, cpms)[m.Name]; a.Err != nil {
-		return false, fmt.Sprintf("the Active ControlPlaneMachineSet cannot manage it: %v", a.Err)
-	}
-	return true, ""
-}
-
-// IndexesOf is the index of every master Machine in all that the ControlPlaneMachineSet
-// selects, as failuredomain.AssignIndexes gives them.
-func IndexesOf(all []machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachineSet) map[string]failuredomain.Assignment {
-	sel, err := metav1.LabelSelectorAsSelector(&cpms.Spec.Selector)
-	var named []failuredomain.Named
-	for i := range all {
-		m := &all[i]
-		if m.Labels[RoleLabel] != "master" || err != nil || !sel.Matches(labels.Set(m.Labels)) {
-			continue
-		}
-		named = append(named, failuredomain.Named{Name: m.Name, Annotation: m.Annotations[failuredomain.IndexAnnotation], Deleting: m.DeletionTimestamp != nil})
-	}
-	return failuredomain.AssignIndexes(int(ptr.Deref(cpms.Spec.Replicas, 0)), named)
 }
 
 // learnerAges applies quorum.LearnerHealth to every learner, against the previous pass's
@@ -308,54 +224,29 @@ type learnerSeen struct {
 	still   time.Duration
 }
 
-func readingOf(m EtcdMember) quorum.LearnerReading {
+func readingOf(m etcdmember.Observed) quorum.LearnerReading {
 	return quorum.LearnerReading{Answered: m.Answered, Index: m.Index, LeaderIndex: m.LeaderIndex}
 }
 
 // desiredReplicas comes from the ControlPlaneMachineSet, or the flag when there is none.
-func (r *Reconciler) desiredReplicas(ctx context.Context) (*machinev1.ControlPlaneMachineSet, int, error) {
+func (s Source) desiredReplicas(ctx context.Context) (*machinev1.ControlPlaneMachineSet, int, error) {
 	cpms := &machinev1.ControlPlaneMachineSet{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: CPMSName}, cpms)
+	err := s.Reader.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: masters.CPMSName}, cpms)
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil, r.DefaultReplicas, nil
+		return nil, s.DefaultReplicas, nil
 	case err != nil:
-		return nil, 0, fmt.Errorf("read ControlPlaneMachineSet %s/%s: %w", r.Namespace, CPMSName, err)
+		return nil, 0, fmt.Errorf("read ControlPlaneMachineSet %s/%s: %w", s.Namespace, masters.CPMSName, err)
 	case cpms.Spec.Replicas == nil:
-		return cpms, r.DefaultReplicas, nil
+		return cpms, s.DefaultReplicas, nil
 	default:
 		return cpms, int(*cpms.Spec.Replicas), nil
 	}
 }
 
-func internalIPs(m *machinev1beta1.Machine) []string {
-	var out []string
-	for _, a := range m.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP && a.Address != "" {
-			out = append(out, a.Address)
-		}
-	}
-	return out
-}
-
-// MachineEndpoints are the etcd client URLs (port 2379) on the InternalIPs of the Machines
-// that are not being deleted.
-func MachineEndpoints(ms []machinev1beta1.Machine) []string {
-	var out []string
-	for i := range ms {
-		if ms[i].DeletionTimestamp != nil {
-			continue
-		}
-		for _, ip := range internalIPs(&ms[i]) {
-			out = append(out, "https://"+net.JoinHostPort(ip, "2379"))
-		}
-	}
-	return out
-}
-
 func condition(m *machinev1beta1.Machine) *machinev1beta1.Condition {
 	for i := range m.Status.Conditions {
-		if m.Status.Conditions[i].Type == ConditionType {
+		if m.Status.Conditions[i].Type == masters.ConditionType {
 			return &m.Status.Conditions[i]
 		}
 	}

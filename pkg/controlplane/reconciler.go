@@ -29,29 +29,9 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/leader"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
-
-const (
-	// RoleLabel marks control-plane Machines with value "master".
-	RoleLabel = "machine.openshift.io/cluster-api-machine-role"
-	// ConditionType is the condition quorumguard keeps on every control-plane Machine.
-	ConditionType machinev1beta1.ConditionType = "EtcdMember"
-	// CPMSName is the name of the one ControlPlaneMachineSet.
-	CPMSName = "cluster"
-)
-
-// Fence supplies the fencing token of the current leadership. Token fails once this process
-// is no longer the leader, so nothing it does afterwards reaches etcd or the Machines.
-type Fence interface {
-	Token(ctx context.Context) (uint64, error)
-}
-
-// StaticFence is the token used when leader election is off.
-type StaticFence uint64
-
-// Token returns the fixed token.
-func (f StaticFence) Token(context.Context) (uint64, error) { return uint64(f), nil }
 
 // Reconciler protects etcd quorum while control-plane Machines are replaced.
 type Reconciler struct {
@@ -64,7 +44,7 @@ type Reconciler struct {
 	// DefaultReplicas is the desired voting members when there is no ControlPlaneMachineSet.
 	DefaultReplicas int
 	Etcd            Etcd
-	Fence           Fence
+	Fence           masters.Fence
 	Recorder        recorder.EventRecorder
 	// PollInterval is how soon to look again while something is in flight; IdleResync how
 	// often to look when nothing is.
@@ -92,12 +72,9 @@ type Reconciler struct {
 	Endpoints *endpoints.Publisher
 	// published is the last generation published, for logging changes once.
 	published int64
-	// endpoints are the client URLs of the last member list; only Reconcile touches them
-	// (one worker), like the two maps below.
-	endpoints []string
 	// learners are the last pass's reading of each learner (see learnerAges); etcdRead says
 	// the last pass read etcd, at lastRead. learnerTimedOut is when a Machine's learner was
-	// removed for standing still too long.
+	// removed for standing still too long. Only Reconcile touches them (one worker).
 	learners        map[uint64]learnerSeen
 	etcdRead        bool
 	lastRead        time.Time
@@ -159,10 +136,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("quorumguard-controlplane").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Watches(&machinev1beta1.Machine{}, toOne, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			return o.GetNamespace() == r.Namespace && o.GetLabels()[RoleLabel] == "master"
+			return o.GetNamespace() == r.Namespace && o.GetLabels()[masters.RoleLabel] == "master"
 		}))).
 		Watches(&machinev1.ControlPlaneMachineSet{}, toOne, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			return o.GetNamespace() == r.Namespace && o.GetName() == CPMSName
+			return o.GetNamespace() == r.Namespace && o.GetName() == masters.CPMSName
 		}))).
 		// One pass at start even with no Machine to see, so that the loop runs (and etcd is
 		// looked at) from the start.
@@ -203,15 +180,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	if st.etcdErr != nil {
 		log.Error(st.etcdErr, "etcd unreachable or without quorum; nothing is changed")
 		r.markUnreachable(ctx, st)
-		// Only the fault tolerance is known of a view read without quorum: no conditions, no
-		// action.
-		var d quorum.Decision
-		var nq *etcdmember.NoQuorumError
-		if errors.As(st.etcdErr, &nq) {
-			d.FaultTolerance = nq.Counts.Tolerance
-		}
-		d.Members = st.state.Placed()
-		r.observe(st, d, st.etcdErr)
+		r.observe(st, unobserved(st), st.etcdErr)
 		return reconcile.Result{RequeueAfter: time.Second}, nil //nolint:nilerr // reported on every Machine; retried in a second
 	}
 	r.publish(ctx, st)

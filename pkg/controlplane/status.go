@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
@@ -48,11 +49,11 @@ type lockHolder interface {
 }
 
 // HoldsLock re-reads the leader lock behind f: nil while this replica holds it. Reports (the
-// EtcdMember conditions here, the ClusterOperator in pkg/app) need only the lock; changes
-// (membership, hooks, Machines) need the fencing token as well. The token is claimed from
-// etcd, so a leader that cannot reach etcd has none, and must still say why. A Fence that
-// cannot tell is asked for its token.
-func HoldsLock(ctx context.Context, f Fence) error {
+// EtcdMember conditions here, the ClusterOperator in pkg/clusteroperator) need only the
+// lock; changes (membership, hooks, Machines) need the fencing token as well. The token is
+// claimed from etcd, so a leader that cannot reach etcd has none, and must still say why. A
+// Fence that cannot tell is asked for its token.
+func HoldsLock(ctx context.Context, f masters.Fence) error {
 	if h, ok := f.(lockHolder); ok {
 		return h.Holds(ctx)
 	}
@@ -83,14 +84,29 @@ func (r *Reconciler) reportWithoutToken(ctx context.Context) reconcile.Result {
 	}
 	logr.FromContextOrDiscard(ctx).Error(st.etcdErr, "etcd unreachable or without quorum before a fencing token could be claimed; reported, nothing is changed")
 	r.markUnreachable(ctx, st)
+	r.observe(st, unobserved(st), st.etcdErr)
+	return again
+}
+
+// decide is the planner's decision on st, or unobserved(st) when etcd was not observed.
+func decide(st *snapshot) quorum.Decision {
+	if st.etcdErr != nil {
+		return unobserved(st)
+	}
+	return quorum.Decide(st.state)
+}
+
+// unobserved is the decision of a pass that could not observe etcd. Only the fault
+// tolerance is known of a view read without quorum, and the members it lists placed on the
+// Machines: no conditions, no action.
+func unobserved(st *snapshot) quorum.Decision {
 	var d quorum.Decision
 	var nq *etcdmember.NoQuorumError
 	if errors.As(st.etcdErr, &nq) {
 		d.FaultTolerance = nq.Counts.Tolerance
 	}
 	d.Members = st.state.Placed()
-	r.observe(st, d, st.etcdErr)
-	return again
+	return d
 }
 
 // markUnreachable records on every Machine that etcd could not be observed, or that it has
@@ -149,7 +165,7 @@ func applyCondition(m *machinev1beta1.Machine, want quorum.Condition, now time.T
 	if cur != nil && cur.Status == status && cur.Reason == want.Reason && cur.Message == want.Message {
 		return false
 	}
-	next := machinev1beta1.Condition{Type: ConditionType, Status: status, Reason: want.Reason, Message: want.Message, LastTransitionTime: metav1.NewTime(now)}
+	next := machinev1beta1.Condition{Type: masters.ConditionType, Status: status, Reason: want.Reason, Message: want.Message, LastTransitionTime: metav1.NewTime(now)}
 	if status == corev1.ConditionFalse {
 		next.Severity = machinev1beta1.ConditionSeverityInfo
 	}

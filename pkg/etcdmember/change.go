@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,12 +18,13 @@ import (
 // before: a state read first could miss a change made by a leadership that passed the fence
 // between that read and this fence.
 
-// Guard is a change's own reason, checked once more on the members and their health read
-// after the fence. A change is decided on a state read before the fence; by the time the
-// fence has passed, that reason may be gone (a learner that timed out answers again, a
-// deleting Machine's member was removed by a newer leader). An error from a guard refuses
-// the change with a *StaleError, and nothing is changed.
-type Guard func(members []Member, health []Health) error
+// Guard is a change's own reason, checked once more on the members as observed after the
+// fence (the member list joined with each member's probe, see JoinHealth). A change is
+// decided on a state read before the fence; by the time the fence has passed, that reason
+// may be gone (a learner that timed out answers again, a deleting Machine's member was
+// removed by a newer leader). An error from a guard refuses the change with a *StaleError,
+// and nothing is changed.
+type Guard func(members []Observed) error
 
 // AddLearner adds a learner with peerURL and returns it. A member that already has that
 // peer URL, learner or not, is returned as it is.
@@ -74,11 +74,15 @@ func (c *Client) fencedState(ctx context.Context, token uint64, op string, guard
 	if err != nil {
 		return nil, nil, err
 	}
+	var observed []Observed
 	for _, g := range guards {
 		if g == nil {
 			continue
 		}
-		if err := g(members, health); err != nil {
+		if observed == nil {
+			observed = JoinHealth(members, health)
+		}
+		if err := g(observed); err != nil {
 			return nil, nil, &StaleError{Op: op, Err: err}
 		}
 	}
@@ -131,7 +135,6 @@ func (c *Client) Promote(ctx context.Context, token, id uint64, guards ...Guard)
 	refused := etcdRefusal(members, Change{Kind: ChangePromote, MemberID: id}, err)
 	switch {
 	case err == nil, isServerError(err, rpctypes.ErrGRPCMemberNotLearner):
-		c.syncBestEffort(ctx)
 		return nil
 	case isServerError(err, rpctypes.ErrGRPCLearnerNotReady):
 		p, _ := c.progress(ctx, members, id)
@@ -278,8 +281,8 @@ func (c *Client) connected(ctx context.Context, health []Health, l Member) error
 	}
 }
 
-// Remove removes member id. A member that is not there counts as removed. Its client URLs
-// leave the client's endpoints.
+// Remove removes member id. A member that is not there counts as removed. The client's
+// endpoints are left as they are: a caller that follows the membership calls Sync.
 func (c *Client) Remove(ctx context.Context, token, id uint64, guards ...Guard) error {
 	members, _, err := c.fencedState(ctx, token, fmt.Sprintf("remove %x", id), guards)
 	if err != nil {
@@ -337,10 +340,6 @@ func (c *Client) remove(ctx context.Context, members []Member, id uint64) error 
 	if err != nil && !isServerError(err, rpctypes.ErrGRPCMemberNotFound) {
 		return c.classify(ctx, Where{Op: "remove", Endpoint: c.where(), Member: m.String()}, err, last)
 	}
-	if rest := slices.DeleteFunc(c.Endpoints(), func(ep string) bool { return slices.Contains(m.ClientURLs, ep) }); len(rest) > 0 {
-		c.SetEndpoints(rest...)
-	}
-	c.syncBestEffort(ctx)
 	return nil
 }
 
@@ -418,13 +417,6 @@ func (c *Client) notify(ctx context.Context, op string, id uint64) {
 	if c.beforeChange != nil {
 		c.beforeChange(ctx, op, id)
 	}
-}
-
-// syncBestEffort brings the endpoints in step after a change; Sync reports failures.
-func (c *Client) syncBestEffort(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, bestEffortSyncTimeout)
-	defer cancel()
-	_ = c.Sync(ctx)
 }
 
 // ByPeerURL finds the member listed at peerURL.

@@ -73,7 +73,6 @@ const (
 	reconnectMaxDelay       = 3 * time.Second
 	keepaliveTime           = 10 * time.Second
 	keepaliveTimeout        = 5 * time.Second
-	bestEffortSyncTimeout   = 2 * time.Second
 	promoteAttemptThreshold = 0.9
 	minProgressPoll         = 200 * time.Millisecond
 	connectedPoll           = 20 * time.Millisecond
@@ -210,7 +209,9 @@ func (c *Client) Endpoints() []string { return c.etcd.Endpoints() }
 // SetEndpoints replaces the endpoints calls are balanced over.
 func (c *Client) SetEndpoints(endpoints ...string) { c.etcd.SetEndpoints(endpoints...) }
 
-// Sync sets the endpoints to ClientURLs of the current members.
+// Sync sets the endpoints to ClientURLs of the current members. A Client never moves its
+// endpoints on its own, not even after a membership change: a caller that follows the
+// membership calls Sync (a View follows it itself).
 func (c *Client) Sync(ctx context.Context) error {
 	ms, err := c.Members(ctx)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,6 +115,17 @@ func (c *testCluster) id(name string) uint64 {
 		c.t.Fatalf("member %s has no ID: not running", name)
 	}
 	return id
+}
+
+// forget points the client away from removed member id, as a caller that follows the
+// membership does (a View does it itself): a Client keeps its endpoints, and a removed
+// member that still runs answers with an error until it stops.
+func (c *testCluster) forget(id uint64) {
+	for _, m := range c.members {
+		if m.ID() == id {
+			c.client.SetEndpoints(slices.DeleteFunc(c.client.Endpoints(), func(ep string) bool { return ep == m.ClientURL() })...)
+		}
+	}
 }
 
 // write puts total bytes in values of size bytes, four puts at a time, retrying each put a

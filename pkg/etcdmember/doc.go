@@ -16,7 +16,16 @@
 // learner as soon as etcd finds it in sync; RemoveMember moves leadership away from the
 // member it removes. Errors are typed and name the endpoint and the member:
 // *UnreachableError, *CertificateError, *TimeoutError, *MemberNotFoundError,
-// *UnsafeChangeError, *NotInSyncError, *FencedError, *NoQuorumError, *CallError.
+// *UnsafeChangeError, *NotInSyncError, *FencedError, *NoQuorumError, *CallError. A Client
+// never moves its own endpoints; Sync does, when its caller asks.
+//
+// View is a controller's one connection to etcd, over a Client it makes on first use. It
+// alone decides which endpoints are dialled (chooseEndpoints: the endpoints given, else the
+// voting members' client URLs from the last member list read with quorum, else the
+// control-plane Machines' addresses it is handed, and those added beside the rest once every
+// endpoint fails), and applies that after every such list and every membership change. It
+// observes the members (Observed, built by JoinHealth), makes the changes with a Guard
+// checked again after the fence, and hands out fencing tokens.
 //
 // It never decides which Machine to replace or when, never touches Machines, and never
 // forces a change past a refusal, its own or etcd's.

@@ -82,8 +82,11 @@ func TestGuardRefusesAChangeWhoseReasonIsGone(t *testing.T) {
 	var saw []Member
 	gone := errors.New("member c is healthy again")
 	err := retryTransient(t, ctx, func() error {
-		return cl.client.Remove(ctx, token, target, func(members []Member, _ []Health) error {
-			saw = members
+		return cl.client.Remove(ctx, token, target, func(members []Observed) error {
+			saw = nil
+			for _, m := range members {
+				saw = append(saw, m.Member)
+			}
 			return gone
 		})
 	})

@@ -99,6 +99,7 @@ func TestReplaceMember(t *testing.T) {
 		if err := retryTransient(t, ctx, func() error { return cl.client.RemoveMember(ctx, token, old) }); err != nil {
 			t.Fatalf("RemoveMember c: %v", err)
 		}
+		cl.forget(old)
 		if err := cl.client.Remove(ctx, token, old); err != nil {
 			t.Fatalf("Remove c again = %v, want nil", err)
 		}
@@ -109,12 +110,12 @@ func TestReplaceMember(t *testing.T) {
 		if _, ok := find(ms, old); ok || len(ms) != 3 {
 			t.Fatalf("members after removing c: %s", names(ms))
 		}
-		if slices.Contains(cl.client.Endpoints(), oldURL) {
-			t.Fatalf("client endpoints %v still include removed c at %s", cl.client.Endpoints(), oldURL)
-		}
 		want := ClientURLs(ms)
 		if err := cl.client.Sync(ctx); err != nil || !slices.Equal(cl.client.Endpoints(), want) {
 			t.Fatalf("Sync = %v, endpoints %v; want %v", err, cl.client.Endpoints(), want)
+		}
+		if slices.Contains(cl.client.Endpoints(), oldURL) {
+			t.Fatalf("client endpoints %v after Sync still include removed c at %s", cl.client.Endpoints(), oldURL)
 		}
 	})
 

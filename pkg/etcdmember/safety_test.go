@@ -169,6 +169,7 @@ func TestRemoveMemberMovesLeadershipFirst(t *testing.T) {
 	if err := retryTransient(t, ctx, func() error { return cl.client.RemoveMember(ctx, token, lead) }); err != nil {
 		t.Fatalf("RemoveMember(leader %x): %v", lead, err)
 	}
+	cl.forget(lead)
 	if len(events) < 2 || !strings.HasPrefix(events[0], "move leader ") || !strings.HasPrefix(events[len(events)-1], fmt.Sprintf("remove %x", lead)) {
 		t.Fatalf("events %q, want a leadership move, then the removal of %x", events, lead)
 	}

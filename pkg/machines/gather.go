@@ -19,8 +19,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/failuredomain"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
@@ -56,12 +56,12 @@ type snapshot struct {
 // no ControlPlaneMachineSet.
 func (r *Reconciler) gather(ctx context.Context, reader client.Reader) (*snapshot, error) {
 	cpms := &machinev1.ControlPlaneMachineSet{}
-	err := reader.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: controlplane.CPMSName}, cpms)
+	err := reader.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: masters.CPMSName}, cpms)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read ControlPlaneMachineSet %s/%s: %w", r.Namespace, controlplane.CPMSName, err)
+		return nil, fmt.Errorf("read ControlPlaneMachineSet %s/%s: %w", r.Namespace, masters.CPMSName, err)
 	}
 	snap := &snapshot{cpms: cpms, machines: map[string]*machinev1beta1.Machine{}, domains: map[string]failuredomain.Domain{}}
 	in := &snap.input
@@ -104,10 +104,10 @@ func (r *Reconciler) gather(ctx context.Context, reader client.Reader) (*snapsho
 		}
 		slices.SortFunc(list.Items, func(a, b machinev1beta1.Machine) int { return strings.Compare(a.Name, b.Name) })
 		templateOK := len(in.Problems) == 0
-		indexes := controlplane.IndexesOf(list.Items, cpms)
+		indexes := masters.IndexesOf(list.Items, cpms)
 		for i := range list.Items {
 			m := &list.Items[i]
-			if m.Labels[controlplane.RoleLabel] != "master" {
+			if m.Labels[masters.RoleLabel] != "master" {
 				continue // only control-plane Machines are this controller's
 			}
 			snap.machines[m.Name] = m
@@ -188,7 +188,7 @@ func (r *Reconciler) machineFacts(cpms *machinev1.ControlPlaneMachineSet, m *mac
 	}
 	// Which Machines may hold an etcd member has one definition, shared with the quorum
 	// controller: a Machine it rejects is a problem here, never a member there.
-	switch ok, why := controlplane.MayHoldMember(m, all, cpms); {
+	switch ok, why := masters.MayHoldMember(m, all, cpms); {
 	case !ok:
 		pm.IndexErr = why
 	case index.Err != nil:
@@ -197,7 +197,7 @@ func (r *Reconciler) machineFacts(cpms *machinev1.ControlPlaneMachineSet, m *mac
 		pm.Index, pm.Adopt = index.Index, index.Pending
 	}
 	for _, c := range m.Status.Conditions {
-		if c.Type == controlplane.ConditionType {
+		if c.Type == masters.ConditionType {
 			pm.Voting = c.Status == corev1.ConditionTrue && c.Reason == quorum.ReasonVoting
 		}
 	}

@@ -21,9 +21,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/leader"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 )
 
 // Annotations this controller keeps on the Machines it creates and replaces.
@@ -53,7 +53,7 @@ type Reconciler struct {
 	// the lock is still ours and the etcd fence, a write that needs quorum, accepts the
 	// token, so a paused old leader, or one deciding on a list read just before quorum went,
 	// changes no Machine.
-	Fence controlplane.Fence
+	Fence masters.Fence
 	Etcd  EtcdFence
 	// StepDown, when set, is called when the etcd fence says a newer leadership exists.
 	StepDown func(error)
@@ -81,7 +81,7 @@ type Reconciler struct {
 }
 
 // EtcdFence is the etcd fence the quorum controller passes before each membership change
-// (controlplane.Etcd's Fence): refused with an *etcdmember.FencedError once a newer
+// (the Fence of the quorum controller's etcd view): refused with an *etcdmember.FencedError once a newer
 // leadership has passed it, and failing while etcd has no quorum.
 type EtcdFence interface {
 	Fence(ctx context.Context, token uint64) error
@@ -122,10 +122,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("quorumguard-machines").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Watches(&machinev1beta1.Machine{}, toOne, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			return o.GetNamespace() == r.Namespace && o.GetLabels()[controlplane.RoleLabel] == "master"
+			return o.GetNamespace() == r.Namespace && o.GetLabels()[masters.RoleLabel] == "master"
 		}))).
 		Watches(&machinev1.ControlPlaneMachineSet{}, toOne, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			return o.GetNamespace() == r.Namespace && o.GetName() == controlplane.CPMSName
+			return o.GetNamespace() == r.Namespace && o.GetName() == masters.CPMSName
 		}))).
 		Complete(r)
 }

@@ -8,5 +8,6 @@
 // reach) only count once they have held for a short while, so one failed probe does not make
 // the operator flap between Degraded and not.
 //
-// It never talks to the API server or etcd: pkg/app gathers its input and writes its output.
+// It never talks to the API server or etcd: pkg/clusteroperator gathers its input and writes
+// the status, and pkg/inspect fills the Report.
 package operatorstatus

@@ -60,7 +60,7 @@ type mMachine struct {
 	status uint8
 	kind   addrKind
 	hook   bool
-	// ineligible: the Machine may not hold a member (as controlplane.MayHoldMember says).
+	// ineligible: the Machine may not hold a member (as masters.MayHoldMember says).
 	ineligible bool
 	// owned: the ControlPlaneMachineSet owns it and creates a replacement once it is deleting.
 	owned    bool

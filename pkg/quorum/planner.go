@@ -16,84 +16,105 @@ import (
 // the member of the Machine being released) and no learner is added (it may be the member
 // of the Machine the learner would be for); it is itself never acted on.
 //
-// The order of precedence, each step returning as soon as it applies:
-//  1. a placed learner whose Machine is deleting, gone or may not hold a member, a learner
-//     that matches no Machine at all, and a learner that has not been healthy (never started,
-//     or stopped answering) for LearnerStartTimeout are removed (learners never count, so this is always safe, and
-//     etcd admits one learner at a time). An ambiguous learner is only reported;
-//  2. a deleting Machine that no member points at gets its hook released, once every voting
-//     member is accounted for;
-//  3. the unhealthy voting member of a deleting Machine is removed, if quorum is kept. A dead
-//     member is removed before its replacement learner is promoted: removing it shrinks the
-//     quorum at once (3 voters with 1 dead become 2 of 2), while promoting first would make a
-//     4-member cluster whose quorum of 3 needs every live member, for as long as the learner
-//     takes to be promoted;
-//  4. a started learner of a live Machine is promoted (etcd refuses until it has caught up),
-//     only while every voting member is healthy, for the same reason;
-//  5. the voting member of a deleting Machine is removed once a replacement has been promoted
-//     (voters exceed the desired count), if quorum is kept; leadership is moved away first if
-//     it leads; while the replacement was promoted less than HealthWindow ago, the removal
-//     waits (etcd would refuse it) and the Machine's condition says until when (settling);
-//  6. a learner is added for a running, hooked Machine that may hold a member, has an
-//     InternalIP no other Machine reports, and has no member, when no learner exists and
-//     every voting member is accounted for, and no voting member turned Voting less than
-//     HealthWindow ago (etcd would refuse the addition; settling).
+// The phases run in this order of precedence, each returning as soon as it decides an
+// action; the invariant each keeps is written above it:
+//  1. dropHopelessLearners removes a learner that will never be promoted;
+//  2. releaseUnclaimedHooks releases the hook of a deleting Machine no member points at;
+//  3. removeDeadOfDeleting removes the unhealthy voting member of a deleting Machine;
+//  4. promoteLearner promotes a started learner of a live Machine;
+//  5. removeReplaced removes the voting member of a deleting Machine once its replacement
+//     was promoted;
+//  6. addLearner adds a learner for a Machine that has no member.
 //
-// A dead voting member of a Machine that is not being deleted blocks step 4: a promotion
-// would make a cluster whose larger quorum needs every live member. It does not block step
-// 5: removing a surplus healthy member of a deleting Machine passes the same quorum check as
-// any removal, and leaves the tolerance where it was before the replacement was promoted
-// (4 voters with 1 dead, tolerance 0, become 3 with 1 dead, tolerance 0), so the cluster is
-// no worse. When nothing else is left to do, the deleting Machines' conditions name the dead
-// member with ReasonBlocked.
+// Between 5 and 6, blockDeleting names on the deleting Machines the dead voting members of
+// live Machines that hold them back; when no phase applies, idle says why nothing is done.
 func Decide(s State) Decision {
-	d := Decision{Conditions: map[string]Condition{}}
-	machines := slices.Clone(s.Machines)
-	sort.Slice(machines, func(i, j int) bool { return machines[i].Name < machines[j].Name })
-	byName := map[string]Machine{}
-	for _, m := range machines {
-		byName[m.Name] = m
+	v := newView(s)
+	if d, ok := v.dropHopelessLearners(); ok {
+		return d
 	}
-	d.Mapping = Map(machines, s.Members)
+	if d, ok := v.releaseUnclaimedHooks(); ok {
+		return d
+	}
+	if d, ok := v.removeDeadOfDeleting(); ok {
+		return d
+	}
+	if d, ok := v.promoteLearner(); ok {
+		return d
+	}
+	if d, ok := v.removeReplaced(); ok {
+		return d
+	}
+	v.blockDeleting()
+	if d, ok := v.addLearner(); ok {
+		return d
+	}
+	return v.idle()
+}
+
+// view is what the phases of Decide share: computed once from the State, then read by every
+// phase, which fills in the Decision d.
+type view struct {
+	s State
+	d Decision
+	// machines is s.Machines sorted by name, byName the same Machines by name.
+	machines []Machine
+	byName   map[string]Machine
+	// members holds every member by ID, with the Machine Map placed it on.
+	members map[uint64]Member
+	census  Census
+	// learners holds the learners sorted by ID.
+	learners []Member
+	// blockedByUnaccounted says, while a voting member is unaccounted for, which ones and
+	// that no hook is released and no learner is added; "" when every one is accounted for.
+	blockedByUnaccounted string
+	// deadLive holds the unhealthy voting members that are not of a deleting Machine: those
+	// of live Machines and those that match no Machine.
+	deadLive []Member
+}
+
+// newView places the members, counts them, and fills in the parts of the Decision that
+// describe the state rather than the step: the mapping, the members, the unaccounted voting
+// members, the fault tolerance, every Machine's base condition, whether a change is in
+// flight, and the reports of what is never acted on.
+func newView(s State) *view {
+	v := &view{s: s, d: Decision{Conditions: map[string]Condition{}}, byName: map[string]Machine{}, members: map[uint64]Member{}}
+	d := &v.d
+	v.machines = slices.Clone(s.Machines)
+	sort.Slice(v.machines, func(i, j int) bool { return v.machines[i].Name < v.machines[j].Name })
+	for _, m := range v.machines {
+		v.byName[m.Name] = m
+	}
+	d.Mapping = Map(v.machines, s.Members)
 	d.Members = make([]Member, len(s.Members))
-	members := map[uint64]Member{}
-	var census Census
-	var learners []Member
 	for i, m := range s.Members {
 		m.Machine = d.Mapping.Of[m.ID].Machine
 		d.Members[i] = m
-		members[m.ID] = m
+		v.members[m.ID] = m
 		if m.Learner {
-			census.Learners++
-			learners = append(learners, m)
+			v.census.Learners++
+			v.learners = append(v.learners, m)
 			continue
 		}
-		census.Voters++
+		v.census.Voters++
 		if m.Healthy {
-			census.Healthy++
+			v.census.Healthy++
 		}
 		if !d.Mapping.Accounted(m.ID) {
 			d.Unaccounted = append(d.Unaccounted, m.ID)
 		}
 	}
 	slices.Sort(d.Unaccounted)
-	sort.Slice(learners, func(i, j int) bool { return learners[i].ID < learners[j].ID })
-	d.FaultTolerance = census.Tolerance()
-	memberOf := func(machine string) (Member, bool) {
-		id, ok := d.Mapping.MemberOf[machine]
-		if !ok {
-			return Member{}, false
-		}
-		return members[id], true
-	}
+	sort.Slice(v.learners, func(i, j int) bool { return v.learners[i].ID < v.learners[j].ID })
+	d.FaultTolerance = v.census.Tolerance()
 
-	for _, m := range machines {
-		d.Conditions[m.Name] = baseCondition(m, d, memberOf, learners, machines)
+	for _, m := range v.machines {
+		d.Conditions[m.Name] = baseCondition(m, *d, v.memberOf, v.learners, v.machines)
 		if m.Deleting && m.HasHook {
 			d.InFlight = true
 		}
 	}
-	if census.Healthy < census.Voters || len(learners) > 0 || len(d.Unaccounted) > 0 {
+	if v.census.Healthy < v.census.Voters || len(v.learners) > 0 || len(d.Unaccounted) > 0 {
 		d.InFlight = true
 	}
 	for _, m := range d.Members {
@@ -105,33 +126,63 @@ func Decide(s State) Decision {
 			d.Reports = append(d.Reports, fmt.Sprintf("%s %s is not acted on: %s", role, describe(m), p.Problem))
 		}
 	}
-	for _, m := range machines {
+	for _, m := range v.machines {
 		if addr, ok := d.Mapping.Shared[m.Name]; ok {
 			d.Reports = append(d.Reports, fmt.Sprintf("Machine %s reports address %s, which another Machine reports too; no learner is added for it", m.Name, addr))
 		}
 	}
-	set := func(a Action) Decision {
-		d.Action = a
-		d.InFlight = true
-		if m, ok := byName[a.Machine]; ok && m.Deleting && (a.Kind == RemoveMember || a.Kind == MoveLeader) {
-			d.Conditions[a.Machine] = Condition{Status: "False", Reason: ReasonRemovingMember, Message: a.String()}
-		}
-		return d
-	}
-	blockedByUnaccounted := ""
 	if len(d.Unaccounted) > 0 {
 		var names []string
 		for _, id := range d.Unaccounted {
-			names = append(names, fmt.Sprintf("%s (%s)", describe(members[id]), d.Mapping.Of[id].Problem))
+			names = append(names, fmt.Sprintf("%s (%s)", describe(v.members[id]), d.Mapping.Of[id].Problem))
 		}
-		blockedByUnaccounted = "voting member " + strings.Join(names, "; voting member ") +
+		v.blockedByUnaccounted = "voting member " + strings.Join(names, "; voting member ") +
 			" is not accounted for, so no hook is released and no learner is added: give the Machine that runs it an address or Node name that identifies it, or remove the member by hand if no Machine runs it"
 	}
+	for _, m := range d.Members {
+		if m.Learner || m.Healthy {
+			continue
+		}
+		if owner, ok := v.byName[m.Machine]; ok && owner.Deleting {
+			continue
+		}
+		v.deadLive = append(v.deadLive, m)
+	}
+	return v
+}
 
-	// 1. Learners that will never be promoted.
-	for _, l := range learners {
-		p := d.Mapping.Of[l.ID]
-		owner, ok := byName[p.Machine]
+// memberOf returns the member Map placed on the named Machine, if any.
+func (v *view) memberOf(machine string) (Member, bool) {
+	id, ok := v.d.Mapping.MemberOf[machine]
+	if !ok {
+		return Member{}, false
+	}
+	return v.members[id], true
+}
+
+// act makes a the Decision's action. A change is then in flight, and a deleting Machine whose
+// member is removed, or has leadership moved away, says so in its condition.
+func (v *view) act(a Action) Decision {
+	v.d.Action = a
+	v.d.InFlight = true
+	if m, ok := v.byName[a.Machine]; ok && m.Deleting && (a.Kind == RemoveMember || a.Kind == MoveLeader) {
+		v.d.Conditions[a.Machine] = Condition{Status: "False", Reason: ReasonRemovingMember, Message: a.String()}
+	}
+	return v.d
+}
+
+// dropHopelessLearners removes a learner that will never be promoted: a placed learner whose
+// Machine is deleting, gone or may not hold a member, a learner that matches no Machine at
+// all, and a learner that has not been healthy (never started, or stopped answering) for
+// LearnerStartTimeout, whose Machine's condition then says it is removed and why. Learners
+// never count, so this is always safe, and etcd admits one learner at a time, so such a
+// learner would keep any other from being added. An ambiguous or invalid learner is only
+// reported, never acted on. Learners are taken by ID; the first that qualifies is removed.
+func (v *view) dropHopelessLearners() (Decision, bool) {
+	s := v.s
+	for _, l := range v.learners {
+		p := v.d.Mapping.Of[l.ID]
+		owner, ok := v.byName[p.Machine]
 		var why string
 		timedOut := false
 		switch p.Kind {
@@ -153,124 +204,119 @@ func Decide(s State) Decision {
 			}
 			why = fmt.Sprintf("it %s for %s; the slot is freed for another learner", what, s.LearnerStartTimeout)
 			timedOut = true
-			d.Conditions[p.Machine] = Condition{Status: "False", Reason: ReasonLearner,
+			v.d.Conditions[p.Machine] = Condition{Status: "False", Reason: ReasonLearner,
 				Message: fmt.Sprintf("learner %x %s for %s and is removed; a new learner is added once no other Machine waits for the slot. Check that etcd runs on this Machine", l.ID, what, s.LearnerStartTimeout)}
 		default:
 			continue
 		}
-		return set(Action{Kind: RemoveMember, Machine: p.Machine, MemberID: l.ID, StartTimedOut: timedOut, Reason: "learner is not promoted because " + why})
+		return v.act(Action{Kind: RemoveMember, Machine: p.Machine, MemberID: l.ID, StartTimedOut: timedOut, Reason: "learner is not promoted because " + why}), true
 	}
-	// 2. Hooks of deleting Machines that no member points at.
-	for _, m := range machines {
+	return Decision{}, false
+}
+
+// releaseUnclaimedHooks releases the hook of a deleting Machine that no member points at,
+// once every voting member is accounted for. The hook is kept while any member claims the
+// Machine, placed on it or not (a claim that cannot be placed with certainty is named in the
+// condition), and while a voting member is unaccounted for, since that member may be the one
+// the Machine runs. Machines are taken by name; the first that qualifies is released.
+func (v *view) releaseUnclaimedHooks() (Decision, bool) {
+	for _, m := range v.machines {
 		if !m.Deleting || !m.HasHook {
 			continue
 		}
-		if claimed := d.Mapping.Claimed[m.Name]; len(claimed) > 0 {
-			if _, placed := d.Mapping.MemberOf[m.Name]; !placed {
-				d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked,
-					Message: fmt.Sprintf("member %s may belong to this Machine but cannot be placed with certainty (%s); the hook is kept", hexIDs(claimed), d.Mapping.Of[claimed[0]].Problem)}
+		if claimed := v.d.Mapping.Claimed[m.Name]; len(claimed) > 0 {
+			if _, placed := v.d.Mapping.MemberOf[m.Name]; !placed {
+				v.d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked,
+					Message: fmt.Sprintf("member %s may belong to this Machine but cannot be placed with certainty (%s); the hook is kept", hexIDs(claimed), v.d.Mapping.Of[claimed[0]].Problem)}
 			}
 			continue
 		}
-		if blockedByUnaccounted != "" {
-			d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked, Message: "the hook is kept: " + blockedByUnaccounted}
+		if v.blockedByUnaccounted != "" {
+			v.d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked, Message: "the hook is kept: " + v.blockedByUnaccounted}
 			continue
 		}
 		why := "no etcd member's peer URL or name points at this Machine, and every voting member is accounted for"
-		d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonHookReleased, Message: "hook released: " + why}
-		return set(Action{Kind: ReleaseHook, Machine: m.Name, Reason: why})
+		v.d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonHookReleased, Message: "hook released: " + why}
+		return v.act(Action{Kind: ReleaseHook, Machine: m.Name, Reason: why}), true
 	}
-	// 3. Remove the dead members of deleting Machines before anything is promoted.
-	if a, ok := removeDeleting(s, &d, machines, memberOf, byName, census, false); ok {
-		return set(a)
+	return Decision{}, false
+}
+
+// removeDeadOfDeleting removes the unhealthy voting member of a deleting Machine, if quorum is
+// kept, before anything is promoted. A dead member is removed before its replacement learner
+// is promoted: removing it shrinks the quorum at once (3 voters with 1 dead become 2 of 2),
+// while promoting first would make a 4-member cluster whose quorum of 3 needs every live
+// member, for as long as the learner takes to be promoted.
+func (v *view) removeDeadOfDeleting() (Decision, bool) {
+	if a, ok := v.removeDeleting(false); ok {
+		return v.act(a), true
 	}
-	// Dead voters of live Machines block steps 4 and 5.
-	var deadLive []Member
-	for _, m := range d.Members {
-		if m.Learner || m.Healthy {
-			continue
-		}
-		if owner, ok := byName[m.Machine]; ok && owner.Deleting {
-			continue
-		}
-		deadLive = append(deadLive, m)
-	}
-	// 4. Promote a started learner of a live Machine, only while every voting member answers:
-	// a promotion turns 3 voters into 4 whose quorum of 3 needs every healthy one.
-	for _, l := range learners {
-		p := d.Mapping.Of[l.ID]
-		owner, ok := byName[p.Machine]
+	return Decision{}, false
+}
+
+// promoteLearner promotes a started learner of a live Machine that may hold a member (etcd
+// refuses until it has caught up), only while every voting member answers and the promotion
+// passes Check. A promotion turns 3 voters into 4 whose quorum of 3 needs every healthy one,
+// so a dead voting member blocks it, whether of a Machine that is being deleted (whose removal
+// by removeDeadOfDeleting comes first) or of one that is not: a promotion would make a
+// cluster whose larger quorum needs every live member. A learner held back says why in its
+// Machine's condition. Learners are taken by ID; the first that qualifies is promoted.
+func (v *view) promoteLearner() (Decision, bool) {
+	census := v.census
+	for _, l := range v.learners {
+		p := v.d.Mapping.Of[l.ID]
+		owner, ok := v.byName[p.Machine]
 		if !l.Started || p.Kind != Placed || !ok || owner.Deleting || owner.Ineligible != "" {
 			continue
 		}
 		if census.Healthy < census.Voters {
-			d.Conditions[l.Machine] = Condition{Status: "False", Reason: ReasonLearner,
+			v.d.Conditions[l.Machine] = Condition{Status: "False", Reason: ReasonLearner,
 				Message: fmt.Sprintf("learner %x at %.0f%%, not promoted while %d of %d voting members are unhealthy", l.ID, 100*l.Progress, census.Voters-census.Healthy, census.Voters)}
 			continue
 		}
 		if ok, why := Check(census, ChangePromote, Target{Listed: true, Learner: true, Healthy: l.Healthy}); !ok {
-			d.Conditions[l.Machine] = Condition{Status: "False", Reason: ReasonLearner, Message: fmt.Sprintf("learner %x is not promoted: %s", l.ID, why)}
+			v.d.Conditions[l.Machine] = Condition{Status: "False", Reason: ReasonLearner, Message: fmt.Sprintf("learner %x is not promoted: %s", l.ID, why)}
 			continue
 		}
-		return set(Action{Kind: Promote, Machine: l.Machine, MemberID: l.ID,
-			Reason: fmt.Sprintf("learner has reached %.0f%% of the leader's index", 100*l.Progress)})
+		return v.act(Action{Kind: Promote, Machine: l.Machine, MemberID: l.ID,
+			Reason: fmt.Sprintf("learner has reached %.0f%% of the leader's index", 100*l.Progress)}), true
 	}
-	// 5. The voting member of a deleting Machine, once a replacement was promoted.
-	if a, ok := removeDeleting(s, &d, machines, memberOf, byName, census, true); ok {
-		if a.Kind == None {
-			d.Action, d.InFlight = a, true
-			return d
-		}
-		return set(a)
-	}
-	if len(deadLive) > 0 {
-		blockDeleting(&d, machines, memberOf, deadLive)
-	}
-	// 6. Add a learner for a new Machine: those whose last learner timed out go last.
-	if len(learners) == 0 && blockedByUnaccounted == "" {
-		candidates := slices.Clone(machines)
-		sort.SliceStable(candidates, func(i, j int) bool { return !candidates[i].LearnerTimedOut && candidates[j].LearnerTimedOut })
-		for _, m := range candidates {
-			ips := m.InternalIPs()
-			_, shared := d.Mapping.Shared[m.Name]
-			if m.Deleting || !m.Running || !m.HasHook || m.Ineligible != "" || len(d.Mapping.Claimed[m.Name]) > 0 || len(ips) == 0 || shared {
-				continue
-			}
-			if _, err := ParseIP(ips[0]); err != nil {
-				continue
-			}
-			peer := "https://" + net.JoinHostPort(strings.Trim(ips[0], "[]"), "2380")
-			if fresh, until := settling(s, d.Members, byName); fresh != nil {
-				msg := fmt.Sprintf("a learner is added for this Machine at %s, once member %x of Machine %s has voted for etcd's health interval (%s): etcd refuses an addition before then",
-					until.UTC().Format(time.RFC3339), fresh.ID, fresh.Machine, HealthWindow)
-				d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonNotMember, Message: msg}
-				d.Action, d.InFlight = Action{Kind: None, Machine: m.Name, Reason: msg, Until: until}, true
-				return d
-			}
-			return set(Action{Kind: AddLearner, Machine: m.Name, PeerURL: peer,
-				Reason: "running control-plane Machine has no etcd member"})
-		}
-	}
-	if blockedByUnaccounted != "" {
-		for _, m := range machines {
-			if mem, ok := memberOf(m.Name); ok && m.Deleting && m.HasHook && !mem.Learner {
-				d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked,
-					Message: fmt.Sprintf("member %x stays and its replacement gets no learner: %s", mem.ID, blockedByUnaccounted)}
-			}
-		}
-		d.Action = Action{Kind: None, Reason: blockedByUnaccounted}
-		return d
-	}
-	d.Action = Action{Kind: None, Reason: fmt.Sprintf("%d voting members (%d healthy), %d learners, fault tolerance %d", census.Voters, census.Healthy, len(learners), d.FaultTolerance)}
-	return d
+	return Decision{}, false
 }
 
-// blockDeleting names, on every deleting Machine that still has a voting member, the dead
-// voting members of live Machines that keep its replacement from going on, and what
-// unblocks it.
-func blockDeleting(d *Decision, machines []Machine, memberOf func(string) (Member, bool), dead []Member) {
+// removeReplaced removes the voting member of a deleting Machine once a replacement has been
+// promoted (voters exceed the desired count), if quorum is kept; leadership is moved away
+// first if it leads. While the replacement was promoted less than HealthWindow ago, the
+// removal waits (etcd would refuse it) and the Machine's condition says until when
+// (settling). While consumers of the published endpoints hold the removal and no other member
+// can go instead, it waits too. Either wait is a decided step with no change.
+//
+// A dead voting member of a Machine that is not being deleted does not block this: removing
+// a surplus healthy member of a deleting Machine passes the same quorum check as any removal,
+// and leaves the tolerance where it was before the replacement was promoted (4 voters with 1
+// dead, tolerance 0, become 3 with 1 dead, tolerance 0), so the cluster is no worse.
+func (v *view) removeReplaced() (Decision, bool) {
+	a, ok := v.removeDeleting(true)
+	if !ok {
+		return Decision{}, false
+	}
+	if a.Kind == None {
+		v.d.Action, v.d.InFlight = a, true
+		return v.d, true
+	}
+	return v.act(a), true
+}
+
+// blockDeleting runs once no removal applies. It names, with ReasonBlocked, on every deleting
+// Machine that still has its hook and a voting member, the dead voting members of live
+// Machines (or of no Machine) that keep its replacement from being promoted, and what
+// unblocks it; nothing is named when there are none. A learner may still be added afterwards.
+func (v *view) blockDeleting() {
+	if len(v.deadLive) == 0 {
+		return
+	}
 	var names []string
-	for _, m := range dead {
+	for _, m := range v.deadLive {
 		where := "which matches no Machine"
 		if m.Machine != "" {
 			where = "of running Machine " + m.Machine
@@ -281,27 +327,81 @@ func blockDeleting(d *Decision, machines []Machine, memberOf func(string) (Membe
 	if len(names) > 1 {
 		subject = "voting members " + strings.Join(names, " and ") + " are"
 	}
-	for _, m := range machines {
-		mem, ok := memberOf(m.Name)
+	for _, m := range v.machines {
+		mem, ok := v.memberOf(m.Name)
 		if !m.Deleting || !m.HasHook || !ok || mem.Learner {
 			continue
 		}
-		d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked, Message: fmt.Sprintf(
+		v.d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked, Message: fmt.Sprintf(
 			"member %x stays and no replacement is promoted while %s unhealthy: either change would leave no margin. It goes on once that member answers again, or once its Machine is deleted (a MachineHealthCheck with maxUnhealthy 1 does this) so that its dead member is removed first",
 			mem.ID, subject)}
 	}
 }
 
+// addLearner adds a learner for a running, hooked Machine that may hold a member, has an
+// InternalIP no other Machine reports (the first of which parses as an address), and has no
+// member, placed or claimed, when no learner exists and every voting member is accounted for,
+// and no voting member turned Voting less than HealthWindow ago (etcd would refuse the
+// addition; settling). While one did, the addition waits: a decided step with no change,
+// whose Machine's condition says until when. Machines are taken by name, except that those
+// whose last learner timed out go last; the first that qualifies gets the learner.
+func (v *view) addLearner() (Decision, bool) {
+	if len(v.learners) > 0 || v.blockedByUnaccounted != "" {
+		return Decision{}, false
+	}
+	candidates := slices.Clone(v.machines)
+	sort.SliceStable(candidates, func(i, j int) bool { return !candidates[i].LearnerTimedOut && candidates[j].LearnerTimedOut })
+	for _, m := range candidates {
+		ips := m.InternalIPs()
+		_, shared := v.d.Mapping.Shared[m.Name]
+		if m.Deleting || !m.Running || !m.HasHook || m.Ineligible != "" || len(v.d.Mapping.Claimed[m.Name]) > 0 || len(ips) == 0 || shared {
+			continue
+		}
+		if _, err := ParseIP(ips[0]); err != nil {
+			continue
+		}
+		peer := "https://" + net.JoinHostPort(strings.Trim(ips[0], "[]"), "2380")
+		if fresh, until := settling(v.s, v.d.Members, v.byName); fresh != nil {
+			msg := fmt.Sprintf("a learner is added for this Machine at %s, once member %x of Machine %s has voted for etcd's health interval (%s): etcd refuses an addition before then",
+				until.UTC().Format(time.RFC3339), fresh.ID, fresh.Machine, HealthWindow)
+			v.d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonNotMember, Message: msg}
+			v.d.Action, v.d.InFlight = Action{Kind: None, Machine: m.Name, Reason: msg, Until: until}, true
+			return v.d, true
+		}
+		return v.act(Action{Kind: AddLearner, Machine: m.Name, PeerURL: peer,
+			Reason: "running control-plane Machine has no etcd member"}), true
+	}
+	return Decision{}, false
+}
+
+// idle is the Decision when no phase applies. While a voting member is unaccounted for, the
+// action says so, and so does every deleting, hooked Machine whose voting member stays;
+// otherwise the action sums up the members and the fault tolerance.
+func (v *view) idle() Decision {
+	if v.blockedByUnaccounted != "" {
+		for _, m := range v.machines {
+			if mem, ok := v.memberOf(m.Name); ok && m.Deleting && m.HasHook && !mem.Learner {
+				v.d.Conditions[m.Name] = Condition{Status: "False", Reason: ReasonBlocked,
+					Message: fmt.Sprintf("member %x stays and its replacement gets no learner: %s", mem.ID, v.blockedByUnaccounted)}
+			}
+		}
+		v.d.Action = Action{Kind: None, Reason: v.blockedByUnaccounted}
+		return v.d
+	}
+	v.d.Action = Action{Kind: None, Reason: fmt.Sprintf("%d voting members (%d healthy), %d learners, fault tolerance %d", v.census.Voters, v.census.Healthy, len(v.learners), v.d.FaultTolerance)}
+	return v.d
+}
+
 // removeDeleting picks the voting member of a deleting Machine to remove: with surplus false,
 // only unhealthy ones; with surplus true, any one once voters exceed the desired count. Each
 // removal must keep quorum, and a leader has leadership moved away first.
-func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(string) (Member, bool), byName map[string]Machine, census Census, surplus bool) (Action, bool) {
+func (v *view) removeDeleting(surplus bool) (Action, bool) {
 	var candidates []Member
-	for _, m := range machines {
+	for _, m := range v.machines {
 		if !m.Deleting {
 			continue
 		}
-		if mem, ok := memberOf(m.Name); ok && !mem.Learner {
+		if mem, ok := v.memberOf(m.Name); ok && !mem.Learner {
 			candidates = append(candidates, mem)
 		}
 	}
@@ -310,12 +410,12 @@ func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(stri
 	// Machine name. Example: voters on Machines in a, a, b, c with the a and b ones deleting
 	// and healthy: the a one goes first (a holds 2, b holds 1).
 	voters := map[string]int{}
-	for _, m := range machines {
-		if mem, ok := memberOf(m.Name); ok && !mem.Learner && m.Domain != "" {
+	for _, m := range v.machines {
+		if mem, ok := v.memberOf(m.Name); ok && !mem.Learner && m.Domain != "" {
 			voters[m.Domain]++
 		}
 	}
-	used := func(mem Member) int { return voters[byName[mem.Machine].Domain] }
+	used := func(mem Member) int { return voters[v.byName[mem.Machine].Domain] }
 	sort.SliceStable(candidates, func(i, j int) bool {
 		a, b := candidates[i], candidates[j]
 		if a.Healthy != b.Healthy {
@@ -328,46 +428,46 @@ func removeDeleting(s State, d *Decision, machines []Machine, memberOf func(stri
 	})
 	var waiting Action
 	for _, c := range candidates {
-		if surplus && census.Voters <= s.Desired {
+		if surplus && v.census.Voters <= v.s.Desired {
 			continue
 		}
 		if !surplus && c.Healthy {
 			continue
 		}
-		ok, why := Check(census, ChangeRemove, Target{Listed: true, Healthy: c.Healthy})
+		ok, why := Check(v.census, ChangeRemove, Target{Listed: true, Healthy: c.Healthy})
 		if !ok {
-			d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForReplacement,
+			v.d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForReplacement,
 				Message: fmt.Sprintf("member %x is not removed: %s", c.ID, why)}
 			continue
 		}
 		// Consumers of the published endpoints (pkg/endpoints) must have moved off the
 		// member first; another candidate they have moved off may go meanwhile. A dead
 		// member's hold lets the plan go on to its replacement.
-		if held := s.RemovalHeld[c.ID]; held != "" {
-			d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForEndpointConsumers, Message: held}
+		if held := v.s.RemovalHeld[c.ID]; held != "" {
+			v.d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForEndpointConsumers, Message: held}
 			if surplus && waiting.Kind == "" {
 				waiting = Action{Kind: None, Machine: c.Machine, MemberID: c.ID, Reason: held}
 			}
 			continue
 		}
 		if c.Healthy {
-			if fresh, until := settling(s, d.Members, byName); fresh != nil {
+			if fresh, until := settling(v.s, v.d.Members, v.byName); fresh != nil {
 				msg := fmt.Sprintf("member %x is removed at %s, once member %x of Machine %s has voted for etcd's health interval (%s): etcd refuses the removal before then",
 					c.ID, until.UTC().Format(time.RFC3339), fresh.ID, fresh.Machine, HealthWindow)
-				d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForHealthWindow, Message: msg}
+				v.d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForHealthWindow, Message: msg}
 				return Action{Kind: None, Machine: c.Machine, MemberID: c.ID, Reason: msg, Until: until}, true
 			}
 		}
 		if c.Leader {
-			if to := pickLeader(d.Members, byName, c.ID); to != 0 {
+			if to := pickLeader(v.d.Members, v.byName, c.ID); to != 0 {
 				return Action{Kind: MoveLeader, Machine: c.Machine, MemberID: c.ID, To: to,
 					Reason: "the member to remove leads the cluster"}, true
 			}
-			d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForReplacement,
+			v.d.Conditions[c.Machine] = Condition{Status: "False", Reason: ReasonWaitingForReplacement,
 				Message: fmt.Sprintf("member %x leads and no healthy voting member of a live Machine can take over", c.ID)}
 			continue
 		}
-		reason := fmt.Sprintf("a replacement was promoted (%d voting members, %d desired); %s", census.Voters, s.Desired, why)
+		reason := fmt.Sprintf("a replacement was promoted (%d voting members, %d desired); %s", v.census.Voters, v.s.Desired, why)
 		if !c.Healthy {
 			reason = "the member is unhealthy; " + why
 		}

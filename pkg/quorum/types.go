@@ -20,7 +20,7 @@ type Machine struct {
 	// When several members wait for removal, the one in the most-used domain goes first.
 	Domain string
 	// Ineligible says why the Machine may not hold an etcd member (see
-	// controlplane.MayHoldMember, the one definition); "" when it may.
+	// masters.MayHoldMember, the one definition); "" when it may.
 	Ineligible string
 	// LearnerTimedOut says a learner of this Machine was removed recently because it never
 	// started; other Machines are then given the learner slot first.

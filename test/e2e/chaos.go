@@ -20,9 +20,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/machines"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/framework"
 	"github.com/quorumguard/quorumguard/test/framework/etcdnet"
@@ -417,7 +417,7 @@ const probeDeadline = 2 * time.Second
 
 // notSettled says why the cluster is not whole now (see waitSettled), or "".
 func notSettled(ctx context.Context, c *framework.Cluster, zones string, probe *framework.MemberProbe) (string, error) {
-	all, err := masters(ctx, c)
+	all, err := listMasters(ctx, c)
 	if err != nil {
 		return "", err
 	}
@@ -429,8 +429,8 @@ func notSettled(ctx context.Context, c *framework.Cluster, zones string, probe *
 		if m.DeletionTimestamp != nil || !hooks.Has(&m, hooks.Default) {
 			return fmt.Sprintf("Machine %s deleting or without its hook", m.Name), nil
 		}
-		if cond := framework.Condition(&m, controlplane.ConditionType); cond == nil || cond.Status != corev1.ConditionTrue || cond.Reason != quorum.ReasonVoting {
-			return fmt.Sprintf("Machine %s's %s condition is not True/%s: %s", m.Name, controlplane.ConditionType, quorum.ReasonVoting, conditionString(cond)), nil
+		if cond := framework.Condition(&m, masters.ConditionType); cond == nil || cond.Status != corev1.ConditionTrue || cond.Reason != quorum.ReasonVoting {
+			return fmt.Sprintf("Machine %s's %s condition is not True/%s: %s", m.Name, masters.ConditionType, quorum.ReasonVoting, conditionString(cond)), nil
 		}
 		ip := framework.InternalIP(&m)
 		if ip == nil {
@@ -694,13 +694,13 @@ func (v VoterView) Settled(ips map[string]net.IP) string {
 // describe says what the Machines and members look like, for a scenario that did not settle.
 func describe(ctx context.Context, c *framework.Cluster) string {
 	var parts []string
-	if all, err := masters(ctx, c); err == nil {
+	if all, err := listMasters(ctx, c); err == nil {
 		for _, m := range all {
 			s := m.Name
 			if m.DeletionTimestamp != nil {
 				s += " (deleting)"
 			}
-			if cond := framework.Condition(&m, controlplane.ConditionType); cond != nil {
+			if cond := framework.Condition(&m, masters.ConditionType); cond != nil {
 				s += fmt.Sprintf(" %s: %s", cond.Reason, cond.Message)
 			}
 			parts = append(parts, s)
@@ -758,14 +758,14 @@ func runningVoters(ctx context.Context, c *framework.Cluster) ([]string, error) 
 	}), err
 }
 
-func masters(ctx context.Context, c *framework.Cluster) ([]machinev1beta1.Machine, error) {
+func listMasters(ctx context.Context, c *framework.Cluster) ([]machinev1beta1.Machine, error) {
 	var list machinev1beta1.MachineList
 	err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace), client.MatchingLabels{framework.RoleLabel: "master"})
 	return list.Items, err
 }
 
 func liveMasters(ctx context.Context, c *framework.Cluster) []string {
-	all, err := masters(ctx, c)
+	all, err := listMasters(ctx, c)
 	if err != nil {
 		return nil
 	}

@@ -18,10 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/coexist"
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
@@ -140,7 +140,7 @@ func TestCoexistence(t *testing.T) {
 		_ = cp.Client.Delete(context.Background(), &configv1.ClusterOperator{ObjectMeta: metav1.ObjectMeta{Name: coName}})
 	})
 
-	masters := []string{"cluster-master-0", "cluster-master-1", "cluster-master-2"}
+	names := []string{"cluster-master-0", "cluster-master-1", "cluster-master-2"}
 	voters, err := e2e.VotingMembers(ctx, c)
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestCoexistence(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(4 * time.Second)
 		for time.Now().Before(deadline) {
-			for _, n := range masters {
+			for _, n := range names {
 				m, err := c.Machine(ctx, n)
 				if err != nil {
 					t.Fatal(err)
@@ -160,7 +160,7 @@ func TestCoexistence(t *testing.T) {
 				if hooks.Has(m, o.Hook) {
 					t.Fatalf("%s: %s got the hook", phase, n)
 				}
-				if framework.Condition(m, controlplane.ConditionType) != nil {
+				if framework.Condition(m, masters.ConditionType) != nil {
 					t.Fatalf("%s: %s got an EtcdMember condition", phase, n)
 				}
 			}
@@ -206,7 +206,7 @@ func TestCoexistence(t *testing.T) {
 	// 1. The etcd operator is Managed and the ControlPlaneMachineSet operator Available.
 	if err := framework.WaitFor(ctx, 30*time.Second, "Degraded AnotherOperatorActive", func() (bool, error) {
 		d := degraded()
-		return d != nil && d.Status == configv1.ConditionTrue && d.Reason == app.ReasonAnotherOperatorActive &&
+		return d != nil && d.Status == configv1.ConditionTrue && d.Reason == operatorstatus.ReasonAnotherOperatorActive &&
 			strings.Contains(d.Message, "etcd operator manages etcd"), nil
 	}); err != nil {
 		t.Fatal(err)
@@ -254,10 +254,10 @@ func TestCoexistence(t *testing.T) {
 		t.Fatal(err)
 	}
 	setCPMSOperator(t, configv1.ConditionFalse)
-	waitHooks(t, c, masters...)
+	waitHooks(t, c, names...)
 	if err := framework.WaitFor(ctx, 30*time.Second, "quorumguard writing its ClusterOperator again", func() (bool, error) {
 		d := degraded()
-		return d != nil && d.Reason != "WrittenByAnother" && d.Reason != app.ReasonAnotherOperatorActive, nil
+		return d != nil && d.Reason != "WrittenByAnother" && d.Reason != operatorstatus.ReasonAnotherOperatorActive, nil
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
@@ -30,44 +30,7 @@ func TestMain(m *testing.M) {
 // the hook and the cluster accepts reconfiguration.
 func setup(t *testing.T, mutate func(*app.Options)) (*framework.Cluster, *e2e.Controller) {
 	t.Helper()
-	ctx := t.Context()
-	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
-	o := e2e.ControllerOptions(c)
-	if mutate != nil {
-		mutate(&o)
-	}
-	rc, err := e2e.StartController(ctx, c, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rc.Stop() })
-	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
-	// etcd refuses a reconfiguration until its members have been connected for 5 s.
-	time.Sleep(5 * time.Second)
-	return c, rc
-}
-
-func waitHooks(t *testing.T, c *framework.Cluster, names ...string) {
-	t.Helper()
-	err := framework.WaitFor(t.Context(), 30*time.Second, "hooks and Voting conditions", func() (bool, error) {
-		for _, n := range names {
-			m, err := c.Machine(t.Context(), n)
-			if err != nil || !hooks.Has(m, hooks.Default) {
-				return false, err
-			}
-			if cond := framework.Condition(m, controlplane.ConditionType); cond == nil || cond.Reason != quorum.ReasonVoting {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return startCluster(t, clusterSpec{options: mutate, settle: true})
 }
 
 func replace(t *testing.T, in e2e.ReplaceInput) e2e.ReplaceResult {
@@ -274,7 +237,7 @@ func TestHookRemovedByHandIsNotReAdded(t *testing.T) {
 	}
 	if err := framework.WaitFor(ctx, 30*time.Second, "WaitingForReplacement", func() (bool, error) {
 		m, err := c.Machine(ctx, name)
-		cond := framework.Condition(m, controlplane.ConditionType)
+		cond := framework.Condition(m, masters.ConditionType)
 		return err == nil && cond != nil && cond.Reason == quorum.ReasonWaitingForReplacement, err
 	}); err != nil {
 		t.Fatal(err)
@@ -290,7 +253,7 @@ func TestHookRemovedByHandIsNotReAdded(t *testing.T) {
 	}
 	if err := framework.WaitFor(ctx, 30*time.Second, "HookRemovedExternally", func() (bool, error) {
 		m, err := c.Machine(ctx, name)
-		cond := framework.Condition(m, controlplane.ConditionType)
+		cond := framework.Condition(m, masters.ConditionType)
 		return err == nil && cond != nil && cond.Reason == quorum.ReasonHookRemovedExternally, err
 	}); err != nil {
 		t.Fatal(err)

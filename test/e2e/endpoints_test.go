@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
@@ -51,7 +51,7 @@ func TestRemovalWaitsForEndpointConsumers(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		cond := framework.Condition(m, controlplane.ConditionType)
+		cond := framework.Condition(m, masters.ConditionType)
 		return cond != nil && cond.Reason == quorum.ReasonWaitingForEndpointConsumers, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestRemovalWaitsForEndpointConsumers(t *testing.T) {
 	if slices.Contains(p.Endpoints, old) || !slices.Contains(p.Endpoints, c.Agent.Member("cluster-new-0").ClientURL()) || len(p.Endpoints) != 3 {
 		t.Fatalf("published %v at generation %d; want the two staying members and the replacement, not %s", p.Endpoints, p.Generation, old)
 	}
-	if cond := framework.Condition(m, controlplane.ConditionType); !strings.Contains(cond.Message, consumer+" has acknowledged generation") {
+	if cond := framework.Condition(m, masters.ConditionType); !strings.Contains(cond.Message, consumer+" has acknowledged generation") {
 		t.Fatalf("condition message %q does not name the consumer that is behind", cond.Message)
 	}
 	if err := endpoints.Acknowledge(ctx, c.Client, framework.MachineNamespace, cm, consumer, p.Generation); err != nil {

@@ -22,11 +22,7 @@ import (
 // old leader. The old leader must step down without changing anything.
 func TestPausedLeaderIsFenced(t *testing.T) {
 	ctx := t.Context()
-	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
+	c := newCluster(t, "")
 	pods := map[string]*corev1.Pod{}
 	for _, name := range []string{"quorumguard-a", "quorumguard-b"} {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: framework.MachineNamespace},

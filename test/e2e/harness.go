@@ -18,8 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
@@ -258,7 +259,7 @@ func TrackReasons(ctx context.Context, c *framework.Cluster, names ...string) *R
 				if err := c.Client.Get(ctx, client.ObjectKey{Namespace: framework.MachineNamespace, Name: n}, m); err != nil {
 					continue
 				}
-				if cond := framework.Condition(m, controlplane.ConditionType); cond != nil {
+				if cond := framework.Condition(m, masters.ConditionType); cond != nil {
 					s := rt.seen[n]
 					if len(s) == 0 || s[len(s)-1] != cond.Reason {
 						rt.seen[n] = append(s, cond.Reason)
@@ -276,4 +277,63 @@ func (rt *ReasonTracker) Stop() map[string][]string {
 	rt.cancel()
 	<-rt.done
 	return rt.seen
+}
+
+// WaitHealthWindow waits until every voting member of the member list has voted for etcd's
+// health window (quorum.HealthWindow): with strict reconfiguration checks etcd refuses a
+// membership change before that. A bootstrap member counts from when the cluster turned
+// quorate (framework.Cluster.Quorate); a member promoted since counts from when its
+// Machine's EtcdMember condition turned Voting, plus the second that time is rounded to.
+// A voter whose Machine shows no Voting condition yet is waited for.
+func WaitHealthWindow(ctx context.Context, c *framework.Cluster, timeout time.Duration) error {
+	boot := map[string]bool{}
+	for i := range c.Opts.Masters {
+		boot[fmt.Sprintf("%s-master-%d", c.Opts.Prefix, i)] = true
+	}
+	var why string
+	err := framework.WaitFor(ctx, timeout, "every voting member to have voted for etcd's health window", func() (bool, error) {
+		members, err := memberList(ctx, c)
+		if err != nil {
+			why = err.Error()
+			return false, nil
+		}
+		var until time.Time
+		for _, m := range members {
+			if m.IsLearner {
+				continue
+			}
+			since := c.Quorate
+			if !boot[m.Name] {
+				mach, err := c.Machine(ctx, m.Name)
+				if err != nil {
+					why = fmt.Sprintf("voting member %s: %v", m.Name, err)
+					return false, nil
+				}
+				cond := framework.Condition(mach, masters.ConditionType)
+				if cond == nil || cond.Reason != quorum.ReasonVoting {
+					why = fmt.Sprintf("voting member %s: its Machine does not show Voting yet", m.Name)
+					return false, nil
+				}
+				since = cond.LastTransitionTime.Add(time.Second)
+			}
+			if end := since.Add(quorum.HealthWindow); end.After(until) {
+				until = end
+			}
+		}
+		if wait := time.Until(until); wait > 0 {
+			why = fmt.Sprintf("the youngest voter's window ends in %s", wait.Round(time.Millisecond))
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(wait):
+			}
+			// The members may have changed meanwhile: look again.
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w (%s)", err, why)
+	}
+	return nil
 }

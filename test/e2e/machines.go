@@ -29,11 +29,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/failuredomain"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/machines"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
@@ -98,7 +98,7 @@ func StartMachines(ctx context.Context, c *framework.Cluster, o MachinesOptions)
 	if !o.App.ManageMachines {
 		return &MachineController{}, nil
 	}
-	role := labels.SelectorFromSet(labels.Set{controlplane.RoleLabel: "master"})
+	role := labels.SelectorFromSet(labels.Set{masters.RoleLabel: "master"})
 	ns := map[string]cache.Config{o.App.Namespace: {}}
 	mgr, err := ctrl.NewManager(c.CP.Config, ctrl.Options{
 		Scheme:                 app.Scheme(),
@@ -134,7 +134,7 @@ func StartMachines(ctx context.Context, c *framework.Cluster, o MachinesOptions)
 	}
 	r := &machines.Reconciler{
 		Client: cl, APIReader: mgr.GetAPIReader(), Namespace: o.App.Namespace, Hook: o.App.Hook,
-		Fence: controlplane.StaticFence(token), Etcd: etcd, StepDown: o.StepDown, Recorder: mgr.GetEventRecorder("quorumguard-machines"),
+		Fence: masters.StaticFence(token), Etcd: etcd, StepDown: o.StepDown, Recorder: mgr.GetEventRecorder("quorumguard-machines"),
 		PollInterval: o.App.PollInterval, IdleResync: o.IdleResync, MaxAttempts: o.MaxAttempts, Backoff: o.Backoff,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
@@ -229,7 +229,7 @@ func NewCPMS(c *framework.Cluster, in CPMSInput) *machinev1.ControlPlaneMachineS
 	}
 	lbls := map[string]string{framework.RoleLabel: "master", framework.TypeLabel: "master", framework.ClusterLabel: c.Opts.Prefix}
 	cpms := &machinev1.ControlPlaneMachineSet{
-		ObjectMeta: metav1.ObjectMeta{Name: controlplane.CPMSName, Namespace: framework.MachineNamespace},
+		ObjectMeta: metav1.ObjectMeta{Name: masters.CPMSName, Namespace: framework.MachineNamespace},
 		Spec: machinev1.ControlPlaneMachineSetSpec{
 			State:    machinev1.ControlPlaneMachineSetStateActive,
 			Replicas: ptr.To[int32](3),
@@ -296,13 +296,13 @@ func UpdateCPMS(ctx context.Context, c *framework.Cluster, change func(*machinev
 // GetCPMS reads the ControlPlaneMachineSet.
 func GetCPMS(ctx context.Context, c *framework.Cluster) (*machinev1.ControlPlaneMachineSet, error) {
 	cpms := &machinev1.ControlPlaneMachineSet{}
-	err := c.Client.Get(ctx, client.ObjectKey{Namespace: framework.MachineNamespace, Name: controlplane.CPMSName}, cpms)
+	err := c.Client.Get(ctx, client.ObjectKey{Namespace: framework.MachineNamespace, Name: masters.CPMSName}, cpms)
 	return cpms, err
 }
 
 // DeleteCPMS deletes the ControlPlaneMachineSet and waits until it is gone.
 func DeleteCPMS(ctx context.Context, c *framework.Cluster) error {
-	cpms := &machinev1.ControlPlaneMachineSet{ObjectMeta: metav1.ObjectMeta{Name: controlplane.CPMSName, Namespace: framework.MachineNamespace}}
+	cpms := &machinev1.ControlPlaneMachineSet{ObjectMeta: metav1.ObjectMeta{Name: masters.CPMSName, Namespace: framework.MachineNamespace}}
 	if err := c.Client.Delete(ctx, cpms); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
@@ -353,7 +353,7 @@ func Layout(ctx context.Context, c *framework.Cluster) ([]Placed, error) {
 		if p.Index, err = failuredomain.IndexOf(m.Name); err != nil {
 			p.Index, _ = strconv.Atoi(m.Annotations[failuredomain.IndexAnnotation]) // adopted
 		}
-		if cond := framework.Condition(m, controlplane.ConditionType); cond != nil {
+		if cond := framework.Condition(m, masters.ConditionType); cond != nil {
 			p.Voting = cond.Reason == quorum.ReasonVoting
 		}
 		var spec struct {

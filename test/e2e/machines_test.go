@@ -27,35 +27,17 @@ import (
 // test ends.
 func zonedCluster(t *testing.T, boot string) *framework.Cluster {
 	t.Helper()
-	c, err := framework.StartCluster(t.Context(), cp, framework.ClusterOptions{
-		Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond,
-		ProviderSpec: func(i int) *runtime.RawExtension { return e2e.ZoneSpec(boot[i]) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
-	return c
+	return newCluster(t, boot)
 }
 
 // machineSetup starts a three-master cluster with master i in zone boot[i], and the quorum
-// controller alone (ManageMachines off). With settle it waits the 5 s etcd needs before it
-// accepts a reconfiguration.
-func machineSetup(t *testing.T, boot string, settle bool) *framework.Cluster {
+// controller alone (ManageMachines off). With settled it waits until etcd accepts a
+// reconfiguration.
+func machineSetup(t *testing.T, boot string, settled bool) *framework.Cluster {
 	t.Helper()
-	ctx := t.Context()
-	c := zonedCluster(t, boot)
-	rc, err := e2e.StartController(ctx, c, e2e.ControllerOptions(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rc.Stop() })
-	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
+	c, _ := startCluster(t, clusterSpec{zones: boot, settle: settled})
 	// The ControlPlaneMachineSet is a singleton in the shared apiserver: it goes first.
 	t.Cleanup(func() { _ = e2e.DeleteCPMS(context.Background(), c) })
-	if settle {
-		time.Sleep(5 * time.Second)
-	}
 	return c
 }
 

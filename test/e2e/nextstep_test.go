@@ -11,33 +11,29 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/inspect"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
-	"github.com/quorumguard/quorumguard/test/framework"
 )
 
 // TestStatusPredictsEveryStep: at every action the controller takes during a replacement
 // (each learner addition, promotion attempt, leadership move, removal and hook release), it
-// is held just before acting, and `quorumguard status` (app.Inspect, what the command prints)
+// is held just before acting, and `quorumguard status` (inspect.Cluster, what the command prints)
 // is asked on the same cluster: its NEXT STEP must be that very action. And on every pass
 // that waits for etcd's health window (with more than a second of it left), status must say
 // nothing is to be done. What is compared is what the controller recorded it was about to
 // do, not a sampled state.
 func TestStatusPredictsEveryStep(t *testing.T) {
 	ctx := t.Context()
-	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
+	c := newCluster(t, "")
 	o := e2e.ControllerOptions(c)
 	var mu sync.Mutex
 	var steps, wrong []string
 	rc, err := e2e.StartControllerWith(ctx, c, o, func(a *app.Controller) error {
 		a.Reconciler.BeforeAct = func(ctx context.Context, act quorum.Action) {
 			want := operatorstatus.Step(act)
-			rep, err := app.Inspect(ctx, c.CP.Config, o)
+			rep, err := inspect.Cluster(ctx, c.CP.Config, o)
 			mu.Lock()
 			defer mu.Unlock()
 			steps = append(steps, string(act.Kind))
@@ -60,7 +56,7 @@ func TestStatusPredictsEveryStep(t *testing.T) {
 			if act.Kind != quorum.None || act.Until.IsZero() || time.Until(act.Until) < time.Second {
 				return
 			}
-			rep, err := app.Inspect(ctx, c.CP.Config, o)
+			rep, err := inspect.Cluster(ctx, c.CP.Config, o)
 			mu.Lock()
 			defer mu.Unlock()
 			steps = append(steps, "Wait")

@@ -18,11 +18,7 @@ func TestPausedLeaderCheck(t *testing.T) {
 	for _, acts := range []bool{false, true} {
 		t.Run(map[bool]string{false: "a fenced leader changes nothing", true: "a leader that removes a member is caught"}[acts], func(t *testing.T) {
 			ctx := t.Context()
-			c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Stop(context.Background()) })
+			c := newCluster(t, "")
 			rs, err := e2e.StartReplicas(ctx, c, e2e.ControllerOptions(c), "quorumguard-paused-check", 2)
 			if err != nil {
 				t.Fatal(err)

@@ -92,8 +92,7 @@ func TestRBACWithMachineManagement(t *testing.T) {
 			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 15*time.Second, 10*time.Second, 2*time.Second
 			runApp(t, cfg, o)
 			waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
-			// etcd refuses a reconfiguration until its members have been connected for 5 s.
-			time.Sleep(5 * time.Second)
+			settle(t, c)
 			createCPMS(t, c, e2e.CPMSInput{Zones: "ab"})
 			t.Cleanup(func() { _ = e2e.DeleteCPMS(context.Background(), c) })
 

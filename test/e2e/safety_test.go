@@ -15,7 +15,10 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/inspect"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
@@ -48,7 +51,7 @@ func waitReason(t *testing.T, c *framework.Cluster, name, reason string, fragmen
 		if m, err = c.Machine(t.Context(), name); err != nil {
 			return false, err
 		}
-		cond := framework.Condition(m, controlplane.ConditionType)
+		cond := framework.Condition(m, masters.ConditionType)
 		if cond == nil {
 			return false, nil
 		}
@@ -166,7 +169,7 @@ func TestVoterOffItsMachinesAddressesKeepsTheHook(t *testing.T) {
 		t.Error(err)
 	}
 	ca, cert, key := c.Net.ClientFiles()
-	rep, err := app.Inspect(t.Context(), cp.Config, app.Options{Namespace: framework.MachineNamespace, Hook: hooks.Default, DefaultReplicas: 3,
+	rep, err := inspect.Cluster(t.Context(), cp.Config, app.Options{Namespace: framework.MachineNamespace, Hook: hooks.Default, DefaultReplicas: 3,
 		EtcdCA: ca, EtcdCert: cert, EtcdKey: key, EtcdEndpoints: c.Agent.RunningEndpoints()})
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +268,7 @@ type silentPromote struct {
 	dropped bool
 }
 
-func (s *silentPromote) Promote(ctx context.Context, token, id uint64, still controlplane.Recheck) error {
+func (s *silentPromote) Promote(ctx context.Context, token, id uint64, still etcdmember.Guard) error {
 	if !s.dropped {
 		s.dropped = true
 		return nil

@@ -27,7 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
@@ -38,27 +38,18 @@ import (
 // ClusterOperator coName, and waits until every master is a hooked voting member.
 func statusCluster(t *testing.T, coName string, mutate func(*app.Options)) (*framework.Cluster, *e2e.Controller) {
 	t.Helper()
-	ctx := t.Context()
-	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
-	o := e2e.ControllerOptions(c)
-	o.ClusterOperator, o.HookHeldThreshold = coName, 30*time.Minute
-	if mutate != nil {
-		mutate(&o)
-	}
-	rc, err := e2e.StartControllerWith(ctx, c, o, func(a *app.Controller) error { return a.EnableStatus() })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rc.Stop() })
 	t.Cleanup(func() {
 		_ = cp.Client.Delete(context.Background(), &configv1.ClusterOperator{ObjectMeta: metav1.ObjectMeta{Name: coName}})
 	})
-	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
-	return c, rc
+	return startCluster(t, clusterSpec{
+		options: func(o *app.Options) {
+			o.ClusterOperator, o.HookHeldThreshold = coName, 30*time.Minute
+			if mutate != nil {
+				mutate(o)
+			}
+		},
+		adjust: func(a *app.Controller) error { return a.EnableStatus() },
+	})
 }
 
 // conditions reads the ClusterOperator's conditions by type.
@@ -186,7 +177,7 @@ func TestStatusFollowsMemberKill(t *testing.T) {
 	t.Logf("two members killed:\n%s", describe(got))
 	if err := framework.WaitFor(t.Context(), 30*time.Second, "EtcdMember NoQuorum on cluster-master-0", func() (bool, error) {
 		m, err := c.Machine(t.Context(), "cluster-master-0")
-		cond := framework.Condition(m, controlplane.ConditionType)
+		cond := framework.Condition(m, masters.ConditionType)
 		ok := err == nil && cond != nil && cond.Reason == quorum.ReasonNoQuorum &&
 			strings.Contains(cond.Message, "0 of 3 voting members are healthy and 2 are needed, 1 answer on their own")
 		return ok, err
@@ -227,7 +218,7 @@ func TestStatusMachineHealthCheck(t *testing.T) {
 	co := "etcd-status-mhc"
 	statusCluster(t, co, nil)
 	waitConditions(t, co, 30*time.Second, healthy)
-	masters := metav1.LabelSelector{MatchLabels: map[string]string{controlplane.RoleLabel: "master"}}
+	selector := metav1.LabelSelector{MatchLabels: map[string]string{masters.RoleLabel: "master"}}
 	cases := []struct {
 		name         string
 		maxUnhealthy *intstr.IntOrString
@@ -242,7 +233,7 @@ func TestStatusMachineHealthCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mhc := &machinev1beta1.MachineHealthCheck{
 				ObjectMeta: metav1.ObjectMeta{Name: tc.name, Namespace: framework.MachineNamespace},
-				Spec:       machinev1beta1.MachineHealthCheckSpec{Selector: masters, MaxUnhealthy: tc.maxUnhealthy},
+				Spec:       machinev1beta1.MachineHealthCheckSpec{Selector: selector, MaxUnhealthy: tc.maxUnhealthy},
 			}
 			if err := cp.Client.Create(t.Context(), mhc); err != nil {
 				t.Fatal(err)
@@ -346,8 +337,7 @@ func TestMetricsDuringReplacement(t *testing.T) {
 	c, _ := statusCluster(t, co, func(o *app.Options) { o.MetricsAddr = addr })
 	url := "http://" + addr + "/metrics"
 	waitConditions(t, co, 30*time.Second, healthy)
-	// etcd refuses a reconfiguration until its members have been connected for 5 s.
-	time.Sleep(5 * time.Second)
+	settle(t, c)
 	before, err := metricsSnapshot(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
@@ -557,35 +547,8 @@ func TestManifestsApply(t *testing.T) {
 // the role does not grant.
 func TestRBACIsEnoughAndNoMore(t *testing.T) {
 	ctx := t.Context()
-	objs := manifestObjects(t)
-	ns := manifestNamespace(t, objs)
-	var sa, lockID string
-	for _, o := range objs {
-		switch o.GetKind() {
-		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
-			if err := apply(ctx, cp.Client, o); err != nil {
-				t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
-			}
-			if o.GetKind() != "Namespace" {
-				t.Cleanup(func() { _ = cp.Client.Delete(context.Background(), o) })
-			}
-		}
-		if o.GetKind() == "ServiceAccount" {
-			sa = o.GetName()
-		}
-		if o.GetKind() == "Deployment" {
-			args, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-			for _, a := range args[0].(map[string]any)["args"].([]any) {
-				if v, ok := strings.CutPrefix(a.(string), "--leader-election-id="); ok {
-					lockID = v
-				}
-			}
-		}
-	}
-	if sa == "" || lockID == "" {
-		t.Fatalf("manifests lack the ServiceAccount (%q) or the lock name (%q)", sa, lockID)
-	}
-	user := "system:serviceaccount:" + ns + ":" + sa
+	ns, user, flags := shippedRBAC(t)
+	sa, lockID := strings.TrimPrefix(user, "system:serviceaccount:"+ns+":"), flags["leader-election-id"]
 	cfg := rest.CopyConfig(cp.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
 	as, err := client.New(cfg, client.Options{Scheme: framework.Scheme()})
@@ -593,11 +556,7 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
+	c := newCluster(t, "")
 	// The Pod the controller runs as: it owns the leader-for-life lock.
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "quorumguard-rbac", Namespace: ns},
 		Spec: corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
@@ -621,8 +580,7 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 	if tok := a.Token.Load(); tok == 0 {
 		t.Error("the controller acts without a leader-for-life token")
 	}
-	// etcd refuses a reconfiguration until its members have been connected for 5 s.
-	time.Sleep(5 * time.Second)
+	settle(t, c)
 	old, err := c.Machine(ctx, "cluster-master-0")
 	if err != nil {
 		t.Fatal(err)
@@ -655,7 +613,7 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 		t.Fatal(err)
 	}
 	worker := &machinev1beta1.Machine{ObjectMeta: metav1.ObjectMeta{Name: "worker-0", Namespace: other,
-		Labels: map[string]string{controlplane.RoleLabel: "worker"}}}
+		Labels: map[string]string{masters.RoleLabel: "worker"}}}
 	if err := cp.Client.Create(ctx, worker); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
@@ -64,8 +64,8 @@ func TakeFootprint(ctx context.Context, c *framework.Cluster) (Footprint, error)
 	for _, m := range ms.Items {
 		f.UIDs[string(m.UID)] = true
 		fp := fmt.Sprintf("hooks=%v", m.Spec.LifecycleHooks.PreDrain)
-		if cond := framework.Condition(&m, controlplane.ConditionType); cond != nil {
-			fp += fmt.Sprintf(" %s=%s/%s/%s", controlplane.ConditionType, cond.Status, cond.Reason, cond.Message)
+		if cond := framework.Condition(&m, masters.ConditionType); cond != nil {
+			fp += fmt.Sprintf(" %s=%s/%s/%s", masters.ConditionType, cond.Status, cond.Reason, cond.Message)
 		}
 		switch phase := ptr.Deref(m.Status.Phase, ""); {
 		case phase == framework.PhaseRunning && m.DeletionTimestamp == nil, m.DeletionTimestamp != nil && len(m.Spec.LifecycleHooks.PreDrain) > 0:

@@ -52,6 +52,9 @@ type Cluster struct {
 	Sim    *Simulator
 	Agent  *Agent
 	Opts   ClusterOptions
+	// Quorate is when every bootstrap member answered as ready: the time their peer
+	// connections are counted from by etcd's health window.
+	Quorate time.Time
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -185,6 +188,7 @@ func startCluster(ctx context.Context, cp *ControlPlane, opts ClusterOptions, n 
 		c.Stop(context.Background())
 		return nil, err
 	}
+	c.Quorate = time.Now()
 	return c, nil
 }
 

@@ -8,6 +8,7 @@ package framework
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -329,6 +330,11 @@ func (cp *ControlPlane) Stop() error {
 // *cp, runs the tests, stops it and exits with the tests' code. A control plane that cannot
 // start fails the package with the reason (a missing tool names `make tools`).
 func Main(m interface{ Run() int }, opts ControlPlaneOptions, cp **ControlPlane) {
+	// Listing the tests (go test -list) runs none: no control plane is needed.
+	flag.Parse()
+	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
+		os.Exit(m.Run())
+	}
 	var err error
 	if *cp, err = StartControlPlane(opts); err != nil {
 		fmt.Fprintln(os.Stderr, "starting the test control plane:", err)

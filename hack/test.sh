@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Runs every test of the module under the race detector: all packages but the end-to-end one
+# in one `go test`, and the end-to-end tests split into E2E_SHARDS shards, each its own
+# process with its own control plane, all at the same time. Each test runs exactly once: the
+# shards are built from `go test -list` and every listed test is given to one of them. Exits
+# non-zero when any of them fails.
+#
+#   E2E_SHARDS     how many end-to-end processes (default 2; 1 runs the package whole)
+#   TEST_TIMEOUT   go test -timeout (default 45m)
+#   GO_TEST_FLAGS  more go test flags, for every process
+#   E2E_LIST=1     print each shard's tests and run nothing
+#
+# hack/e2e-durations lists what each end-to-end test took in a measured run ("name seconds");
+# the shards are balanced on it (longest first, each to the shard with least so far), and a
+# test missing from it counts as 30 s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+shards=${E2E_SHARDS:-2}
+timeout=${TEST_TIMEOUT:-45m}
+read -r -a extra <<<"${GO_TEST_FLAGS:-}"
+e2e=./test/e2e/
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+mapfile -t others < <(go list ./... | grep -v '/test/e2e$')
+mapfile -t tests < <(go test -list '.*' "$e2e" | grep '^Test' | grep -v '^TestMain$')
+if [ "${#tests[@]}" -eq 0 ]; then
+  echo "no end-to-end tests listed" >&2
+  exit 1
+fi
+
+# shard i gets the tests of assign's line i, as one anchored -run pattern.
+assign() {
+  local n=$1
+  shift
+  awk -v n="$n" -v durations=hack/e2e-durations '
+    FILENAME == durations { took[$1] = $2; next }
+    { w = ($1 in took) ? took[$1] : 30; names[++m] = $1; weight[$1] = w }
+    END {
+      # longest first, ties by name, each to the lightest shard
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++)
+        if (weight[names[j]] > weight[names[i]] || (weight[names[j]] == weight[names[i]] && names[j] < names[i])) {
+          t = names[i]; names[i] = names[j]; names[j] = t
+        }
+      for (s = 0; s < n; s++) load[s] = 0
+      for (i = 1; i <= m; i++) {
+        best = 0
+        for (s = 1; s < n; s++) if (load[s] < load[best]) best = s
+        load[best] += weight[names[i]]
+        list[best] = list[best] (list[best] == "" ? "" : "|") names[i]
+      }
+      for (s = 0; s < n; s++) print list[s]
+    }' hack/e2e-durations <(printf '%s\n' "$@")
+}
+
+if [ -n "${E2E_LIST:-}" ]; then
+  assign "$shards" "${tests[@]}" | awk '{ print "shard " NR ": " $0 }'
+  exit 0
+fi
+
+pids=()
+names=()
+start() {
+  local name=$1
+  shift
+  echo "started $name: $*" | cut -c1-200
+  ("$@" >"$logs/$name" 2>&1; echo $? >"$logs/$name.rc") &
+  pids+=($!)
+  names+=("$name")
+}
+
+start packages go test -race -timeout "$timeout" "${extra[@]}" "${others[@]}"
+if [ "$shards" -le 1 ]; then
+  start e2e go test -race -timeout "$timeout" "${extra[@]}" "$e2e"
+else
+  i=0
+  while IFS= read -r pattern; do
+    [ -n "$pattern" ] || continue
+    i=$((i + 1))
+    start "e2e-$i" go test -race -timeout "$timeout" "${extra[@]}" -run "^(${pattern})\$" "$e2e"
+  done < <(assign "$shards" "${tests[@]}")
+fi
+
+failed=0
+for k in "${!pids[@]}"; do
+  wait "${pids[$k]}" || true
+  name=${names[$k]}
+  rc=$(cat "$logs/$name.rc" 2>/dev/null || echo 1)
+  echo "=== $name (exit $rc)"
+  cat "$logs/$name"
+  [ "$rc" -eq 0 ] || failed=1
+done
+exit "$failed"
