@@ -26,7 +26,7 @@ IMAGE_OUT      ?= $(BIN)/quorumguard-image.tar
 PLUGIN_DIR     ?= /usr/local/bin
 GO_TEST_FLAGS  ?=
 TEST_TIMEOUT   ?= 45m
-E2E_SHARDS     ?= 2
+E2E_SHARDS     ?= 1
 export QUORUMGUARD_BIN_DIR := $(BIN)
 
 .PHONY: help
@@ -74,7 +74,7 @@ tools: ## Build the test control plane (kube-apiserver, kube-controller-manager,
 	  fi
 
 .PHONY: test
-test: tools ## Run every test with the race detector against the real control plane and real etcd; the end-to-end tests in E2E_SHARDS processes at once (hack/test.sh).
+test: tools ## Run every test against the real control plane and real etcd, under the race detector (pkg/quorum, which starts no goroutine, without it); E2E_SHARDS end-to-end processes at once (hack/test.sh).
 	QUORUMGUARD_CHAOS_STORE=$${QUORUMGUARD_CHAOS_STORE:-separate} TEST_TIMEOUT=$(TEST_TIMEOUT) GO_TEST_FLAGS="$(GO_TEST_FLAGS)" \
 	  E2E_SHARDS=$(E2E_SHARDS) hack/test.sh
 
