@@ -60,7 +60,7 @@ func TestPausedLeaderIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Stop() })
-	time.Sleep(5 * time.Second)
+	settle(t, c)
 
 	var stepDown error
 	during := func(ctx context.Context) error {
