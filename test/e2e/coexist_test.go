@@ -4,6 +4,7 @@ import (
 	"context"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -215,17 +216,21 @@ func TestCoexistence(t *testing.T) {
 	if q, m := anotherOperatorGauge(t, "quorum"), anotherOperatorGauge(t, "machines"); q != 1 || m != 1 {
 		t.Errorf("%s quorum=%v machines=%v, want 1 and 1", coexist.MetricAnotherOperator, q, m)
 	}
-	events := &corev1.EventList{}
-	if err := cp.Client.List(ctx, events, client.InNamespace(podNS)); err != nil {
-		t.Fatal(err)
-	}
 	var reasons []string
-	for _, e := range events.Items {
-		if e.InvolvedObject.Name == o.PodName {
-			reasons = append(reasons, e.Reason)
+	eventually(t, func() bool {
+		events := &corev1.EventList{}
+		if err := cp.Client.List(ctx, events, client.InNamespace(podNS)); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !strings.Contains(strings.Join(reasons, ","), "AnotherOperatorActive") {
+		reasons = nil
+		for _, e := range events.Items {
+			if e.InvolvedObject.Name == o.PodName {
+				reasons = append(reasons, e.Reason)
+			}
+		}
+		return slices.Contains(reasons, "AnotherOperatorActive")
+	})
+	if !slices.Contains(reasons, "AnotherOperatorActive") {
 		t.Errorf("Events about %s: %v, want AnotherOperatorActive", o.PodName, reasons)
 	}
 

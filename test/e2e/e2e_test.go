@@ -72,6 +72,20 @@ func hasEvent(t *testing.T, machine, reason string) bool {
 	return slices.ContainsFunc(events(t, machine), func(e corev1.Event) bool { return e.Reason == reason })
 }
 
+// eventually says whether cond holds within e2e.EventWait. The controller's recorder writes
+// Events asynchronously, so a single read made as soon as an action shows can come before
+// the Event's write; a check of an Event waits for it, and still fails when it never comes.
+func eventually(t *testing.T, cond func() bool) bool {
+	t.Helper()
+	return framework.WaitFor(t.Context(), e2e.EventWait, "an Event", func() (bool, error) { return cond(), nil }) == nil
+}
+
+// gotEvent is hasEvent waited for (eventually).
+func gotEvent(t *testing.T, machine, reason string) bool {
+	t.Helper()
+	return eventually(t, func() bool { return hasEvent(t, machine, reason) })
+}
+
 func TestReplaceOneMaster(t *testing.T) {
 	c, _ := setup(t, nil)
 	res := replace(t, e2e.ReplaceInput{Cluster: c, Delete: []string{"cluster-master-0"}, Replacements: []string{"cluster-new-0"}, MinVoters: 3})
@@ -84,12 +98,12 @@ func TestReplaceOneMaster(t *testing.T) {
 		t.Errorf("replacement's reasons %v; want it to end Voting", repl)
 	}
 	for _, r := range []string{"LearnerAdded", "LearnerPromoted"} {
-		if !hasEvent(t, "cluster-new-0", r) {
+		if !gotEvent(t, "cluster-new-0", r) {
 			t.Errorf("no %s event on the replacement", r)
 		}
 	}
 	for _, r := range []string{"MemberRemoved", quorum.ReasonHookReleased} {
-		if !hasEvent(t, "cluster-master-0", r) {
+		if !gotEvent(t, "cluster-master-0", r) {
 			t.Errorf("no %s event on the old Machine", r)
 		}
 	}
@@ -137,7 +151,7 @@ func TestLeaderMovesBeforeRemoval(t *testing.T) {
 		t.Fatalf("leader %x is no master's member", st.Leader)
 	}
 	replace(t, e2e.ReplaceInput{Cluster: c, Delete: []string{leaderMachine}, Replacements: []string{"cluster-new-l"}, MinVoters: 3})
-	if !hasEvent(t, leaderMachine, "LeaderMoved") {
+	if !gotEvent(t, leaderMachine, "LeaderMoved") {
 		t.Fatalf("no LeaderMoved event on %s, which hosted the leader", leaderMachine)
 	}
 	evs := events(t, leaderMachine)
@@ -266,7 +280,7 @@ func TestHookRemovedByHandIsNotReAdded(t *testing.T) {
 	if hooks.Has(m, hooks.Default) {
 		t.Fatal("the hook was added back to a deleting Machine")
 	}
-	if !hasEvent(t, name, quorum.ReasonHookRemovedExternally) {
+	if !gotEvent(t, name, quorum.ReasonHookRemovedExternally) {
 		t.Fatal("no event reports the hook's removal")
 	}
 	if err := c.UpdateMachine(ctx, name, func(m *machinev1beta1.Machine) { m.Spec.LifecycleHooks.PreTerminate = nil }); err != nil {

@@ -633,18 +633,28 @@ func RolloutSpec(ctx context.Context, in RolloutInput) (RolloutResult, error) {
 	return res, nil
 }
 
-// missingEvents lists the event reasons, of those wanted, that the Machine never got.
+// EventWait is how long a check waits for an Event to be written: the controllers' recorders
+// write Events asynchronously, so one read as an action completes can come before the write.
+const EventWait = 30 * time.Second
+
+// missingEvents lists the event reasons, of those wanted, that the Machine has not got within
+// EventWait.
 func missingEvents(ctx context.Context, c *framework.Cluster, p Placed, reasons ...string) []string {
-	var list corev1.EventList
-	if err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace)); err != nil {
-		return []string{fmt.Sprintf("list events: %v", err)}
-	}
 	var out []string
-	for _, r := range reasons {
-		if !slices.ContainsFunc(list.Items, func(e corev1.Event) bool { return e.InvolvedObject.UID == p.UID && e.Reason == r }) {
-			out = append(out, fmt.Sprintf("Machine %s has no %s event", p.Name, r))
+	_ = framework.WaitFor(ctx, EventWait, "the Machine's Events", func() (bool, error) {
+		var list corev1.EventList
+		if err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace)); err != nil {
+			out = []string{fmt.Sprintf("list events: %v", err)}
+			return false, nil
 		}
-	}
+		out = nil
+		for _, r := range reasons {
+			if !slices.ContainsFunc(list.Items, func(e corev1.Event) bool { return e.InvolvedObject.UID == p.UID && e.Reason == r }) {
+				out = append(out, fmt.Sprintf("Machine %s has no %s event", p.Name, r))
+			}
+		}
+		return len(out) == 0, nil
+	})
 	return out
 }
 

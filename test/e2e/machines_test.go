@@ -494,7 +494,7 @@ func TestMachinesBadInputAndFailures(t *testing.T) {
 			if err := e2e.UntouchedSpec(ctx, c, 1500*time.Millisecond); err != nil {
 				t.Fatal(err)
 			}
-			if !hasCPMSEvent(t, tc.reason) {
+			if !eventually(t, func() bool { return hasCPMSEvent(t, tc.reason) }) {
 				t.Errorf("no %s event on the ControlPlaneMachineSet", tc.reason)
 			}
 		})
@@ -530,7 +530,7 @@ func TestMachinesBadInputAndFailures(t *testing.T) {
 		if m.Annotations[machines.FailedAttemptsAnnotation] != "2" {
 			t.Errorf("failed attempts recorded on cluster-master-0: %q, want 2", m.Annotations[machines.FailedAttemptsAnnotation])
 		}
-		if !hasEvent(t, r.Created[0], machines.ReasonMachineFailed) {
+		if !gotEvent(t, r.Created[0], machines.ReasonMachineFailed) {
 			t.Errorf("no %s event on %s", machines.ReasonMachineFailed, r.Created[0])
 		}
 	})

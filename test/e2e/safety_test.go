@@ -154,7 +154,7 @@ func TestVoterOffItsMachinesAddressesKeepsTheHook(t *testing.T) {
 	patchStatus(t, c, name, func(m *machinev1beta1.Machine) { m.Status.NodeRef = nil })
 	waitReason(t, c, name, quorum.ReasonBlocked, fmt.Sprintf("%x", id), "not accounted for")
 	holdsFor(t, c, name, id, 2*time.Second)
-	if countEvents(t, c, name, "MembershipUnclear", fmt.Sprintf("%x", id)) == 0 {
+	if !eventually(t, func() bool { return countEvents(t, c, name, "MembershipUnclear", fmt.Sprintf("%x", id)) > 0 }) {
 		t.Errorf("no MembershipUnclear Event on %s names member %x", name, id)
 	}
 	err := framework.WaitFor(t.Context(), 30*time.Second, "the ClusterOperator to name the unaccounted member", func() (bool, error) {
@@ -198,7 +198,7 @@ func TestAmbiguousDeadVoterIsNotRemoved(t *testing.T) {
 	})
 	waitReason(t, c, "cluster-master-2", quorum.ReasonBlocked, fmt.Sprintf("%x", id), "ambiguous")
 	holdsFor(t, c, "cluster-master-2", id, 3*time.Second)
-	if countEvents(t, c, "cluster-master-2", "MembershipUnclear", "ambiguous") == 0 {
+	if !eventually(t, func() bool { return countEvents(t, c, "cluster-master-2", "MembershipUnclear", "ambiguous") > 0 }) {
 		t.Error("no MembershipUnclear Event calls the member ambiguous")
 	}
 }
@@ -284,6 +284,9 @@ func TestPromotionIsReadBack(t *testing.T) {
 		return nil
 	}})
 	replace(t, e2e.ReplaceInput{Cluster: c, Delete: []string{"cluster-master-0"}, Replacements: []string{"cluster-new-0"}, MinVoters: 3})
+	eventually(t, func() bool {
+		return countEvents(t, c, "cluster-new-0", "LearnerPromoted", "") > 0 && countEvents(t, c, "cluster-new-0", "PromoteFailed", "still shows a learner") > 0
+	})
 	if n := countEvents(t, c, "cluster-new-0", "LearnerPromoted", ""); n != 1 {
 		t.Errorf("%d LearnerPromoted Events; want exactly one, for the promotion etcd applied", n)
 	}

@@ -592,11 +592,13 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 	}
 	// Events of these very Machines (earlier tests used the same names).
 	for uid, reason := range map[types.UID]string{old.UID: "HookReleased", repl.UID: "LearnerAdded"} {
-		var list corev1.EventList
-		if err := cp.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace)); err != nil {
-			t.Fatal(err)
-		}
-		if !slices.ContainsFunc(list.Items, func(e corev1.Event) bool { return e.InvolvedObject.UID == uid && e.Reason == reason }) {
+		if !eventually(t, func() bool {
+			var list corev1.EventList
+			if err := cp.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace)); err != nil {
+				t.Fatal(err)
+			}
+			return slices.ContainsFunc(list.Items, func(e corev1.Event) bool { return e.InvolvedObject.UID == uid && e.Reason == reason })
+		}) {
 			t.Errorf("no %s Event was recorded for Machine %s", reason, uid)
 		}
 	}
