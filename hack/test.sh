@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test of the module under the race detector (but pkg/quorum, below): all packages
-# but the end-to-end one in one `go test`, and the end-to-end package beside them, whole or
-# split into E2E_SHARDS shards, each its own process with its own control plane, all at the
-# same time. Each test runs exactly once: shards are built from `go test -list` and every
+# Runs every test of the module under the race detector (but pkg/quorum, below): first all
+# packages but the end-to-end one in one `go test`, then the end-to-end package, whole or
+# split into E2E_SHARDS shards run at the same time, each its own process with its own
+# control plane. Each test runs exactly once: shards are built from `go test -list` and every
 # listed test is given to one of them. Exits non-zero when any of them fails.
+#
+# The end-to-end tests wait for the other packages because on 2 cores they cannot share
+# them: from a clean clone the image and plugin tests build their binaries cold for 10 to 13
+# minutes, and an end-to-end test run beside that saw its health probes time out (a quorum
+# monitor sample found 1 healthy of 4 voting members while every write went through).
+# E2E_BESIDE=1 starts them together, for a machine with cores to spare.
 #
 #   E2E_SHARDS     how many end-to-end processes (default 1, the package whole; on a machine
 #                  with more than two cores, more shards finish sooner)
@@ -93,6 +99,12 @@ start() {
 start packages go test -race -timeout "$timeout" "${extra[@]}" "${others[@]}"
 if [ "${#racefree[@]}" -gt 0 ]; then
   start race-free go test -timeout "$timeout" "${extra[@]}" "${racefree[@]}"
+fi
+if [ -z "${E2E_BESIDE:-}" ]; then
+  for pid in "${pids[@]}"; do
+    wait "$pid" || true
+  done
+  echo "other packages done; starting the end-to-end tests"
 fi
 if [ "$shards" -le 1 ]; then
   start e2e go test -race -timeout "$timeout" "${extra[@]}" "$e2e"
