@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/release"
+)
+
+// releaseRequest is what `quorumguard release` was asked: a Machine (`release MACHINE`), or,
+// with Machine empty, an etcd member by ID (`release --member ID`, hex as etcdctl prints it).
+type releaseRequest struct {
+	Machine string
+	Member  uint64
+	// Force releases where quorumguard would wait for a margin (a replacement not promoted,
+	// a fault tolerance falling to 0); it never lets quorum be lost.
+	Force bool
+	// DryRun decides and prints what would be done, and changes nothing.
+	DryRun bool
+}
+
+// runRelease runs `quorumguard release` (pkg/release) against the cluster cfg reaches, with
+// the controller's options ao (namespace, hook, replicas, etcd endpoints and files, the
+// leader-for-life lock whose epoch the fencing token is claimed above). A refusal prints its
+// reason and exits 4; an etcd that cannot be observed exits 2, one without quorum 3.
+func runRelease(ctx context.Context, cfg *rest.Config, ao app.Options, r releaseRequest, out io.Writer) error {
+	// exitRefused: the release was refused before anything was changed; the reason is printed.
+	const exitRefused = 4
+	if (r.Machine == "") == (r.Member == 0) {
+		return errors.New("release takes either a Machine name or --member ID, exactly one")
+	}
+	if ao.EtcdCA == "" || ao.EtcdCert == "" || ao.EtcdKey == "" {
+		return errors.New("--etcd-ca-file, --etcd-cert-file and --etcd-key-file are all required (etcd is reached with mutual TLS)")
+	}
+	cl, err := client.New(cfg, client.Options{Scheme: app.Scheme()})
+	if err != nil {
+		return err
+	}
+	view, err := app.NewEtcdView(ao, cl)
+	if err != nil {
+		return err
+	}
+	defer view.Close()
+	// A removal may move leadership first and waits for etcd at each step; bounded as a whole.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	rc := release.Config{Client: cl, Etcd: view, Namespace: ao.Namespace, Hook: ao.Hook, DefaultReplicas: ao.DefaultReplicas,
+		DryRun: r.DryRun, Out: out}
+	if ao.ElectionID != "" && ao.ElectionNS != "" {
+		rc.Epoch = client.ObjectKey{Namespace: ao.ElectionNS, Name: ao.ElectionID + "-epoch"}
+	}
+	if host, err := os.Hostname(); err == nil {
+		rc.Instance = host
+	}
+	_, err = release.Run(ctx, rc, release.Request{Machine: r.Machine, Member: r.Member, Force: r.Force})
+	var refused *release.RefusedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &refused) && refused.Plan.NoQuorum:
+		return &exitError{exitNoMargin, err.Error()}
+	case errors.As(err, &refused) && refused.Plan.Unobserved:
+		return &exitError{exitEtcdUnobserved, err.Error()}
+	case errors.As(err, &refused):
+		return &exitError{exitRefused, err.Error()}
+	default:
+		return fmt.Errorf("release: %w", err)
+	}
+}

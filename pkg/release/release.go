@@ -1,0 +1,327 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/etcdmember"
+	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/quorum"
+)
+
+// Etcd is what a release needs of etcd; *etcdmember.View implements it.
+type Etcd interface {
+	controlplane.Etcd
+	ClaimToken(ctx context.Context, floor uint64) (uint64, error)
+	RemoveMember(ctx context.Context, token, id uint64, still etcdmember.Guard) error
+}
+
+// Config is how a release reaches the cluster.
+type Config struct {
+	// Client reads afresh (never a cache) and writes Machines and Events.
+	Client    client.Client
+	Etcd      Etcd
+	Namespace string
+	Hook      machinev1beta1.LifecycleHook
+	// DefaultReplicas is the desired voting members when there is no ControlPlaneMachineSet.
+	DefaultReplicas int
+	// Epoch, when its Name is set, is the leader-for-life epoch ConfigMap (<lock>-epoch):
+	// the token claimed is above it as well as above the etcd fence.
+	Epoch client.ObjectKey
+	// DryRun decides and prints, and changes nothing: no token is claimed.
+	DryRun bool
+	// Out receives what is done, one line a step.
+	Out io.Writer
+	// Instance names this run in its Events (the host, say).
+	Instance string
+}
+
+// RefusedError: the release was refused before anything was changed, for Plan.Refused.
+type RefusedError struct{ Plan Plan }
+
+func (e *RefusedError) Error() string { return "refused: " + e.Plan.Refused }
+
+// Result is what Run did.
+type Result struct {
+	Plan Plan
+	// Token is the fencing token claimed; 0 when nothing was changed.
+	Token           uint64
+	Removed, Released bool
+}
+
+// Run reads the cluster as the controller does (controlplane.DryRun: the control-plane
+// Machines, the desired voting members, a fresh member list with each member's own Status),
+// decides (Decide) and, unless refused or DryRun, acts: removes the member, then releases
+// the hook, printing each step to Out and recording it as a ManualRelease Event on the
+// Machine.
+//
+// Fencing. A release claims a fencing token of its own from the etcd fence, the one every
+// quorumguard leadership claims from, above the leader-for-life epoch too: from then on
+// the running controller's token is refused at the fence. The controller notices at its next
+// membership change or hook release, changes nothing, and steps down: its process exits,
+// and the restarted one claims a token above the release's (a leader-for-life finds its own
+// lock, a lease holder wins the Lease again, a replica without election claims at start),
+// then decides afresh on what the release left. So the two never act on the same state at
+// the same time: whichever claimed last is the only one whose changes etcd accepts. Each
+// step of the release passes the fence with its token and reads the member list after it;
+// if a restarted controller has claimed a newer token meanwhile, the release stops there
+// with a *etcdmember.FencedError, and the controller, which saw what was already done,
+// carries on. A refusal and a dry run claim nothing and disturb no controller.
+func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
+	src := controlplane.Source{Reader: cfg.Client, Etcd: cfg.Etcd, Namespace: cfg.Namespace, Hook: cfg.Hook, DefaultReplicas: cfg.DefaultReplicas}
+	pass, err := controlplane.DryRun(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	in := inputOf(req, pass.State, pass.Observed, pass.EtcdErr)
+	plan := Decide(in)
+	res := &Result{Plan: plan}
+	mach := machineNamed(pass.Machines, plan.Machine)
+	regarding := machinesNamed(pass.Machines, plan.Regarding)
+	if mach != nil {
+		regarding = append(regarding, mach)
+	}
+	if plan.Refused != "" {
+		cfg.printf("refused: %s", plan.Refused)
+		cfg.event(ctx, regarding, corev1.EventTypeWarning, "Refuse", "quorumguard release refused: "+plan.Refused)
+		return res, &RefusedError{Plan: plan}
+	}
+	if plan.Nothing() {
+		cfg.printf("Machine %s has no etcd member and no preDrain hook %s: nothing to release", plan.Machine, cfg.Hook.Name)
+		return res, nil
+	}
+	for _, r := range plan.Risks {
+		cfg.printf("--force: going ahead although %s", r)
+	}
+	if cfg.DryRun {
+		if plan.Remove != 0 {
+			cfg.printf("dry run: would remove etcd member %s (%s)", plan.Member, plan.Why)
+		}
+		if plan.Release {
+			cfg.printf("dry run: would release preDrain hook %s of Machine %s", cfg.Hook.Name, plan.Machine)
+		}
+		return res, nil
+	}
+
+	floor, err := cfg.epoch(ctx)
+	if err != nil {
+		return res, err
+	}
+	token, err := cfg.Etcd.ClaimToken(ctx, floor)
+	if err != nil {
+		return res, fmt.Errorf("claim a fencing token: %w", err)
+	}
+	res.Token = token
+	cfg.printf("claimed fencing token %d: a running quorumguard controller is fenced out from now on, and restarts and claims a newer one at its next change", token)
+
+	// still is the release's own reason, decided again on the member list read after the
+	// fence, on the same Machines: the step is taken only if it is still the one decided.
+	still := func(want Plan) etcdmember.Guard {
+		return func(fresh []etcdmember.Observed) error {
+			st := controlplane.StateOf(pass.Machines, fresh, pass.ControlPlaneMachineSet, cfg.Hook, pass.State.Desired)
+			now := Decide(inputOf(req, st, fresh, nil))
+			if now.Refused != "" {
+				return errors.New(now.Refused)
+			}
+			if now.Remove != want.Remove || now.Release != want.Release {
+				return fmt.Errorf("decided %s, but on the member list read after the fence: %s", want.steps(), now.steps())
+			}
+			return nil
+		}
+	}
+
+	if plan.Remove != 0 {
+		note := fmt.Sprintf("removing etcd member %s (%s)", plan.Member, plan.Why)
+		if len(plan.Risks) > 0 {
+			note += "; forced although " + joinRisks(plan.Risks)
+		}
+		cfg.printf("%s", note)
+		if err := cfg.Etcd.RemoveMember(ctx, token, plan.Remove, still(plan)); err != nil {
+			err = fmt.Errorf("remove etcd member %s: %w", plan.Member, err)
+			cfg.printf("not removed: %v", err)
+			cfg.event(ctx, regarding, corev1.EventTypeWarning, "RemoveMember", "quorumguard release did not remove etcd member "+plan.Member+": "+err.Error())
+			return res, err
+		}
+		res.Removed = true
+		cfg.printf("removed etcd member %s", plan.Member)
+		cfg.event(ctx, regarding, eventType(plan), "RemoveMember", "quorumguard release: "+strings.Replace(note, "removing", "removed", 1))
+	}
+	if !plan.Release || mach == nil {
+		return res, nil
+	}
+
+	// The hook goes only once the fence passes again and a member list read after it shows
+	// no member on the Machine: the same decision, one step on.
+	after := Plan{Machine: plan.Machine, Release: true}
+	fenceAndCheck := func() error {
+		if err := cfg.Etcd.Fence(ctx, token); err != nil {
+			return err
+		}
+		fresh, err := cfg.Etcd.Observe(ctx)
+		if err != nil {
+			return fmt.Errorf("read the member list after the fence: %w", err)
+		}
+		return still(after)(fresh)
+	}
+	addrs, node := fmt.Sprint(mach.Status.Addresses), fmt.Sprint(mach.Status.NodeRef)
+	unchanged := func(fresh *machinev1beta1.Machine) error {
+		if fresh.DeletionTimestamp == nil || fmt.Sprint(fresh.Status.Addresses) != addrs || fmt.Sprint(fresh.Status.NodeRef) != node {
+			return hooks.ErrChanged
+		}
+		return fenceAndCheck()
+	}
+	if err := fenceAndCheck(); err != nil {
+		err = fmt.Errorf("release preDrain hook %s of Machine %s: %w", cfg.Hook.Name, mach.Name, err)
+		cfg.printf("not released: %v", err)
+		cfg.event(ctx, regarding, corev1.EventTypeWarning, "ReleaseHook", "quorumguard release did not release the hook: "+err.Error())
+		return res, err
+	}
+	why := "no etcd member is left on the Machine"
+	if plan.Remove != 0 {
+		why = "its etcd member " + plan.Member + " was removed"
+	}
+	w := hooks.Writer{Client: cfg.Client, Reader: cfg.Client}
+	// The condition goes first, as the controller writes it, so that the controller does
+	// not take the missing hook for one removed by someone else.
+	if err := w.Patch(ctx, mach, true, func(cur *machinev1beta1.Machine) (bool, error) {
+		if cur.ResourceVersion != mach.ResourceVersion {
+			if err := unchanged(cur); err != nil {
+				return false, err
+			}
+		}
+		return setReleased(cur, "hook released by quorumguard release: "+why), nil
+	}); err != nil {
+		err = fmt.Errorf("record the release on Machine %s before making it: %w", mach.Name, err)
+		cfg.printf("not released: %v", err)
+		return res, err
+	}
+	if err := w.Release(ctx, mach, cfg.Hook, unchanged); err != nil {
+		cfg.printf("not released: %v", err)
+		cfg.event(ctx, regarding, corev1.EventTypeWarning, "ReleaseHook", "quorumguard release did not release the hook: "+err.Error())
+		return res, err
+	}
+	res.Released = true
+	cfg.printf("released preDrain hook %s of Machine %s: %s", cfg.Hook.Name, mach.Name, why)
+	note := "quorumguard release released preDrain hook " + cfg.Hook.Name + ": " + why
+	if len(plan.Risks) > 0 {
+		note += "; forced although " + joinRisks(plan.Risks)
+	}
+	cfg.event(ctx, []*machinev1beta1.Machine{mach}, eventType(plan), "ReleaseHook", note)
+	return res, nil
+}
+
+// inputOf builds Decide's input from what one read gave.
+func inputOf(req Request, st quorum.State, observed []etcdmember.Observed, etcdErr error) Input {
+	in := Input{Request: req, State: st, EtcdErr: etcdErr, Dead: map[uint64]bool{}}
+	for _, o := range observed {
+		// Dead: it did not answer its own Status (a probe failed), or it never ran. One that
+		// answers without naming a leader is alive, only cut off.
+		if !o.Answered && !o.Healthy && (o.Err != nil || !o.Started) {
+			in.Dead[o.ID] = true
+		}
+	}
+	return in
+}
+
+func (p Plan) steps() string {
+	switch {
+	case p.Refused != "":
+		return "refused: " + p.Refused
+	case p.Remove != 0 && p.Release:
+		return fmt.Sprintf("remove member %x, then release the hook", p.Remove)
+	case p.Remove != 0:
+		return fmt.Sprintf("remove member %x", p.Remove)
+	case p.Release:
+		return "release the hook"
+	default:
+		return "nothing"
+	}
+}
+
+// epoch is the leader-for-life epoch, 0 when there is none.
+func (cfg Config) epoch(ctx context.Context) (uint64, error) {
+	if cfg.Epoch.Name == "" {
+		return 0, nil
+	}
+	cm := &corev1.ConfigMap{}
+	switch err := cfg.Client.Get(ctx, cfg.Epoch, cm); {
+	case apierrors.IsNotFound(err):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("read the leader's epoch ConfigMap %s (the token claimed must be above it): %w", cfg.Epoch, err)
+	}
+	v := cm.Data["token"]
+	t, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("epoch ConfigMap %s holds token %q, which is not a number; nothing is changed", cfg.Epoch, v)
+	}
+	return t, nil
+}
+
+// setReleased sets the Machine's EtcdMember condition to HookReleased.
+func setReleased(m *machinev1beta1.Machine, msg string) bool {
+	next := machinev1beta1.Condition{Type: masters.ConditionType, Status: corev1.ConditionFalse, Severity: machinev1beta1.ConditionSeverityInfo,
+		Reason: quorum.ReasonHookReleased, Message: msg, LastTransitionTime: metav1.Now()}
+	for i := range m.Status.Conditions {
+		c := &m.Status.Conditions[i]
+		if c.Type != masters.ConditionType {
+			continue
+		}
+		if c.Reason == next.Reason && c.Message == next.Message {
+			return false
+		}
+		if c.Status == next.Status {
+			next.LastTransitionTime = c.LastTransitionTime
+		}
+		*c = next
+		return true
+	}
+	m.Status.Conditions = append(m.Status.Conditions, next)
+	return true
+}
+
+func eventType(p Plan) string {
+	if len(p.Risks) > 0 {
+		return corev1.EventTypeWarning
+	}
+	return corev1.EventTypeNormal
+}
+
+func joinRisks(r []string) string { return strings.Join(r, "; ") }
+
+func (cfg Config) printf(format string, args ...any) {
+	if cfg.Out != nil {
+		fmt.Fprintf(cfg.Out, format+"\n", args...)
+	}
+}
+
+func machineNamed(ms []machinev1beta1.Machine, name string) *machinev1beta1.Machine {
+	for i := range ms {
+		if name != "" && ms[i].Name == name {
+			return &ms[i]
+		}
+	}
+	return nil
+}
+
+func machinesNamed(ms []machinev1beta1.Machine, names []string) []*machinev1beta1.Machine {
+	var out []*machinev1beta1.Machine
+	for _, n := range names {
+		if m := machineNamed(ms, n); m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
