@@ -57,7 +57,7 @@ func (e *RefusedError) Error() string { return "refused: " + e.Plan.Refused }
 type Result struct {
 	Plan Plan
 	// Token is the fencing token claimed; 0 when nothing was changed.
-	Token           uint64
+	Token             uint64
 	Removed, Released bool
 }
 
