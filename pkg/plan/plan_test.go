@@ -80,11 +80,11 @@ func rolling(old, new string) []string {
 
 func TestRun(t *testing.T) {
 	cases := []struct {
-		name    string
-		in      Input
-		want    []string
-		lowest  int
-		stall   string
+		name   string
+		in     Input
+		want   []string
+		lowest int
+		stall  string
 	}{
 		{
 			name: "three members, one deleted: replaced in its own domain, leadership moved off it first",
