@@ -86,8 +86,8 @@ type Step struct {
 	Domain string `json:"domain,omitempty"`
 	// What says what happens and why, in the words of the planner that decided it.
 	What string `json:"what"`
-	// Wait is how long a Wait step lasts.
-	Wait time.Duration `json:"wait,omitempty"`
+	// Wait is how long a Wait step lasts, as time.Duration writes it.
+	Wait string `json:"wait,omitempty"`
 	// FaultTolerance is the planner's fault tolerance once the step is done.
 	FaultTolerance int `json:"faultTolerance"`
 }
@@ -245,7 +245,7 @@ func (w *world) next() (Step, bool) {
 	if a := d.Action; !a.Until.IsZero() && a.Until.After(w.s.Now) {
 		wait := a.Until.Sub(w.s.Now)
 		w.s.Now = a.Until
-		return Step{Actor: ActorClock, Kind: KindWait, Machine: a.Machine, Member: hexID(a.MemberID), Wait: wait,
+		return Step{Actor: ActorClock, Kind: KindWait, Machine: a.Machine, Member: hexID(a.MemberID), Wait: wait.String(),
 			What: fmt.Sprintf("wait %s: %s", wait, a.Reason)}, true
 	}
 	return Step{}, false
