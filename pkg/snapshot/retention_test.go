@@ -55,7 +55,7 @@ func TestRetain(t *testing.T) {
 func TestFileNames(t *testing.T) {
 	a := nameFor(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), 0xabc, "master-0")
 	b := nameFor(time.Date(2026, 3, 1, 10, 0, 0, 5, time.UTC), 0x1, "master-1")
-	if !(a < b) {
+	if a >= b {
 		t.Errorf("%s sorts after %s", a, b)
 	}
 	f, ok := parseName(a)
