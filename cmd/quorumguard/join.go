@@ -2,34 +2,50 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/quorumguard/quorumguard/pkg/etcdjoin"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 )
 
-func runJoin(args []string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	return joinCommand(ctx, args, os.Stdout)
+func newJoinCommand(c *cli) *cobra.Command {
+	in := &joinInput{}
+	cmd := &cobra.Command{
+		Use:   "etcd-join",
+		Short: "On a new control-plane node: wait to be added as a learner, then write etcd's environment",
+		Long: `Runs on a control-plane node before etcd starts: waits until quorumguard has added this
+node's peer URL as a learner, then writes the environment file etcd starts from
+(ETCD_NAME, ETCD_INITIAL_CLUSTER, state existing). It never changes membership.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			j, err := in.check()
+			if err != nil {
+				return err
+			}
+			return join(cmd.Context(), j, c.out)
+		},
+	}
+	in.bind(cmd.Flags())
+	return cmd
 }
 
-// joinCommand is `quorumguard etcd-join`: it runs on a control-plane node before etcd
-// starts, waits until the controller has added this node as a learner, and writes the
-// environment file etcd starts from. It never changes membership.
+// joinCommand runs `quorumguard etcd-join args...`.
 func joinCommand(ctx context.Context, args []string, out io.Writer) error {
-	j, err := parseJoin(args)
-	if err != nil {
-		return err
-	}
+	return execute(ctx, append([]string{"etcd-join"}, args...), out)
+}
+
+// join is `quorumguard etcd-join`: it runs on a control-plane node before etcd starts,
+// waits until the controller has added this node as a learner, and writes the environment
+// file etcd starts from. It never changes membership.
+func join(ctx context.Context, j joinFlags, out io.Writer) error {
 	peer := j.peerURL
 	if peer == "" {
 		addrs, err := net.InterfaceAddrs()
@@ -63,32 +79,48 @@ type joinFlags struct {
 	interval, timeout               time.Duration
 }
 
-func parseJoin(args []string) (joinFlags, error) {
-	fs := flag.NewFlagSet("quorumguard etcd-join", flag.ContinueOnError)
+// joinInput is etcd-join's flags as given.
+type joinInput struct {
+	name, peerURL, nodeIP, endpoints, ca, cert, key, dataDir, envFile string
+	interval, timeout                                                 time.Duration
+}
+
+func (in *joinInput) bind(fs *pflag.FlagSet) {
 	hostname, _ := os.Hostname()
-	name := fs.String("name", firstNonEmpty(os.Getenv("NODE_NAME"), hostname), "etcd member name, the node's name ($NODE_NAME, else the host name)")
-	peerURL := fs.String("peer-url", "", "this node's peer URL, https://<address>:2380; worked out from --node-ip or from the node's one global unicast address when empty")
-	nodeIP := fs.String("node-ip", "", "this node's address, used for the peer URL when --peer-url is empty")
-	endpoints := fs.String("endpoints", "", "comma-separated client URLs of the running members (required)")
-	ca := fs.String("etcd-ca-file", "", "CA bundle that signed the etcd serving certificates")
-	cert := fs.String("etcd-cert-file", "", "client certificate for etcd")
-	key := fs.String("etcd-key-file", "", "client key for etcd")
-	dataDir := fs.String("data-dir", "/var/lib/etcd", "etcd's data dir; a stale one is moved aside to <data-dir>.stale-<time>, never deleted")
-	envFile := fs.String("env-file", "/run/etcd/join.env", "where to write the environment etcd starts from")
-	interval := fs.Duration("interval", time.Second, "how often the member list is read while waiting")
-	timeout := fs.Duration("timeout", 0, "give up after this long (0 waits until stopped)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: quorumguard etcd-join [flags]\n\nWaits until quorumguard has added this node's peer URL as a learner, then writes the\nenvironment file etcd starts from (ETCD_NAME, ETCD_INITIAL_CLUSTER, state existing).")
-		fs.PrintDefaults()
-	}
+	fs.StringVar(&in.name, "name", firstNonEmpty(os.Getenv("NODE_NAME"), hostname), "etcd member name, the node's name ($NODE_NAME, else the host name)")
+	fs.StringVar(&in.peerURL, "peer-url", "", "this node's peer URL, https://<address>:2380; worked out from --node-ip or from the node's one global unicast address when empty")
+	fs.StringVar(&in.nodeIP, "node-ip", "", "this node's address, used for the peer URL when --peer-url is empty")
+	fs.StringVar(&in.endpoints, "endpoints", "", "comma-separated client URLs of the running members (required)")
+	fs.StringVar(&in.ca, "etcd-ca-file", "", "CA bundle that signed the etcd serving certificates")
+	fs.StringVar(&in.cert, "etcd-cert-file", "", "client certificate for etcd")
+	fs.StringVar(&in.key, "etcd-key-file", "", "client key for etcd")
+	fs.StringVar(&in.dataDir, "data-dir", "/var/lib/etcd", "etcd's data dir; a stale one is moved aside to <data-dir>.stale-<time>, never deleted")
+	fs.StringVar(&in.envFile, "env-file", "/run/etcd/join.env", "where to write the environment etcd starts from")
+	fs.DurationVar(&in.interval, "interval", time.Second, "how often the member list is read while waiting")
+	fs.DurationVar(&in.timeout, "timeout", 0, "give up after this long (0 waits until stopped)")
+}
+
+// parseJoin parses etcd-join's flags alone, and checks them.
+func parseJoin(args []string) (joinFlags, error) {
+	in := &joinInput{}
+	fs := pflag.NewFlagSet("quorumguard etcd-join", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	in.bind(fs)
 	if err := fs.Parse(args); err != nil {
 		return joinFlags{}, err
 	}
-	j := joinFlags{name: *name, peerURL: *peerURL, dataDir: *dataDir, envFile: *envFile, endpoints: splitList(*endpoints),
-		ca: *ca, cert: *cert, key: *key, interval: *interval, timeout: *timeout}
+	if fs.NArg() > 0 {
+		return joinFlags{}, fmt.Errorf("etcd-join takes no arguments, got %q", fs.Args())
+	}
+	return in.check()
+}
+
+// check turns the flags as given into joinFlags, or says what is wrong with them.
+func (in *joinInput) check() (joinFlags, error) {
+	j := joinFlags{name: in.name, peerURL: in.peerURL, dataDir: in.dataDir, envFile: in.envFile, endpoints: splitList(in.endpoints),
+		ca: in.ca, cert: in.cert, key: in.key, interval: in.interval, timeout: in.timeout}
+	nodeIP := &in.nodeIP
 	switch {
-	case fs.NArg() > 0:
-		return j, fmt.Errorf("etcd-join takes no arguments, got %q", fs.Args())
 	case len(j.endpoints) == 0:
 		return j, fmt.Errorf("--endpoints is required: the client URLs of the running members")
 	case j.ca == "" || j.cert == "" || j.key == "":

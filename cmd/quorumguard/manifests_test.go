@@ -1,7 +1,7 @@
 package main
 
 import (
-	"flag"
+	"context"
 	"io"
 	"net"
 	"os"
@@ -15,6 +15,7 @@ import (
 	configv1 "github.com/openshift/api/config/v1"
 	machinev1 "github.com/openshift/api/machine/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -22,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/quorumguard/quorumguard/pkg/failuredomain"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
@@ -69,18 +69,15 @@ func one[T runtime.Object](t *testing.T, ms []manifest, kind, name string, into 
 	return into
 }
 
-// controllerFlags is the flag set the controller parses, as run builds it.
-func controllerFlags() (*flag.FlagSet, *options) {
-	fs := flag.NewFlagSet("quorumguard", flag.ContinueOnError)
+// controllerFlags is the flag set the controller parses: the root command's.
+func controllerFlags() (*pflag.FlagSet, *options) {
+	root, c := newCLI(context.Background(), io.Discard)
+	fs := root.Flags()
 	fs.SetOutput(io.Discard)
-	o := &options{}
-	o.bind(fs)
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
-	return fs, o
+	return fs, &c.o
 }
 
-func deployment(t *testing.T, ms []manifest) (*appsv1.Deployment, *corev1.Container, *options, *flag.FlagSet) {
+func deployment(t *testing.T, ms []manifest) (*appsv1.Deployment, *corev1.Container, *options, *pflag.FlagSet) {
 	t.Helper()
 	d := one(t, ms, "Deployment", "quorumguard", &appsv1.Deployment{})
 	if len(d.Spec.Template.Spec.Containers) != 1 {

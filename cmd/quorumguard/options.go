@@ -1,13 +1,13 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	flag "github.com/spf13/pflag"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
@@ -18,7 +18,6 @@ import (
 // variable QUORUMGUARD_<NAME>, with the flag's name upper-cased and dashes as underscores;
 // a flag given on the command line wins.
 type options struct {
-	kubeconfig      string
 	etcdEndpoints   string
 	etcdCA          string
 	etcdCert        string
@@ -50,12 +49,11 @@ type options struct {
 
 func (o *options) bind(fs *flag.FlagSet) {
 	d := app.DefaultOptions()
-	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; in-cluster configuration when empty")
 	fs.StringVar(&o.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client URLs, always dialled when given (the member list never replaces them); discovered from the control-plane Machines' InternalIPs (port 2379) when empty; the Machines' addresses are also tried when every endpoint fails")
 	fs.StringVar(&o.etcdCA, "etcd-ca-file", "", "CA bundle that signed the etcd serving certificates")
 	fs.StringVar(&o.etcdCert, "etcd-cert-file", "", "client certificate for etcd")
 	fs.StringVar(&o.etcdKey, "etcd-key-file", "", "client key for etcd")
-	fs.StringVar(&o.namespace, "machine-namespace", d.Namespace, "namespace of the control-plane Machines and the ControlPlaneMachineSet")
+	fs.StringVarP(&o.namespace, "machine-namespace", "n", d.Namespace, "namespace of the control-plane Machines and the ControlPlaneMachineSet")
 	fs.StringVar(&o.hookName, "hook-name", d.Hook.Name, "name of the preDrain lifecycle hook quorumguard owns; "+hooks.EtcdOperator.Name+" takes over the etcd operator's hook")
 	fs.StringVar(&o.hookOwner, "hook-owner", d.Hook.Owner, "owner of the preDrain lifecycle hook; "+hooks.EtcdOperator.Owner+" with the etcd operator's hook")
 	fs.IntVar(&o.replicas, "replicas", d.DefaultReplicas, "desired voting members when there is no ControlPlaneMachineSet")
@@ -86,7 +84,7 @@ func applyEnv(fs *flag.FlagSet) error {
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []string
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
+		if given[f.Name] || f.Name == "help" || f.Name == "version" {
 			return
 		}
 		env := "QUORUMGUARD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))

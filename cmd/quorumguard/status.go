@@ -3,92 +3,79 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
-	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	"github.com/spf13/cobra"
 
-	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/inspect"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 )
 
-// statusFlags are the controller's flags that `quorumguard status` takes too, with the same
-// defaults and the same QUORUMGUARD_<FLAG> environment variables.
-var statusFlags = []string{
-	"kubeconfig", "etcd-endpoints", "etcd-ca-file", "etcd-cert-file", "etcd-key-file",
-	"machine-namespace", "cluster-operator", "hook-name", "hook-owner", "replicas",
-}
-
 // statusTimeout bounds the whole read, etcd probes included.
 const statusTimeout = 30 * time.Second
 
-func runStatus(args []string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	return statusCommand(ctx, args, os.Stdout)
+func newStatusCommand(c *cli) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print etcd's members, the control-plane Machines, the ClusterOperator and the next step",
+		Long: `Prints etcd's members, the control-plane Machines, the ClusterOperator, the
+MachineHealthChecks over the masters and the planner's next step, as one pass of the
+controller would see them, changing nothing.
+
+Exit codes: 0 healthy; 1 the command could not run (bad flags, a missing or unreadable
+certificate file, the API server unreachable); 2 the report was printed but etcd could not
+be observed (unreachable, a rejected certificate); 3 etcd has lost quorum or one more failed
+voting member would lose it.`,
+		Example: `  quorumguard status --etcd-ca-file ca.crt --etcd-cert-file client.crt --etcd-key-file client.key
+  kubectl quorumguard status -o json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "table" && format != "json" {
+				return fmt.Errorf("-o must be table or json, not %q", format)
+			}
+			return c.status(cmd.Context(), format)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "output", "o", "table", "output format: table or json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	c.takeClusterFlags(cmd)
+	return cmd
 }
 
-// statusCommand prints etcd's members, the control-plane Machines, the ClusterOperator and
-// the planner's next step. It only reads.
+// statusCommand runs `quorumguard status args...`.
 func statusCommand(ctx context.Context, args []string, out io.Writer) error {
-	var o options
-	all := flag.NewFlagSet("quorumguard", flag.ContinueOnError)
-	all.SetOutput(io.Discard)
-	o.bind(all)
-	fs := flag.NewFlagSet("quorumguard status", flag.ContinueOnError)
-	for _, name := range statusFlags {
-		f := all.Lookup(name)
-		fs.Var(f.Value, f.Name, f.Usage)
-	}
-	format := fs.String("o", "table", "output format: table or json")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: quorumguard status [flags]\n\nPrints etcd's members, the control-plane Machines, the ClusterOperator and the next step, changing nothing.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	return execute(ctx, append([]string{"status"}, args...), out)
+}
+
+// status prints etcd's members, the control-plane Machines, the ClusterOperator and the
+// planner's next step. It only reads.
+func (c *cli) status(ctx context.Context, format string) error {
+	ao, err := c.readOptions()
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("status takes no arguments, got %q", fs.Args())
-	}
-	if err := applyEnv(fs); err != nil {
-		return err
-	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("-o must be table or json, not %q", *format)
-	}
-	if o.etcdCA == "" || o.etcdCert == "" || o.etcdKey == "" {
-		return fmt.Errorf("--etcd-ca-file, --etcd-cert-file and --etcd-key-file are all required (etcd is reached with mutual TLS)")
-	}
-	cfg, err := restConfig(o.kubeconfig)
+	cfg, err := c.restConfig()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	rep, err := inspect.Cluster(ctx, cfg, app.Options{
-		Namespace: o.namespace, Hook: machinev1beta1.LifecycleHook{Name: o.hookName, Owner: o.hookOwner},
-		DefaultReplicas: o.replicas, EtcdEndpoints: o.endpoints(),
-		EtcdCA: o.etcdCA, EtcdCert: o.etcdCert, EtcdKey: o.etcdKey, ClusterOperator: o.clusterOperator,
-	})
+	rep, err := inspect.Cluster(ctx, cfg, ao)
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
-		enc := json.NewEncoder(out)
+	if format == "json" {
+		enc := json.NewEncoder(c.out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
-	} else if err := printTable(out, rep, o.clusterOperator); err != nil {
+	} else if err := printTable(c.out, rep, ao.ClusterOperator); err != nil {
 		return err
 	}
 	return verdict(rep)

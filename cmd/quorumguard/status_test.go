@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -60,15 +61,15 @@ func TestStatusCommandFlags(t *testing.T) {
 	}{
 		{"an unknown output format", []string{"-o", "yaml", "--etcd-ca-file=a", "--etcd-cert-file=b", "--etcd-key-file=c"}, nil, "-o must be table or json"},
 		{"the etcd client files are required", []string{"-o", "json"}, nil, "--etcd-ca-file, --etcd-cert-file and --etcd-key-file are all required"},
-		{"a controller-only flag is refused", []string{"--leader-elect=none"}, nil, "flag provided but not defined: -leader-elect"},
+		{"a controller-only flag is refused", []string{"--leader-elect=none"}, nil, "unknown flag: --leader-elect"},
 		{"arguments are refused", []string{"now"}, nil, "status takes no arguments"},
-		{"an unknown flag is refused", []string{"--bogus"}, nil, "flag provided but not defined: -bogus"},
-		{"flags come from the environment too", nil, map[string]string{"QUORUMGUARD_O": "xml", "QUORUMGUARD_ETCD_CA_FILE": "a",
+		{"an unknown flag is refused", []string{"--bogus"}, nil, "unknown flag: --bogus"},
+		{"flags come from the environment too", nil, map[string]string{"QUORUMGUARD_OUTPUT": "xml", "QUORUMGUARD_ETCD_CA_FILE": "a",
 			"QUORUMGUARD_ETCD_CERT_FILE": "b", "QUORUMGUARD_ETCD_KEY_FILE": "c"}, "-o must be table or json, not \"xml\""},
 	}
 	// The binary hands `status` and what follows to the status command.
-	if err := run([]string{"status", "--bogus"}); err == nil || !strings.Contains(err.Error(), "-bogus") {
-		t.Errorf("run(status --bogus) = %v; want the status command's flag error", err)
+	if err := execute(t.Context(), []string{"status", "--bogus"}, io.Discard); err == nil || !strings.Contains(err.Error(), "--bogus") {
+		t.Errorf("quorumguard status --bogus = %v; want the status command's flag error", err)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

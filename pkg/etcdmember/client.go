@@ -3,8 +3,10 @@ package etcdmember
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -100,6 +102,25 @@ type Config struct {
 // certificate and key. They are read again at every handshake, so rotated files are used.
 type TLSFiles struct {
 	CA, Cert, Key string
+}
+
+// CheckTLSFiles reads the three files as a client would and says which one is missing,
+// unreadable or not what it should be: a command that is given them fails on that itself,
+// rather than reporting an etcd it could not reach.
+func CheckTLSFiles(files TLSFiles) error {
+	for _, f := range []struct{ flag, path string }{{"--etcd-ca-file", files.CA}, {"--etcd-cert-file", files.Cert}, {"--etcd-key-file", files.Key}} {
+		if _, err := os.ReadFile(f.path); err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(files.Cert, files.Key); err != nil {
+		return fmt.Errorf("--etcd-cert-file %s and --etcd-key-file %s: %w", files.Cert, files.Key, err)
+	}
+	pem, _ := os.ReadFile(files.CA)
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		return fmt.Errorf("--etcd-ca-file %s holds no PEM certificate", files.CA)
+	}
+	return nil
 }
 
 // Client changes and inspects etcd membership.

@@ -99,6 +99,14 @@ func TestKubectlPlugin(t *testing.T) {
 		t.Errorf("kubectl quorumguard --version = %q (exit %d), want %q", out, code, version)
 	}
 
+	// Help exits 0, names the command as kubectl's, and prints no error line.
+	for _, args := range [][]string{{"quorumguard", "--help"}, {"quorumguard", "status", "--help"}, {"quorumguard"}} {
+		out, code := run(args...)
+		if code != 0 || !strings.Contains(out, "kubectl quorumguard") || strings.Contains(out, "Error") {
+			t.Errorf("kubectl %s: exit %d; want exit 0 and usage naming \"kubectl quorumguard\":\n%s", strings.Join(args, " "), code, out)
+		}
+	}
+
 	net, urls := etcdnet.StartSingle(t)
 	ca, cert, key := net.ClientFiles()
 	etcdFlags := []string{"--etcd-endpoints=" + strings.Join(urls, ","), "--etcd-ca-file=" + ca, "--etcd-cert-file=" + cert, "--etcd-key-file=" + key}
