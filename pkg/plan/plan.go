@@ -243,7 +243,7 @@ func (w *world) next() (Step, bool) {
 		}
 	}
 	if a := d.Action; !a.Until.IsZero() && a.Until.After(w.s.Now) {
-		wait := a.Until.Sub(w.s.Now)
+		wait := a.Until.Sub(w.s.Now).Round(time.Millisecond)
 		w.s.Now = a.Until
 		return Step{Actor: ActorClock, Kind: KindWait, Machine: a.Machine, Member: hexID(a.MemberID), Wait: wait.String(),
 			What: fmt.Sprintf("wait %s: %s", wait, a.Reason)}, true
