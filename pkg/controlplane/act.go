@@ -15,7 +15,17 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
+	etcdsnapshot "github.com/quorumguard/quorumguard/pkg/snapshot"
 )
+
+// Snapshotter takes the etcd snapshot a voting member's removal waits for (pkg/snapshot).
+type Snapshotter interface {
+	Take(ctx context.Context, req etcdsnapshot.Request) (etcdsnapshot.Result, error)
+}
+
+// ReasonSnapshotFailed is the EtcdMember condition's reason, and the Warning Event's, while
+// a member's removal waits for an etcd snapshot that could not be taken.
+const ReasonSnapshotFailed = "SnapshotFailed"
 
 // ensureHooks puts the hook on every live control-plane Machine and reports a hook that
 // someone removed from a deleting one.
@@ -113,6 +123,9 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		}
 		r.event(m, corev1.EventTypeNormal, "LeaderMoved", "MoveLeader", fmt.Sprintf("moved etcd leadership from %x to %x before removing the member", a.MemberID, a.To))
 	case quorum.RemoveMember:
+		if err := r.snapshotBefore(ctx, st, d, a, m); err != nil {
+			return err
+		}
 		err := r.Etcd.Remove(ctx, token, a.MemberID, recheck)
 		if r.waiting(ctx, d, a, err) || r.stale(ctx, a, err) {
 			return nil
@@ -190,6 +203,44 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		r.event(m, corev1.EventTypeNormal, quorum.ReasonHookReleased, "ReleaseHook", "released preDrain hook "+r.Hook.Name+": "+a.Reason)
 	}
 	return nil
+}
+
+// snapshotBefore takes an etcd snapshot before a voting member is removed, when snapshots
+// are configured: a removal that cannot be undone gets a restore point first. A failed
+// snapshot holds the removal: nothing is removed, the Machine's condition and a Warning
+// Event say why, and the error sends the action to its backoff, after which the next pass
+// decides and tries again. A learner's removal (one that never started, or stopped) needs
+// none: a learner holds no data the voters lack and its removal leaves quorum as it was,
+// and a learner removed every few minutes would push the voters' snapshots out of
+// retention.
+func (r *Reconciler) snapshotBefore(ctx context.Context, st *snapshot, d *quorum.Decision, a quorum.Action, m *machinev1beta1.Machine) error {
+	if r.Snapshots == nil || a.StartTimedOut || learnerIn(st.observed, a.MemberID) {
+		return nil
+	}
+	req := etcdsnapshot.Request{Member: a.MemberID, Machine: a.Machine}
+	for _, o := range st.observed {
+		req.Members = append(req.Members, etcdsnapshot.Member{ID: o.ID, Name: o.Name, ClientURLs: o.ClientURLs, Healthy: o.Healthy, Learner: o.IsLearner})
+	}
+	res, err := r.Snapshots.Take(ctx, req)
+	if err != nil {
+		msg := fmt.Sprintf("etcd member %x is not removed until an etcd snapshot is taken; it is tried again on the next pass: %v", a.MemberID, err)
+		d.Conditions[a.Machine] = quorum.Condition{Status: "False", Reason: ReasonSnapshotFailed, Message: msg}
+		r.event(m, corev1.EventTypeWarning, ReasonSnapshotFailed, string(a.Kind), msg)
+		return fmt.Errorf("%s held: %w", a, err)
+	}
+	if !res.Reused {
+		r.event(m, corev1.EventTypeNormal, "SnapshotTaken", string(a.Kind), fmt.Sprintf("took etcd snapshot %s (%d bytes, from member %x) before removing member %x", res.Path, res.Size, res.From, a.MemberID))
+	}
+	return nil
+}
+
+func learnerIn(ms []etcdmember.Observed, id uint64) bool {
+	for _, m := range ms {
+		if m.ID == id {
+			return m.IsLearner
+		}
+	}
+	return false
 }
 
 // releaseFence passes the etcd fence with token, reads the member list afresh and checks

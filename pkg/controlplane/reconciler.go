@@ -67,6 +67,9 @@ type Reconciler struct {
 	// LearnerStartTimeout is how long a learner may stay unstarted before it is removed to
 	// free the learner slot; 0 never removes one.
 	LearnerStartTimeout time.Duration
+	// Snapshots, when set, takes an etcd snapshot before each voting member's removal; a
+	// removal waits while one cannot be taken (see snapshotBefore).
+	Snapshots Snapshotter
 	// Endpoints, when set, publishes the voting members' client URLs for consumers such
 	// as an apiserver operator and holds removals until they have rolled them out.
 	Endpoints *endpoints.Publisher
