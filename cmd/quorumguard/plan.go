@@ -10,15 +10,12 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	machinev1 "github.com/openshift/api/machine/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
-	"github.com/quorumguard/quorumguard/pkg/failuredomain"
-	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/plan"
 )
 
@@ -81,7 +78,7 @@ func runPlan(ctx context.Context, cfg *rest.Config, ao app.Options, r planReques
 		}
 		return &exitError{exitEtcdUnobserved, "etcd could not be observed, nothing can be planned: " + p.EtcdErr.Error()}
 	}
-	in, err := planInput(p, r)
+	in, err := plan.FromPass(p, r.Delete, r.Domains)
 	if err != nil {
 		return err
 	}
@@ -109,49 +106,6 @@ func runPlan(ctx context.Context, cfg *rest.Config, ao app.Options, r planReques
 		return &exitError{exitPlanStalls, "the plan stalls: " + res.Stall}
 	}
 	return nil
-}
-
-// planInput is the plan's start: the pass's State with failure domains by name, the
-// Machines' indexes, and the ControlPlaneMachineSet (with the requested domains) when it is
-// Active.
-func planInput(p *controlplane.Pass, r planRequest) (plan.Input, error) {
-	in := plan.Input{State: p.State, Delete: r.Delete}
-	in.State.Machines = append(in.State.Machines[:0:0], p.State.Machines...)
-	cpms := p.ControlPlaneMachineSet
-	if len(r.Domains) > 0 && (cpms == nil || cpms.Spec.State != machinev1.ControlPlaneMachineSetStateActive) {
-		return in, errors.New("--domains needs an Active ControlPlaneMachineSet: without one, nothing moves a Machine between failure domains")
-	}
-	if cpms == nil || cpms.Spec.State != machinev1.ControlPlaneMachineSetStateActive {
-		return in, nil
-	}
-	domains, _ := failuredomain.FromControlPlaneMachineSet(cpms) // unusable domains: none known, as the controller reads them
-	names := map[string]string{}
-	ms := &plan.MachineSet{Strategy: string(cpms.Spec.Strategy.Type)}
-	for _, d := range domains {
-		names[d.Key()] = d.Name
-		ms.Domains = append(ms.Domains, d.Name)
-	}
-	for i := range in.State.Machines {
-		if n, ok := names[in.State.Machines[i].Domain]; ok {
-			in.State.Machines[i].Domain = n
-		}
-	}
-	if len(r.Domains) > 0 {
-		ms.Domains = nil
-		for _, d := range r.Domains {
-			if d = strings.TrimSpace(d); d != "" {
-				ms.Domains = append(ms.Domains, d)
-			}
-		}
-	}
-	in.MachineSet = ms
-	in.Indexes = map[string]int{}
-	for name, a := range masters.IndexesOf(p.Machines, cpms) {
-		if a.Err == nil {
-			in.Indexes[name] = a.Index
-		}
-	}
-	return in, nil
 }
 
 // printPlan writes the plan as a table of steps and a verdict.

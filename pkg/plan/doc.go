@@ -9,7 +9,8 @@
 // It decides nothing itself: every step of the controller is quorum.Decide's, every Machine
 // created or deleted is machines.Plan's, and every fault tolerance is the planner's
 // (Decision.FaultTolerance). What it adds is only the world's answer to each step, in the
-// order the real parties answer. It is pure: no client, no clock, no goroutine.
+// order the real parties answer. Run is pure: no client, no clock, no goroutine; FromPass
+// turns a dry pass's reading into Run's input and reads nothing either.
 //
 // What it never knows: how long a step takes (only the health window's wait is timed), a
 // member that fails on the way, a providerSpec that differs from the template (Machines are
