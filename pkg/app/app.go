@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/quorumguard/quorumguard/pkg/coexist"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
@@ -34,6 +35,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/leader"
 	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/snapshot"
 )
 
 // Scheme knows every type the controller reads or writes.
@@ -187,6 +189,15 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 			ns = o.Namespace
 		}
 		c.Reconciler.Endpoints = &endpoints.Publisher{Client: direct, Namespace: ns, Name: o.EndpointsConfigMap, Consumers: o.EndpointConsumers}
+	}
+	if o.SnapshotDir != "" {
+		sm, err := snapshot.NewMetrics(ctrlmetrics.Registry)
+		if err != nil {
+			return nil, err
+		}
+		c.Reconciler.Snapshots = &snapshot.Taker{Dir: o.SnapshotDir, Keep: o.SnapshotKeep, Budget: o.SnapshotBudget, Metrics: sm,
+			Streamer: snapshot.ClientStreamer{Files: snapshot.TLSFiles{CA: o.EtcdCA, Cert: o.EtcdCert, Key: o.EtcdKey}},
+			Log:      ctrl.Log.WithName("snapshot")}
 	}
 	r := c.Reconciler
 	if c.fence != nil {

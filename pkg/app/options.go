@@ -3,12 +3,14 @@ package app
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/snapshot"
 )
 
 // Options configure one controller process. Each field is the command-line flag named in
@@ -51,6 +53,13 @@ type Options struct {
 	// MetricsCertDir holds its tls.crt and tls.key (see MetricsServerOptions).
 	MetricsSecure  bool
 	MetricsCertDir string
+	// SnapshotDir, when set, is where an etcd snapshot is written before each voting
+	// member's removal (pkg/snapshot); a removal waits while one cannot be taken. "" takes
+	// none. SnapshotKeep is how many are kept, newest first; SnapshotBudget, when above 0,
+	// the most bytes they may take together.
+	SnapshotDir    string
+	SnapshotKeep   int
+	SnapshotBudget int64
 	// CoexistInterval is how often the etcd and ControlPlaneMachineSet operators are looked
 	// for (pkg/coexist); coexist.DefaultInterval when zero.
 	CoexistInterval time.Duration
@@ -77,6 +86,7 @@ func DefaultOptions() Options {
 		LearnerStartTimeout: 5 * time.Minute,
 		EndpointsConfigMap:  "quorumguard-etcd-endpoints",
 		StallTimeout:        DefaultStallTimeout,
+		SnapshotKeep:        snapshot.DefaultKeep,
 	}
 }
 
@@ -106,6 +116,9 @@ func (o *Options) Complete() {
 	}
 	if o.ElectionID == "" {
 		o.ElectionID = d.ElectionID
+	}
+	if o.SnapshotKeep == 0 {
+		o.SnapshotKeep = d.SnapshotKeep
 	}
 	set(&o.PollInterval, d.PollInterval)
 	set(&o.LeaseDuration, d.LeaseDuration)
@@ -173,5 +186,29 @@ func (o Options) Validate() error {
 	if len(o.EndpointConsumers) > 0 && o.EndpointsConfigMap == "" {
 		bad("--endpoint-consumers needs --endpoints-configmap: consumers acknowledge what is published there")
 	}
+	if o.SnapshotKeep < 1 {
+		bad("--snapshot-keep must be at least 1, not %d", o.SnapshotKeep)
+	}
+	if o.SnapshotBudget < 0 {
+		bad("--snapshot-budget must not be negative, not %d", o.SnapshotBudget)
+	}
+	if o.SnapshotDir != "" {
+		if err := writableDir(o.SnapshotDir); err != nil {
+			bad("--snapshot-dir %s: %v", o.SnapshotDir, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// writableDir makes dir when it does not exist, and checks that a file can be created in it.
+func writableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("cannot be created: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".quorumguard-write-check-*")
+	if err != nil {
+		return fmt.Errorf("is not writable: %w", err)
+	}
+	_ = f.Close()
+	return os.Remove(f.Name())
 }
