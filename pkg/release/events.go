@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"fmt"
+	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,7 +35,7 @@ func (cfg Config) event(ctx context.Context, on []*machinev1beta1.Machine, typ, 
 			continue
 		}
 		ev := &eventsv1.Event{
-			ObjectMeta:          metav1.ObjectMeta{GenerateName: m.Name + ".", Namespace: m.Namespace},
+			ObjectMeta:          metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", m.Name, time.Now().UnixNano()), Namespace: m.Namespace},
 			EventTime:           metav1.NowMicro(),
 			ReportingController: reportingController,
 			ReportingInstance:   instance,

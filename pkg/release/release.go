@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	corev1 "k8s.io/api/core/v1"
@@ -88,7 +89,7 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 	in := inputOf(req, pass.State, pass.Observed, pass.EtcdErr)
 	plan := Decide(in)
 	res := &Result{Plan: plan}
-	mach := machineNamed(pass.Machines, plan.Machine)
+	mach := machineNamed(pass.Machines, req.Machine)
 	regarding := machinesNamed(pass.Machines, plan.Regarding)
 	if mach != nil {
 		regarding = append(regarding, mach)
@@ -148,7 +149,7 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 			note += "; forced although " + joinRisks(plan.Risks)
 		}
 		cfg.printf("%s", note)
-		if err := cfg.Etcd.RemoveMember(ctx, token, plan.Remove, still(plan)); err != nil {
+		if err := cfg.remove(ctx, token, plan.Remove, still(plan)); err != nil {
 			err = fmt.Errorf("remove etcd member %s: %w", plan.Member, err)
 			cfg.printf("not removed: %v", err)
 			cfg.event(ctx, regarding, corev1.EventTypeWarning, "RemoveMember", "quorumguard release did not remove etcd member "+plan.Member+": "+err.Error())
@@ -220,6 +221,31 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 	}
 	cfg.event(ctx, []*machinev1beta1.Machine{mach}, eventType(plan), "ReleaseHook", note)
 	return res, nil
+}
+
+// healthWindowWait bounds how long a removal waits out etcd's refusal for its health
+// window (quorum.HealthWindow after the newest member's promotion, or a restart).
+const healthWindowWait = quorum.HealthWindow + 5*time.Second
+
+// remove removes member id through the fence. etcd refuses, as "unhealthy cluster", a
+// removal until its members have been connected for its health window; that refusal passes
+// by itself, so it is tried again each second, the fence and the guard passed each time,
+// until healthWindowWait. Any other refusal is returned at once.
+func (cfg Config) remove(ctx context.Context, token, id uint64, still etcdmember.Guard) error {
+	deadline := time.Now().Add(healthWindowWait)
+	for {
+		err := cfg.Etcd.RemoveMember(ctx, token, id, still)
+		var refused *etcdmember.UnsafeChangeError
+		if !errors.As(err, &refused) || !refused.Passes || time.Now().After(deadline) {
+			return err
+		}
+		cfg.printf("etcd refuses for now (%s): it allows a removal once its members have been connected for %s; trying again", refused.Reason, quorum.HealthWindow)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // inputOf builds Decide's input from what one read gave.
