@@ -89,11 +89,23 @@ func TestDecide(t *testing.T) {
 		{name: "etcd unobserved", req: Request{Machine: "m0"}, st: promoted, err: errors.New("refused"), want: "etcd could not be observed"},
 
 		{name: "--member: a dead member no Machine accounts for is removed", req: Request{Member: 9},
-			st: func() quorum.State { s := three(); s.Members = append(s.Members, voter(9, "", "10.0.0.9", false)); return s }, dead: []uint64{9}, remove: 9},
+			st: func() quorum.State {
+				s := three()
+				s.Members = append(s.Members, voter(9, "", "10.0.0.9", false))
+				return s
+			}, dead: []uint64{9}, remove: 9},
 		{name: "--member: a live one is refused, forced or not", req: Request{Member: 9, Force: true},
-			st: func() quorum.State { s := three(); s.Members = append(s.Members, voter(9, "x", "10.0.0.9", true)); return s }, want: "member 9 (x, voter) answers its Status"},
+			st: func() quorum.State {
+				s := three()
+				s.Members = append(s.Members, voter(9, "x", "10.0.0.9", true))
+				return s
+			}, want: "member 9 (x, voter) answers its Status"},
 		{name: "--member: an answering member cut off from the leader is alive too", req: Request{Member: 9},
-			st: func() quorum.State { s := three(); s.Members = append(s.Members, voter(9, "x", "10.0.0.9", false)); return s }, want: "member 9 (x, voter) answers its Status"},
+			st: func() quorum.State {
+				s := three()
+				s.Members = append(s.Members, voter(9, "x", "10.0.0.9", false))
+				return s
+			}, want: "member 9 (x, voter) answers its Status"},
 		{name: "--member: a member a Machine accounts for", req: Request{Member: 2}, st: three, dead: []uint64{2}, want: "member 2 (m1, voter) belongs to Machine m1; use `quorumguard release m1`"},
 		{name: "--member: not listed", req: Request{Member: 0xabc}, st: three, want: "etcd lists no member abc"},
 		{name: "--member: removing even a dead one must keep quorum", req: Request{Member: 9},
