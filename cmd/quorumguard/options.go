@@ -8,6 +8,7 @@ import (
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	flag "github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
@@ -45,6 +46,9 @@ type options struct {
 	cacheAll        bool
 	endpointsCM     string
 	consumers       string
+	snapshotDir     string
+	snapshotKeep    int
+	snapshotBudget  string
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -75,6 +79,9 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.endpointsCM, "endpoints-configmap", d.EndpointsConfigMap, "ConfigMap, in quorumguard's namespace, where the voting members' client URLs are published with a generation for consumers such as an apiserver operator; empty publishes none")
 	fs.StringVar(&o.consumers, "endpoint-consumers", "", "comma-separated consumers of the published endpoints; a member is removed only after each has acknowledged a generation without it (annotation endpoints.quorumguard.io/ack-<consumer>); none: nothing waits")
 	fs.DurationVar(&o.stallTimeout, "healthz-stall-timeout", d.StallTimeout, "/healthz fails on the leader once its control loop has finished no pass for this long, so that a hung leader's container is restarted; a standby's /healthz never depends on the leader. At least 30s")
+	fs.StringVar(&o.snapshotDir, "snapshot-dir", "", "directory where an etcd snapshot, its sha256 digest checked, is written before each voting member's removal; a removal waits while one cannot be taken; empty takes none")
+	fs.IntVar(&o.snapshotKeep, "snapshot-keep", d.SnapshotKeep, "how many etcd snapshots --snapshot-dir keeps, the newest")
+	fs.StringVar(&o.snapshotBudget, "snapshot-budget", "0", "most bytes the kept etcd snapshots may take together (a quantity: 10Gi, 500M or bytes); the oldest are deleted to stay within it, and a snapshot larger than the whole budget holds the removal; 0: no budget")
 	fs.BoolVar(&o.cacheAll, "cache-all-machines", false, "cache every Machine in the cluster instead of only control-plane ones (for the scale benchmark's comparison only)")
 }
 
@@ -114,6 +121,10 @@ func (o *options) appOptions() (app.Options, error) {
 	if err != nil {
 		return app.Options{}, fmt.Errorf("--endpoint-consumers: %w", err)
 	}
+	budget, err := resource.ParseQuantity(o.snapshotBudget)
+	if err != nil {
+		return app.Options{}, fmt.Errorf("--snapshot-budget %q: %w", o.snapshotBudget, err)
+	}
 	ao := app.Options{
 		Namespace:          o.namespace,
 		Hook:               machinev1beta1.LifecycleHook{Name: o.hookName, Owner: o.hookOwner},
@@ -143,6 +154,9 @@ func (o *options) appOptions() (app.Options, error) {
 		// The flag was parsed and validated but never passed on: learners never timed out.
 		LearnerStartTimeout: o.learnerStart,
 		StallTimeout:        o.stallTimeout,
+		SnapshotDir:         o.snapshotDir,
+		SnapshotKeep:        o.snapshotKeep,
+		SnapshotBudget:      budget.Value(),
 	}
 	return ao, ao.Validate()
 }
