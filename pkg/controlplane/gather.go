@@ -131,7 +131,7 @@ func StateOf(machines []machinev1beta1.Machine, members []etcdmember.Observed, c
 		}
 		s.Members = append(s.Members, quorum.Member{
 			ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner, Started: m.Started,
-			Healthy: healthy, Leader: m.Leader, Progress: m.Progress,
+			Healthy: healthy, Leader: m.Leader, Progress: m.Progress, Index: m.Index,
 		})
 	}
 	var domains []failuredomain.Domain

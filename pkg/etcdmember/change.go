@@ -395,22 +395,26 @@ func leaderOf(health []Health) uint64 {
 	return lead
 }
 
-// successor is the healthy voting member other than id with the highest raft index,
-// lowest ID among equals.
+// successor is the healthy voting member other than id with the highest raft index; among
+// equals the one whose name sorts first, then the lowest ID (the planner's rule,
+// quorum.pickLeader, which also leaves out the members of deleting Machines).
 func successor(members []Member, health []Health, id uint64) (uint64, bool) {
-	var best uint64
+	best := -1
 	var bestIndex uint64
-	found := false
 	for i, m := range members {
 		if m.ID == id || m.IsLearner || !m.Healthy || health[i].Status == nil {
 			continue
 		}
 		idx := health[i].Status.Index
-		if !found || idx > bestIndex || (idx == bestIndex && m.ID < best) {
-			best, bestIndex, found = m.ID, idx, true
+		if best < 0 || idx > bestIndex ||
+			(idx == bestIndex && (m.Name < members[best].Name || (m.Name == members[best].Name && m.ID < members[best].ID))) {
+			best, bestIndex = i, idx
 		}
 	}
-	return best, found
+	if best < 0 {
+		return 0, false
+	}
+	return members[best].ID, true
 }
 
 func (c *Client) notify(ctx context.Context, op string, id uint64) {

@@ -515,21 +515,30 @@ func settling(s State, members []Member, machines map[string]Machine) (*Member, 
 	return fresh, until
 }
 
-// pickLeader chooses a healthy voting member of a live Machine, lowest ID first.
+// pickLeader chooses who leads once the leader's member is removed: the healthy voting
+// member of a live Machine (not one being deleted, which would hand leadership on again)
+// whose raft index is highest, so that the hand-over waits for no log to be replicated and
+// the most up-to-date member leads; among equals the one whose name sorts first, then the
+// lowest ID. Never a learner, which cannot lead. 0 when there is none.
 func pickLeader(all []Member, machines map[string]Machine, not uint64) uint64 {
-	var best uint64
-	for _, m := range all {
+	var best *Member
+	for i := range all {
+		m := &all[i]
 		if m.ID == not || m.Learner || !m.Healthy {
 			continue
 		}
 		if mach, ok := machines[m.Machine]; !ok || mach.Deleting {
 			continue
 		}
-		if best == 0 || m.ID < best {
-			best = m.ID
+		if best == nil || m.Index > best.Index ||
+			(m.Index == best.Index && (m.Name < best.Name || (m.Name == best.Name && m.ID < best.ID))) {
+			best = m
 		}
 	}
-	return best
+	if best == nil {
+		return 0
+	}
+	return best.ID
 }
 
 func baseCondition(m Machine, d Decision, memberOf func(string) (Member, bool), learners []Member, all []Machine) Condition {

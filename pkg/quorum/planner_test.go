@@ -376,3 +376,71 @@ func TestActionString(t *testing.T) {
 		t.Fatal(a.String())
 	}
 }
+
+// TestNewLeaderChoice: before the leader's member is removed, leadership goes to the healthy
+// voting member of a live Machine with the highest raft index, then the name that sorts
+// first, then the lowest ID; never to a learner, an unhealthy member or a member whose
+// Machine is being deleted.
+func TestNewLeaderChoice(t *testing.T) {
+	// base: m-0 leads and is being replaced by m-3 (promoted); m-1, m-2 and m-3 are
+	// healthy voters of live Machines.
+	base := func(index map[string]uint64) State {
+		s := steady()
+		s.Machines[0].Deleting = true
+		s.Members[0].Leader = true
+		s.Machines = append(s.Machines, machine("m-3", "10.0.0.4", false))
+		s.Members = append(s.Members, voter(4, "m-3", "10.0.0.4", true))
+		for i := range s.Members {
+			s.Members[i].Index = index[s.Members[i].Name]
+		}
+		return s
+	}
+	cases := []struct {
+		name  string
+		state State
+		want  uint64
+	}{
+		{"the highest raft index wins over a lower ID", base(map[string]uint64{"m-0": 100, "m-1": 90, "m-2": 95, "m-3": 99}), 4},
+		{"equal indexes: the name that sorts first", func() State {
+			s := base(map[string]uint64{"m-0": 100, "m-1": 99, "m-2": 99, "m-3": 99})
+			// IDs in the opposite order of the names: the name decides.
+			s.Members[1].ID, s.Members[2].ID, s.Members[3].ID = 30, 20, 10
+			return s
+		}(), 30},
+		{"never a member of a deleting Machine, whatever its index", func() State {
+			s := base(map[string]uint64{"m-0": 100, "m-1": 99, "m-2": 50, "m-3": 50})
+			s.Machines[1].Deleting = true
+			return s
+		}(), 3},
+		{"never an unhealthy member", func() State {
+			s := base(map[string]uint64{"m-0": 100, "m-1": 90, "m-2": 80, "m-3": 99})
+			s.Members[3].Healthy = false
+			return s
+		}(), 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Decide(tc.state)
+			if d.Action.Kind != MoveLeader || d.Action.MemberID != 1 {
+				t.Fatalf("action %+v; want MoveLeader away from member 1", d.Action)
+			}
+			if d.Action.To != tc.want {
+				t.Errorf("leadership to %x; want %x", d.Action.To, tc.want)
+			}
+		})
+	}
+	// A learner is never chosen, whatever its index: the planner promotes a healthy learner
+	// before it moves leadership, so only the choice itself can show it.
+	s := base(map[string]uint64{"m-0": 100, "m-1": 80, "m-2": 90, "m-3": 99})
+	s.Members[3].Learner = true
+	machines := map[string]Machine{}
+	for _, m := range s.Machines {
+		machines[m.Name] = m
+	}
+	for i := range s.Members {
+		s.Members[i].Machine = s.Members[i].Name
+	}
+	if to := pickLeader(s.Members, machines, 1); to != 3 {
+		t.Errorf("with m-3 a learner (index 99), leadership to %x; want 3 (m-2, index 90)", to)
+	}
+}

@@ -51,6 +51,10 @@ type Member struct {
 	Leader  bool
 	// Progress is a learner's applied index over the leader's, 0..1.
 	Progress float64
+	// Index is the member's raft index as its own status reported it in this reading; 0
+	// when it did not answer. The new leader chosen before a leader's removal is the
+	// healthy voter with the highest.
+	Index uint64
 	// DownFor is how long a learner that is not healthy (never started, or stopped
 	// answering) has been seen so.
 	DownFor time.Duration
