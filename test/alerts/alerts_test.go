@@ -29,6 +29,7 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
+	"github.com/quorumguard/quorumguard/pkg/snapshot"
 )
 
 const (
@@ -157,7 +158,8 @@ func TestAlertRules(t *testing.T) {
 	fires, silent := unitTestCases(t)
 	list := alerts(t, spec)
 	want := []string{"QuorumGuardEtcdQuorumLost", "QuorumGuardEtcdNoFaultTolerance", "QuorumGuardHookHeldTooLong",
-		"QuorumGuardLearnerNotPromoted", "QuorumGuardFencingRefusals", "QuorumGuardNoLeader", "QuorumGuardReconcileFailing"}
+		"QuorumGuardLearnerNotPromoted", "QuorumGuardFencingRefusals", "QuorumGuardNoLeader", "QuorumGuardReconcileFailing",
+		"QuorumGuardSnapshotFailing"}
 	var names []string
 	for _, r := range list {
 		names = append(names, r["alert"].(string))
@@ -239,6 +241,9 @@ func TestAlertMetricsExist(t *testing.T) {
 		Machines: []machinev1beta1.Machine{deleting},
 		Members:  []quorum.Member{{ID: 1, Machine: "master-0"}, {ID: 2, Machine: "master-3", Learner: true}}})
 	m.SetLeader(true)
+	if _, err := snapshot.NewMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
 	exported := gathered(t, reg)
 
 	// A controller registers its controller_runtime_* series on controller-runtime's
