@@ -131,7 +131,11 @@ func (d *demo) run(ctx context.Context) error {
 	// etcd accepts a reconfiguration once its members have been connected for 5 s.
 	time.Sleep(5 * time.Second)
 
-	d.say("step 1: deleting cluster-master-1; its hook holds the drain until a replacement is voting")
+	d.say("step 1: asking `quorumguard plan --delete cluster-master-1` what deleting it would bring")
+	if err := d.plan(ctx, "--delete=cluster-master-1"); err != nil {
+		return err
+	}
+	d.say("deleting cluster-master-1; its hook holds the drain until a replacement is voting")
 	if err := d.cluster.DeleteMachine(ctx, "cluster-master-1"); err != nil {
 		return err
 	}
@@ -265,6 +269,22 @@ func (d *demo) startReplica(name string) error {
 		return fmt.Errorf("start %s (%s): %w; run `make build` first", name, d.bin, err)
 	}
 	d.procs[name] = cmd
+	return nil
+}
+
+// plan runs `quorumguard plan` with args against the demo cluster and shows what it prints;
+// a plan that would stall or lose quorum fails the demo before anything is deleted.
+func (d *demo) plan(ctx context.Context, args ...string) error {
+	ca, cert, key := d.cluster.Net.ClientFiles()
+	cmd := exec.CommandContext(ctx, d.bin, append([]string{"plan", "--kubeconfig=" + d.cp.KubeconfigFile,
+		"--etcd-ca-file=" + ca, "--etcd-cert-file=" + cert, "--etcd-key-file=" + key}, args...)...)
+	out, err := cmd.CombinedOutput()
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		d.say("  %s", line)
+	}
+	if err != nil {
+		return fmt.Errorf("quorumguard plan %s: %w", strings.Join(args, " "), err)
+	}
 	return nil
 }
 
