@@ -179,7 +179,9 @@ func decideMember(in Input, mp quorum.Mapping) Plan {
 	}
 	pl := mp.Of[mem.ID]
 	if pl.Kind == quorum.Placed {
-		return refuse("member %s belongs to Machine %s; use `quorumguard release %s`, which checks its replacement first", describe(*mem), pl.Machine, pl.Machine)
+		p := refuse("member %s belongs to Machine %s; use `quorumguard release %s`, which checks its replacement first", describe(*mem), pl.Machine, pl.Machine)
+		p.Regarding = []string{pl.Machine}
+		return p
 	}
 	p := Plan{Regarding: pl.Candidates}
 	if !in.Dead[mem.ID] {

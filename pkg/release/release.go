@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 		}
 		cfg.printf("%s", note)
 		if err := cfg.remove(ctx, token, plan.Remove, still(plan)); err != nil {
-			err = fmt.Errorf("remove etcd member %s: %w", plan.Member, err)
+			err = fmt.Errorf("remove etcd member %s: %w", plan.Member, explain(err))
 			cfg.printf("not removed: %v", err)
 			cfg.event(ctx, regarding, corev1.EventTypeWarning, "RemoveMember", "quorumguard release did not remove etcd member "+plan.Member+": "+err.Error())
 			return res, err
@@ -184,7 +184,7 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 		return fenceAndCheck()
 	}
 	if err := fenceAndCheck(); err != nil {
-		err = fmt.Errorf("release preDrain hook %s of Machine %s: %w", cfg.Hook.Name, mach.Name, err)
+		err = fmt.Errorf("release preDrain hook %s of Machine %s: %w", cfg.Hook.Name, mach.Name, explain(err))
 		cfg.printf("not released: %v", err)
 		cfg.event(ctx, regarding, corev1.EventTypeWarning, "ReleaseHook", "quorumguard release did not release the hook: "+err.Error())
 		return res, err
@@ -209,6 +209,7 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 		return res, err
 	}
 	if err := w.Release(ctx, mach, cfg.Hook, unchanged); err != nil {
+		err = explain(err)
 		cfg.printf("not released: %v", err)
 		cfg.event(ctx, regarding, corev1.EventTypeWarning, "ReleaseHook", "quorumguard release did not release the hook: "+err.Error())
 		return res, err
@@ -246,6 +247,16 @@ func (cfg Config) remove(ctx context.Context, token, id uint64, still etcdmember
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// explain adds to err, when the fence refused it, what that means for the person running
+// the release.
+func explain(err error) error {
+	var fe *etcdmember.FencedError
+	if errors.As(err, &fe) {
+		return fmt.Errorf("%w: a quorumguard leader claimed a newer token meanwhile (it restarted after this release fenced it out) and decides from here on what it reads; run the release again if the Machine is still held", err)
+	}
+	return err
 }
 
 // inputOf builds Decide's input from what one read gave.

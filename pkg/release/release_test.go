@@ -334,6 +334,16 @@ func TestReleaseMember(t *testing.T) {
 		t.Fatalf("after --member %x: %d members, it listed %v", ghost, len(ms), listed(ms, ghost))
 	}
 
+	// A controller that claims a newer token after the release claimed its own (it restarted
+	// after being fenced out) wins: the release changes nothing more.
+	var fenced bytes.Buffer
+	res, err = release.Run(ctx, release.Config{Client: e.cl, Etcd: newerAfterClaim{e.view}, Namespace: framework.MachineNamespace,
+		Hook: hooks.Default, DefaultReplicas: 3, Out: &fenced}, release.Request{Machine: never})
+	var fe *etcdmember.FencedError
+	if !errors.As(err, &fe) || res.Released || !hooks.Has(e.machine(never), hooks.Default) || !strings.Contains(fenced.String(), "claimed a newer token meanwhile") {
+		t.Fatalf("release %s after a newer claim = %+v, %v, printed:\n%s\nwant it fenced and the hook kept", never, res, err, fenced.String())
+	}
+
 	out, res, err = e.release(release.Request{Machine: never})
 	if err != nil || res.Removed || !res.Released || !strings.Contains(out, "released preDrain hook") {
 		t.Fatalf("release %s = %+v, %v; want only its hook released", never, res, err)
@@ -345,4 +355,17 @@ func TestReleaseMember(t *testing.T) {
 		_, err := e.c.Machine(ctx, never)
 		return err != nil
 	})
+}
+
+// newerAfterClaim is the View, where a newer token is claimed right after each claim of the
+// release's own, as a controller restarted after being fenced out claims one.
+type newerAfterClaim struct{ *etcdmember.View }
+
+func (v newerAfterClaim) ClaimToken(ctx context.Context, floor uint64) (uint64, error) {
+	token, err := v.View.ClaimToken(ctx, floor)
+	if err != nil {
+		return 0, err
+	}
+	_, err = v.View.ClaimToken(ctx, token)
+	return token, err
 }
