@@ -13,6 +13,7 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/release"
+	"github.com/quorumguard/quorumguard/pkg/snapshot"
 )
 
 // releaseRequest is what `quorumguard release` was asked: a Machine (`release MACHINE`), or,
@@ -49,11 +50,18 @@ func runRelease(ctx context.Context, cfg *rest.Config, ao app.Options, r release
 		return err
 	}
 	defer view.Close()
-	// A removal may move leadership first and waits for etcd at each step; bounded as a whole.
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
+	// A removal may move leadership first and waits for etcd at each step; bounded as a whole,
+	// with the time a snapshot may take on top when one is taken first.
+	limit := 2 * time.Minute
 	rc := release.Config{Client: cl, Etcd: view, Namespace: ao.Namespace, Hook: ao.Hook, DefaultReplicas: ao.DefaultReplicas,
 		DryRun: r.DryRun, Out: out}
+	if ao.SnapshotDir != "" {
+		rc.Snapshots = &snapshot.Taker{Dir: ao.SnapshotDir, Keep: ao.SnapshotKeep, Budget: ao.SnapshotBudget,
+			Streamer: snapshot.ClientStreamer{Files: snapshot.TLSFiles{CA: ao.EtcdCA, Cert: ao.EtcdCert, Key: ao.EtcdKey}}}
+		limit += snapshot.DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	if ao.ElectionID != "" && ao.ElectionNS != "" {
 		rc.Epoch = client.ObjectKey{Namespace: ao.ElectionNS, Name: ao.ElectionID + "-epoch"}
 	}

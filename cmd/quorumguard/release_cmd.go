@@ -43,6 +43,10 @@ Before changing anything it claims a fencing token above the running controller'
 then refused at its next change, steps down and restarts with a newer token (expect one
 QuorumGuardFencingRefusals alert): the two never act on the same state.
 
+With --snapshot-dir (and --snapshot-keep, --snapshot-budget, as the controller takes them) an
+etcd snapshot is taken and checked before a voting member is removed; if none can be taken
+the release is refused with nothing changed.
+
 Every step is printed and recorded as a ManualRelease Event on the Machine. Exit codes: 0
 done, or nothing to do; 1 the command could not run; 2 etcd could not be observed; 3
 quorum is lost; 4 refused (the reason is printed; nothing was changed).`,
@@ -75,6 +79,12 @@ quorum is lost; 4 refused (the reason is printed; nothing was changed).`,
 				return err
 			}
 			ao.ElectionID, ao.ElectionNS = lockID, lockNamespace
+			// The snapshot flags, parsed and checked as the controller's are.
+			full, err := c.o.appOptions()
+			if err != nil {
+				return err
+			}
+			ao.SnapshotDir, ao.SnapshotKeep, ao.SnapshotBudget = full.SnapshotDir, full.SnapshotKeep, full.SnapshotBudget
 			cfg, err := c.restConfig()
 			if err != nil {
 				return err
@@ -88,6 +98,9 @@ quorum is lost; 4 refused (the reason is printed; nothing was changed).`,
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be done and change nothing (no token is claimed)")
 	f.StringVar(&lockID, "leader-election-id", c.o.electionID, "the controller's leader-for-life lock; the token claimed is above its epoch (<id>-epoch)")
 	f.StringVar(&lockNamespace, "leader-election-namespace", defaultReleaseLockNamespace, "namespace of the controller's lock (where the Deployment runs)")
+	for _, name := range []string{"snapshot-dir", "snapshot-keep", "snapshot-budget"} {
+		f.AddFlag(c.all.Lookup(name))
+	}
 	c.takeClusterFlags(cmd)
 	return cmd
 }

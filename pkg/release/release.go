@@ -20,6 +20,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
+	"github.com/quorumguard/quorumguard/pkg/snapshot"
 )
 
 // Etcd is what a release needs of etcd; *etcdmember.View implements it.
@@ -47,6 +48,15 @@ type Config struct {
 	Out io.Writer
 	// Instance names this run in its Events (the host, say).
 	Instance string
+	// Snapshots, when set, takes an etcd snapshot before a voting member is removed, as the
+	// controller does with --snapshot-dir; a snapshot that cannot be taken refuses the
+	// release before anything is changed.
+	Snapshots Snapshotter
+}
+
+// Snapshotter takes an etcd snapshot; *snapshot.Taker implements it.
+type Snapshotter interface {
+	Take(ctx context.Context, req snapshot.Request) (snapshot.Result, error)
 }
 
 // RefusedError: the release was refused before anything was changed, for Plan.Refused.
@@ -114,6 +124,23 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 			cfg.printf("dry run: would release preDrain hook %s of Machine %s", cfg.Hook.Name, plan.Machine)
 		}
 		return res, nil
+	}
+
+	// The restore point comes first, before the controller is fenced out: a snapshot that
+	// cannot be taken refuses the release with nothing changed.
+	if plan.Remove != 0 && cfg.Snapshots != nil && !learnerIn(pass.Observed, plan.Remove) {
+		sreq := snapshot.Request{Member: plan.Remove, Machine: plan.Machine}
+		for _, o := range pass.Observed {
+			sreq.Members = append(sreq.Members, snapshot.Member{ID: o.ID, Name: o.Name, ClientURLs: o.ClientURLs, Healthy: o.Healthy, Learner: o.IsLearner})
+		}
+		taken, err := cfg.Snapshots.Take(ctx, sreq)
+		if err != nil {
+			plan.Refused = fmt.Sprintf("no etcd snapshot could be taken before removing member %s, and none is removed without one (--snapshot-dir): %v", plan.Member, err)
+			cfg.printf("refused: %s", plan.Refused)
+			cfg.event(ctx, regarding, corev1.EventTypeWarning, "SnapshotFailed", "quorumguard release refused: "+plan.Refused)
+			return res, &RefusedError{Plan: plan}
+		}
+		cfg.printf("etcd snapshot before the removal: %s (%d bytes, from member %x)", taken.Path, taken.Size, taken.From)
 	}
 
 	floor, err := cfg.epoch(ctx)
@@ -361,4 +388,15 @@ func machinesNamed(ms []machinev1beta1.Machine, names []string) []*machinev1beta
 		}
 	}
 	return out
+}
+
+// learnerIn says member id is a learner in observed: its removal needs no snapshot, as it
+// holds nothing the voters lack.
+func learnerIn(observed []etcdmember.Observed, id uint64) bool {
+	for _, o := range observed {
+		if o.ID == id {
+			return o.IsLearner
+		}
+	}
+	return false
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +24,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/pkg/release"
+	"github.com/quorumguard/quorumguard/pkg/snapshot"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
@@ -89,9 +91,15 @@ func (e *env) name(i int) string { return fmt.Sprintf("%s-master-%d", e.c.Opts.P
 // release runs a release as `quorumguard release` does and returns what it printed.
 func (e *env) release(req release.Request) (string, *release.Result, error) {
 	e.t.Helper()
+	return e.releaseWith(nil, req)
+}
+
+// releaseWith is release taking its snapshots with s (none when nil).
+func (e *env) releaseWith(s release.Snapshotter, req release.Request) (string, *release.Result, error) {
+	e.t.Helper()
 	var out bytes.Buffer
 	res, err := release.Run(e.t.Context(), release.Config{Client: e.cl, Etcd: e.view, Namespace: framework.MachineNamespace,
-		Hook: hooks.Default, DefaultReplicas: 3, Out: &out, Instance: "test"}, req)
+		Hook: hooks.Default, DefaultReplicas: 3, Out: &out, Instance: "test", Snapshots: s}, req)
 	e.t.Logf("release %+v: %v\n%s", req, err, out.String())
 	return out.String(), res, err
 }
@@ -235,13 +243,34 @@ func TestReleasePromotedReplacement(t *testing.T) {
 		t.Fatalf("%d members before the release, want 4", n)
 	}
 
-	out, res, err := e.release(release.Request{Machine: old})
+	// With snapshots asked for, one that cannot be taken refuses the release, and nothing
+	// changes: no token, no removal, the hook kept.
+	out, res, err := e.releaseWith(failingSnapshots{}, release.Request{Machine: old})
+	var re *release.RefusedError
+	if !errors.As(err, &re) || res.Token != 0 || res.Removed || res.Released || !strings.Contains(out, "no etcd snapshot could be taken") {
+		t.Fatalf("release with a failing snapshot = %+v, %v; want refused with nothing changed", res, err)
+	}
+	if !listed(e.members(), id) || !hooks.Has(e.machine(old), hooks.Default) {
+		t.Fatalf("a release refused for its snapshot removed the member or the hook")
+	}
+	// A real snapshot is taken, checked and kept before the removal.
+	ca, cert, key := e.c.Net.ClientFiles()
+	dir := t.TempDir()
+	taker := &snapshot.Taker{Dir: dir, Streamer: snapshot.ClientStreamer{Files: snapshot.TLSFiles{CA: ca, Cert: cert, Key: key}}}
+	out, res, err = e.releaseWith(taker, release.Request{Machine: old})
 	if err != nil || !res.Removed || !res.Released {
 		t.Fatalf("release %s = %+v, %v; want the member removed and the hook released", old, res, err)
 	}
-	removed, released := strings.Index(out, "removed etcd member"), strings.Index(out, "released preDrain hook")
-	if removed < 0 || released < removed {
-		t.Fatalf("want the member removed, then the hook released; printed:\n%s", out)
+	snap, removed, released := strings.Index(out, "etcd snapshot before the removal: "+dir), strings.Index(out, "removed etcd member"), strings.Index(out, "released preDrain hook")
+	if snap < 0 || removed < snap || released < removed {
+		t.Fatalf("want a snapshot in %s, then the member removed, then the hook released; printed:\n%s", dir, out)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "etcd-*.db"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("snapshots in %s: %v, %v; want one", dir, files, err)
+	}
+	if err := snapshot.VerifyFile(files[0]); err != nil {
+		t.Errorf("the snapshot taken before the removal does not verify: %v", err)
 	}
 	if listed(e.members(), id) {
 		t.Fatalf("member %x still listed", id)
@@ -250,9 +279,10 @@ func TestReleasePromotedReplacement(t *testing.T) {
 		t.Fatalf("%d members after the release, want 3", len(ms))
 	}
 	ev := e.events(old)
-	if len(ev) < 2 || !strings.HasPrefix(ev[0], "Normal RemoveMember: quorumguard release: removed etcd member") ||
-		!strings.HasPrefix(ev[1], "Normal ReleaseHook: quorumguard release released preDrain hook") {
-		t.Errorf("Events on %s: %q; want the removal, then the release", old, ev)
+	if len(ev) < 3 || !strings.HasPrefix(ev[0], "Warning SnapshotFailed: quorumguard release refused: no etcd snapshot could be taken") ||
+		!strings.HasPrefix(ev[1], "Normal RemoveMember: quorumguard release: removed etcd member") ||
+		!strings.HasPrefix(ev[2], "Normal ReleaseHook: quorumguard release released preDrain hook") {
+		t.Errorf("Events on %s: %q; want the refusal for the snapshot, the removal, then the release", old, ev)
 	}
 	// The controller's token is refused from the release on: it cannot act on what it read
 	// before, and a controller that tries steps down (and, in a Pod, restarts with a newer one).
@@ -368,4 +398,11 @@ func (v newerAfterClaim) ClaimToken(ctx context.Context, floor uint64) (uint64, 
 	}
 	_, err = v.View.ClaimToken(ctx, token)
 	return token, err
+}
+
+// failingSnapshots is a snapshot store that cannot take one (a full disk, say).
+type failingSnapshots struct{}
+
+func (failingSnapshots) Take(context.Context, snapshot.Request) (snapshot.Result, error) {
+	return snapshot.Result{}, errors.New("write: no space left on device")
 }
