@@ -55,6 +55,12 @@ func runRelease(ctx context.Context, cfg *rest.Config, ao app.Options, r release
 	limit := 2 * time.Minute
 	rc := release.Config{Client: cl, Etcd: view, Namespace: ao.Namespace, Hook: ao.Hook, DefaultReplicas: ao.DefaultReplicas,
 		DryRun: r.DryRun, Out: out}
+	if len(ao.EndpointConsumers) > 0 {
+		rc.EndpointsNamespace, rc.EndpointsConfigMap, rc.EndpointConsumers = ao.ElectionNS, ao.EndpointsConfigMap, ao.EndpointConsumers
+		if rc.EndpointsNamespace == "" {
+			rc.EndpointsNamespace = ao.Namespace
+		}
+	}
 	if ao.SnapshotDir != "" {
 		rc.Snapshots = &snapshot.Taker{Dir: ao.SnapshotDir, Keep: ao.SnapshotKeep, Budget: ao.SnapshotBudget,
 			Streamer: snapshot.ClientStreamer{Files: snapshot.TLSFiles{CA: ao.EtcdCA, Cert: ao.EtcdCert, Key: ao.EtcdKey}}}

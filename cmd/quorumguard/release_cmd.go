@@ -43,6 +43,10 @@ Before changing anything it claims a fencing token above the running controller'
 then refused at its next change, steps down and restarts with a newer token (expect one
 QuorumGuardFencingRefusals alert): the two never act on the same state.
 
+With --endpoint-consumers (the controller's, and its --endpoints-configmap, in the lock's
+namespace) a member is removed only once each consumer has acknowledged a published list
+without it, as the controller removes one; --force goes ahead and names the risk.
+
 With --snapshot-dir (and --snapshot-keep, --snapshot-budget, as the controller takes them) an
 etcd snapshot is taken and checked before a voting member is removed; if none can be taken
 the release is refused with nothing changed.
@@ -85,6 +89,7 @@ quorum is lost; 4 refused (the reason is printed; nothing was changed).`,
 				return err
 			}
 			ao.SnapshotDir, ao.SnapshotKeep, ao.SnapshotBudget = full.SnapshotDir, full.SnapshotKeep, full.SnapshotBudget
+			ao.EndpointsConfigMap, ao.EndpointConsumers = full.EndpointsConfigMap, full.EndpointConsumers
 			cfg, err := c.restConfig()
 			if err != nil {
 				return err
@@ -98,7 +103,7 @@ quorum is lost; 4 refused (the reason is printed; nothing was changed).`,
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be done and change nothing (no token is claimed)")
 	f.StringVar(&lockID, "leader-election-id", c.o.electionID, "the controller's leader-for-life lock; the token claimed is above its epoch (<id>-epoch)")
 	f.StringVar(&lockNamespace, "leader-election-namespace", defaultReleaseLockNamespace, "namespace of the controller's lock (where the Deployment runs)")
-	for _, name := range []string{"snapshot-dir", "snapshot-keep", "snapshot-budget"} {
+	for _, name := range []string{"snapshot-dir", "snapshot-keep", "snapshot-budget", "endpoints-configmap", "endpoint-consumers"} {
 		f.AddFlag(c.all.Lookup(name))
 	}
 	c.takeClusterFlags(cmd)

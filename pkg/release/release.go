@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/masters"
@@ -48,6 +49,12 @@ type Config struct {
 	Out io.Writer
 	// Instance names this run in its Events (the host, say).
 	Instance string
+	// EndpointConsumers, when any, are the consumers of the etcd endpoints the controller
+	// publishes in ConfigMap EndpointsNamespace/EndpointsConfigMap (pkg/endpoints): a
+	// member is removed only once each has acknowledged a list without it, as the controller
+	// removes one; --force goes ahead and names the risk.
+	EndpointsNamespace, EndpointsConfigMap string
+	EndpointConsumers                      []string
 	// Snapshots, when set, takes an etcd snapshot before a voting member is removed, as the
 	// controller does with --snapshot-dir; a snapshot that cannot be taken refuses the
 	// release before anything is changed.
@@ -98,6 +105,15 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 	}
 	in := inputOf(req, pass.State, pass.Observed, pass.EtcdErr)
 	plan := Decide(in)
+	if plan.Refused == "" && plan.Remove != 0 {
+		if held := cfg.consumersHold(ctx, pass.Observed, plan.Remove); held != "" {
+			if req.Force {
+				plan.Risks = append(plan.Risks, "the endpoint consumers may still be configured with it: "+held)
+			} else {
+				plan.Refused = held + "; the controller waits for them too (--force removes it anyway, and a consumer still using it loses that endpoint)"
+			}
+		}
+	}
 	res := &Result{Plan: plan}
 	mach := machineNamed(pass.Machines, req.Machine)
 	regarding := machinesNamed(pass.Machines, plan.Regarding)
@@ -399,4 +415,26 @@ func learnerIn(observed []etcdmember.Observed, id uint64) bool {
 		}
 	}
 	return false
+}
+
+// consumersHold says why member id's removal must wait for the endpoint consumers, as the
+// controller's does (endpoints.Holds): the published list still names it, or a consumer has
+// not acknowledged the list without it. With consumers declared and the list unreadable,
+// it waits: nothing is removed on a guess. "" when it may go.
+func (cfg Config) consumersHold(ctx context.Context, observed []etcdmember.Observed, id uint64) string {
+	if len(cfg.EndpointConsumers) == 0 {
+		return ""
+	}
+	pub, err := endpoints.Read(ctx, cfg.Client, cfg.EndpointsNamespace, cfg.EndpointsConfigMap)
+	if err != nil {
+		return fmt.Sprintf("the published etcd endpoints %s/%s cannot be read (%v), so whether endpoint consumers %s still use member %x is unknown",
+			cfg.EndpointsNamespace, cfg.EndpointsConfigMap, err, strings.Join(cfg.EndpointConsumers, ", "), id)
+	}
+	var ms []endpoints.Member
+	for _, o := range observed {
+		if o.ID == id {
+			ms = append(ms, endpoints.Member{ID: o.ID, ClientURLs: o.ClientURLs})
+		}
+	}
+	return endpoints.Holds(ms, pub, cfg.EndpointConsumers)[id]
 }

@@ -97,9 +97,17 @@ func (e *env) release(req release.Request) (string, *release.Result, error) {
 // releaseWith is release taking its snapshots with s (none when nil).
 func (e *env) releaseWith(s release.Snapshotter, req release.Request) (string, *release.Result, error) {
 	e.t.Helper()
+	return e.releaseConfig(func(c *release.Config) { c.Snapshots = s }, req)
+}
+
+// releaseConfig is release with its configuration changed by set.
+func (e *env) releaseConfig(set func(*release.Config), req release.Request) (string, *release.Result, error) {
+	e.t.Helper()
 	var out bytes.Buffer
-	res, err := release.Run(e.t.Context(), release.Config{Client: e.cl, Etcd: e.view, Namespace: framework.MachineNamespace,
-		Hook: hooks.Default, DefaultReplicas: 3, Out: &out, Instance: "test", Snapshots: s}, req)
+	cfg := release.Config{Client: e.cl, Etcd: e.view, Namespace: framework.MachineNamespace,
+		Hook: hooks.Default, DefaultReplicas: 3, Out: &out, Instance: "test"}
+	set(&cfg)
+	res, err := release.Run(e.t.Context(), cfg, req)
 	e.t.Logf("release %+v: %v\n%s", req, err, out.String())
 	return out.String(), res, err
 }
@@ -243,10 +251,24 @@ func TestReleasePromotedReplacement(t *testing.T) {
 		t.Fatalf("%d members before the release, want 4", n)
 	}
 
+	// Told of the controller's endpoint consumers, the release waits for them as the
+	// controller does: refused, nothing changed.
+	ns := o.ElectionNS
+	if ns == "" {
+		ns = framework.MachineNamespace
+	}
+	consumers := func(c *release.Config) {
+		c.EndpointsNamespace, c.EndpointsConfigMap, c.EndpointConsumers = ns, o.EndpointsConfigMap, o.EndpointConsumers
+	}
+	out, res, err := e.releaseConfig(consumers, release.Request{Machine: old})
+	var re *release.RefusedError
+	if !errors.As(err, &re) || res.Token != 0 || res.Removed || res.Released || !strings.Contains(out, "never has acknowledged no generation") {
+		t.Fatalf("release while endpoint consumer \"never\" has not acknowledged = %+v, %v; want refused with nothing changed", res, err)
+	}
+
 	// With snapshots asked for, one that cannot be taken refuses the release, and nothing
 	// changes: no token, no removal, the hook kept.
-	out, res, err := e.releaseWith(failingSnapshots{}, release.Request{Machine: old})
-	var re *release.RefusedError
+	out, res, err = e.releaseWith(failingSnapshots{}, release.Request{Machine: old})
 	if !errors.As(err, &re) || res.Token != 0 || res.Removed || res.Released || !strings.Contains(out, "no etcd snapshot could be taken") {
 		t.Fatalf("release with a failing snapshot = %+v, %v; want refused with nothing changed", res, err)
 	}
@@ -257,7 +279,11 @@ func TestReleasePromotedReplacement(t *testing.T) {
 	ca, cert, key := e.c.Net.ClientFiles()
 	dir := t.TempDir()
 	taker := &snapshot.Taker{Dir: dir, Streamer: snapshot.ClientStreamer{Files: snapshot.TLSFiles{CA: ca, Cert: cert, Key: key}}}
-	out, res, err = e.releaseWith(taker, release.Request{Machine: old})
+	// And --force goes past the consumers, naming the risk.
+	out, res, err = e.releaseConfig(func(c *release.Config) { consumers(c); c.Snapshots = taker }, release.Request{Machine: old, Force: true})
+	if !strings.Contains(out, "--force: going ahead although the endpoint consumers may still be configured with it") {
+		t.Errorf("a forced release past the endpoint consumers did not name the risk:\n%s", out)
+	}
 	if err != nil || !res.Removed || !res.Released {
 		t.Fatalf("release %s = %+v, %v; want the member removed and the hook released", old, res, err)
 	}
@@ -279,10 +305,11 @@ func TestReleasePromotedReplacement(t *testing.T) {
 		t.Fatalf("%d members after the release, want 3", len(ms))
 	}
 	ev := e.events(old)
-	if len(ev) < 3 || !strings.HasPrefix(ev[0], "Warning SnapshotFailed: quorumguard release refused: no etcd snapshot could be taken") ||
-		!strings.HasPrefix(ev[1], "Normal RemoveMember: quorumguard release: removed etcd member") ||
-		!strings.HasPrefix(ev[2], "Normal ReleaseHook: quorumguard release released preDrain hook") {
-		t.Errorf("Events on %s: %q; want the refusal for the snapshot, the removal, then the release", old, ev)
+	if len(ev) < 4 || !strings.HasPrefix(ev[0], "Warning Refuse: quorumguard release refused: waiting for endpoint consumers") ||
+		!strings.HasPrefix(ev[1], "Warning SnapshotFailed: quorumguard release refused: no etcd snapshot could be taken") ||
+		!strings.HasPrefix(ev[2], "Warning RemoveMember: quorumguard release: removed etcd member") ||
+		!strings.HasPrefix(ev[3], "Warning ReleaseHook: quorumguard release released preDrain hook") {
+		t.Errorf("Events on %s: %q; want the refusals for the consumers and the snapshot, then the forced removal and release", old, ev)
 	}
 	// The controller's token is refused from the release on: it cannot act on what it read
 	// before, and a controller that tries steps down (and, in a Pod, restarts with a newer one).
