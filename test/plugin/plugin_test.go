@@ -102,7 +102,7 @@ func TestKubectlPlugin(t *testing.T) {
 	// Help exits 0, names the command as kubectl's, and prints no error line.
 	for _, args := range [][]string{{"quorumguard", "--help"}, {"quorumguard", "status", "--help"}, {"quorumguard"}} {
 		out, code := run(args...)
-		if code != 0 || !strings.Contains(out, "kubectl quorumguard") || strings.Contains(out, "Error") {
+		if code != 0 || !strings.Contains(out, "Usage:\n  kubectl quorumguard") || strings.Contains(out, "Error:") || strings.Contains(out, "help requested") {
 			t.Errorf("kubectl %s: exit %d; want exit 0 and usage naming \"kubectl quorumguard\":\n%s", strings.Join(args, " "), code, out)
 		}
 	}
