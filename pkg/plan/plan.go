@@ -216,7 +216,7 @@ func (w *world) delete(name string) (Step, error) {
 		return Step{}, fmt.Errorf("there is no control-plane Machine %s", name)
 	}
 	if m.Deleting {
-		return Step{}, fmt.Errorf("Machine %s is already being deleted", name)
+		return Step{}, fmt.Errorf("control-plane Machine %s is already being deleted", name)
 	}
 	m.Deleting = true
 	return Step{Actor: ActorYou, Kind: KindDeleteMachine, Machine: name, What: "delete Machine " + name}, nil
@@ -480,9 +480,7 @@ func (w *world) settled() (stall string, notes []string) {
 			notes = append(notes, md.Status.Progressing.Message)
 		}
 	}
-	for _, r := range d.Reports {
-		notes = append(notes, r)
-	}
+	notes = append(notes, d.Reports...)
 	if len(why) == 0 && d.InFlight {
 		why = append(why, "the controller has a change in flight and nothing more happens")
 	}

@@ -295,7 +295,7 @@ func WaitHealthWindow(ctx context.Context, c *framework.Cluster, timeout time.Du
 		members, err := memberList(ctx, c)
 		if err != nil {
 			why = err.Error()
-			return false, nil
+			return false, nil //nolint:nilerr // a failed read is tried again until the timeout, which reports it
 		}
 		var until time.Time
 		for _, m := range members {
