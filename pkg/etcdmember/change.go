@@ -10,6 +10,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
 // Every change below fences with the caller's token (even when the call turns out to change
@@ -395,26 +397,21 @@ func leaderOf(health []Health) uint64 {
 	return lead
 }
 
-// successor is the healthy voting member other than id with the highest raft index; among
-// equals the one whose name sorts first, then the lowest ID (the planner's rule,
-// quorum.pickLeader, which also leaves out the members of deleting Machines).
+// successor is the healthy voting member other than id that quorum.ChooseLeader picks: the
+// most up to date (within quorum.LeaderIndexSlack of the highest raft index), then the name,
+// then the ID. The planner's rule, which also leaves out the members of deleting Machines.
 func successor(members []Member, health []Health, id uint64) (uint64, bool) {
-	best := -1
-	var bestIndex uint64
+	var cands []quorum.LeaderCandidate
 	for i, m := range members {
 		if m.ID == id || m.IsLearner || !m.Healthy || health[i].Status == nil {
 			continue
 		}
-		idx := health[i].Status.Index
-		if best < 0 || idx > bestIndex ||
-			(idx == bestIndex && (m.Name < members[best].Name || (m.Name == members[best].Name && m.ID < members[best].ID))) {
-			best, bestIndex = i, idx
-		}
+		cands = append(cands, quorum.LeaderCandidate{ID: m.ID, Name: m.Name, Index: health[i].Status.Index})
 	}
-	if best < 0 {
-		return 0, false
+	if i := quorum.ChooseLeader(cands); i >= 0 {
+		return cands[i].ID, true
 	}
-	return members[best].ID, true
+	return 0, false
 }
 
 func (c *Client) notify(ctx context.Context, op string, id uint64) {

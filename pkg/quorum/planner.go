@@ -515,30 +515,62 @@ func settling(s State, members []Member, machines map[string]Machine) (*Member, 
 	return fresh, until
 }
 
-// pickLeader chooses who leads once the leader's member is removed: the healthy voting
-// member of a live Machine (not one being deleted, which would hand leadership on again)
-// whose raft index is highest, so that the hand-over waits for no log to be replicated and
-// the most up-to-date member leads; among equals the one whose name sorts first, then the
-// lowest ID. Never a learner, which cannot lead. 0 when there is none.
+// pickLeader chooses who leads once the leader's member is removed, among the healthy
+// voting members of live Machines (not one being deleted, which would hand leadership on
+// again; never a learner, which cannot lead): ChooseLeader's rule. 0 when there is none.
 func pickLeader(all []Member, machines map[string]Machine, not uint64) uint64 {
-	var best *Member
-	for i := range all {
-		m := &all[i]
+	var cands []LeaderCandidate
+	for _, m := range all {
 		if m.ID == not || m.Learner || !m.Healthy {
 			continue
 		}
 		if mach, ok := machines[m.Machine]; !ok || mach.Deleting {
 			continue
 		}
-		if best == nil || m.Index > best.Index ||
-			(m.Index == best.Index && (m.Name < best.Name || (m.Name == best.Name && m.ID < best.ID))) {
-			best = m
+		cands = append(cands, LeaderCandidate{ID: m.ID, Name: m.Name, Index: m.Index})
+	}
+	if i := ChooseLeader(cands); i >= 0 {
+		return cands[i].ID
+	}
+	return 0
+}
+
+// LeaderIndexSlack is how many raft entries below the highest index a candidate may be and
+// still count as up to date as the most up-to-date one. The members' indexes of one reading
+// are read one status call after another while writes go on, so two followers that both have
+// every entry differ by what was committed in between: a few entries, rarely dozens. Ranking
+// on that difference would pick a different member from one reading to the next (and `status`
+// and the controller would name different targets); a member really behind is behind by far
+// more.
+const LeaderIndexSlack = 100
+
+// LeaderCandidate is a member that may take leadership over: healthy, voting, and not of a
+// deleting Machine (the caller has checked).
+type LeaderCandidate struct {
+	ID    uint64
+	Name  string
+	Index uint64
+}
+
+// ChooseLeader returns which of cands should lead: among those whose raft index is within
+// LeaderIndexSlack of the highest (the most up to date, so the hand-over waits on no log
+// catch-up), the one whose name sorts first, then the lowest ID. -1 when cands is empty.
+// The controller's planner and etcdmember's own hand-over before a removal both use it.
+func ChooseLeader(cands []LeaderCandidate) int {
+	var top uint64
+	for _, c := range cands {
+		top = max(top, c.Index)
+	}
+	best := -1
+	for i, c := range cands {
+		if c.Index+LeaderIndexSlack < top {
+			continue
+		}
+		if b := cands[max(best, 0)]; best < 0 || c.Name < b.Name || (c.Name == b.Name && c.ID < b.ID) {
+			best = i
 		}
 	}
-	if best == nil {
-		return 0
-	}
-	return best.ID
+	return best
 }
 
 func baseCondition(m Machine, d Decision, memberOf func(string) (Member, bool), learners []Member, all []Machine) Condition {

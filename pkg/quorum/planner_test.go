@@ -378,9 +378,9 @@ func TestActionString(t *testing.T) {
 }
 
 // TestNewLeaderChoice: before the leader's member is removed, leadership goes to the healthy
-// voting member of a live Machine with the highest raft index, then the name that sorts
-// first, then the lowest ID; never to a learner, an unhealthy member or a member whose
-// Machine is being deleted.
+// voting member of a live Machine with the highest raft index (within LeaderIndexSlack of
+// it counting as equal), then the name that sorts first, then the lowest ID; never to a
+// learner, an unhealthy member or a member whose Machine is being deleted.
 func TestNewLeaderChoice(t *testing.T) {
 	// base: m-0 leads and is being replaced by m-3 (promoted); m-1, m-2 and m-3 are
 	// healthy voters of live Machines.
@@ -400,7 +400,8 @@ func TestNewLeaderChoice(t *testing.T) {
 		state State
 		want  uint64
 	}{
-		{"the highest raft index wins over a lower ID", base(map[string]uint64{"m-0": 100, "m-1": 90, "m-2": 95, "m-3": 99}), 4},
+		{"the highest raft index wins over a lower ID", base(map[string]uint64{"m-0": 1000, "m-1": 700, "m-2": 850, "m-3": 990}), 4},
+		{"indexes within LeaderIndexSlack of the highest count as equal: the name decides", base(map[string]uint64{"m-0": 1000, "m-1": 1000 - LeaderIndexSlack, "m-2": 1000, "m-3": 1000}), 2},
 		{"equal indexes: the name that sorts first", func() State {
 			s := base(map[string]uint64{"m-0": 100, "m-1": 99, "m-2": 99, "m-3": 99})
 			// IDs in the opposite order of the names: the name decides.
@@ -431,7 +432,7 @@ func TestNewLeaderChoice(t *testing.T) {
 	}
 	// A learner is never chosen, whatever its index: the planner promotes a healthy learner
 	// before it moves leadership, so only the choice itself can show it.
-	s := base(map[string]uint64{"m-0": 100, "m-1": 80, "m-2": 90, "m-3": 99})
+	s := base(map[string]uint64{"m-0": 1000, "m-1": 700, "m-2": 900, "m-3": 990})
 	s.Members[3].Learner = true
 	machines := map[string]Machine{}
 	for _, m := range s.Machines {
@@ -441,6 +442,6 @@ func TestNewLeaderChoice(t *testing.T) {
 		s.Members[i].Machine = s.Members[i].Name
 	}
 	if to := pickLeader(s.Members, machines, 1); to != 3 {
-		t.Errorf("with m-3 a learner (index 99), leadership to %x; want 3 (m-2, index 90)", to)
+		t.Errorf("with m-3 a learner (index 990), leadership to %x; want 3 (m-2, index 900)", to)
 	}
 }
