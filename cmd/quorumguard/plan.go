@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
@@ -57,11 +56,7 @@ type planReport struct {
 func runPlan(ctx context.Context, cfg *rest.Config, ao app.Options, r planRequest, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	cl, err := client.New(cfg, client.Options{Scheme: app.Scheme()})
-	if err != nil {
-		return err
-	}
-	view, err := app.NewEtcdView(ao, cl)
+	cl, view, err := connect(cfg, ao)
 	if err != nil {
 		return err
 	}

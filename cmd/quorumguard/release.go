@@ -41,11 +41,7 @@ func runRelease(ctx context.Context, cfg *rest.Config, ao app.Options, r release
 	if ao.EtcdCA == "" || ao.EtcdCert == "" || ao.EtcdKey == "" {
 		return errors.New("--etcd-ca-file, --etcd-cert-file and --etcd-key-file are all required (etcd is reached with mutual TLS)")
 	}
-	cl, err := client.New(cfg, client.Options{Scheme: app.Scheme()})
-	if err != nil {
-		return err
-	}
-	view, err := app.NewEtcdView(ao, cl)
+	cl, view, err := connect(cfg, ao)
 	if err != nil {
 		return err
 	}

@@ -213,6 +213,20 @@ func (c *cli) readOptions() (app.Options, error) {
 	}, nil
 }
 
+// connect is an API client that reads afresh (no cache) and the controller's etcd View,
+// as the commands that read the cluster and act on it use them; the caller closes the View.
+func connect(cfg *rest.Config, ao app.Options) (client.Client, *etcdmember.View, error) {
+	cl, err := client.New(cfg, client.Options{Scheme: app.Scheme()})
+	if err != nil {
+		return nil, nil, err
+	}
+	view, err := app.NewEtcdView(ao, cl)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cl, view, nil
+}
+
 // machineCompletion completes the names of the control-plane Machines, read with the
 // connection flags given so far; nothing when the cluster cannot be read.
 func (c *cli) machineCompletion(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {

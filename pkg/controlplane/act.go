@@ -214,12 +214,12 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 // and a learner removed every few minutes would push the voters' snapshots out of
 // retention.
 func (r *Reconciler) snapshotBefore(ctx context.Context, st *snapshot, d *quorum.Decision, a quorum.Action, m *machinev1beta1.Machine) error {
-	if r.Snapshots == nil || a.StartTimedOut || learnerIn(st.observed, a.MemberID) {
+	if r.Snapshots == nil || a.StartTimedOut {
 		return nil
 	}
-	req := etcdsnapshot.Request{Member: a.MemberID, Machine: a.Machine}
-	for _, o := range st.observed {
-		req.Members = append(req.Members, etcdsnapshot.Member{ID: o.ID, Name: o.Name, ClientURLs: o.ClientURLs, Healthy: o.Healthy, Learner: o.IsLearner})
+	req, needed := SnapshotRequest(st.observed, a.MemberID, a.Machine)
+	if !needed {
+		return nil
 	}
 	res, err := r.Snapshots.Take(ctx, req)
 	if err != nil {
@@ -234,13 +234,18 @@ func (r *Reconciler) snapshotBefore(ctx context.Context, st *snapshot, d *quorum
 	return nil
 }
 
-func learnerIn(ms []etcdmember.Observed, id uint64) bool {
-	for _, m := range ms {
-		if m.ID == id {
-			return m.IsLearner
+// SnapshotRequest is the snapshot to take, from the members observed, before member id of
+// machine is removed; false when none is needed: a learner holds nothing the voters lack.
+// The controller and `quorumguard release` both ask for it so.
+func SnapshotRequest(observed []etcdmember.Observed, id uint64, machine string) (etcdsnapshot.Request, bool) {
+	req := etcdsnapshot.Request{Member: id, Machine: machine}
+	for _, o := range observed {
+		if o.ID == id && o.IsLearner {
+			return etcdsnapshot.Request{}, false
 		}
+		req.Members = append(req.Members, etcdsnapshot.Member{ID: o.ID, Name: o.Name, ClientURLs: o.ClientURLs, Healthy: o.Healthy, Learner: o.IsLearner})
 	}
-	return false
+	return req, true
 }
 
 // releaseFence passes the etcd fence with token, reads the member list afresh and checks

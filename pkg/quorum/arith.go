@@ -20,6 +20,23 @@ type Census struct {
 // Quorum is QuorumOf(Voters).
 func (c Census) Quorum() int { return QuorumOf(c.Voters) }
 
+// CensusOf counts members: learners apart, voting members and the healthy among them.
+func CensusOf(members []Member) Census {
+	var c Census
+	for _, m := range members {
+		switch {
+		case m.Learner:
+			c.Learners++
+		case m.Healthy:
+			c.Voters++
+			c.Healthy++
+		default:
+			c.Voters++
+		}
+	}
+	return c
+}
+
 // Tolerance is Tolerance(Voters, Healthy).
 func (c Census) Tolerance() int { return Tolerance(c.Voters, c.Healthy) }
 

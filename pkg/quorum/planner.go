@@ -87,18 +87,14 @@ func newView(s State) *view {
 	}
 	d.Mapping = Map(v.machines, s.Members)
 	d.Members = make([]Member, len(s.Members))
+	v.census = CensusOf(s.Members)
 	for i, m := range s.Members {
 		m.Machine = d.Mapping.Of[m.ID].Machine
 		d.Members[i] = m
 		v.members[m.ID] = m
 		if m.Learner {
-			v.census.Learners++
 			v.learners = append(v.learners, m)
 			continue
-		}
-		v.census.Voters++
-		if m.Healthy {
-			v.census.Healthy++
 		}
 		if !d.Mapping.Accounted(m.ID) {
 			d.Unaccounted = append(d.Unaccounted, m.ID)

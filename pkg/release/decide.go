@@ -140,7 +140,7 @@ func decideMachine(in Input, mp quorum.Mapping) Plan {
 		return p
 	}
 	mem := member(in.State.Members, claimed[0])
-	census, target := censusOf(in.State.Members), quorum.Target{Listed: true, Learner: mem.Learner, Healthy: mem.Healthy}
+	census, target := quorum.CensusOf(in.State.Members), quorum.Target{Listed: true, Learner: mem.Learner, Healthy: mem.Healthy}
 	ok, why := quorum.Check(census, quorum.ChangeRemove, target)
 	if !ok {
 		return refuse("removing member %s of Machine %s would lose quorum: %s (now %s); nothing is removed or released, --force or not", describe(mem), in.Machine, why, census)
@@ -188,7 +188,7 @@ func decideMember(in Input, mp quorum.Mapping) Plan {
 		p.Refused = fmt.Sprintf("member %s answers its Status: it is alive, and a live member is never removed by --member, --force or not; make a Machine account for it (%s), or stop it first", describe(*mem), pl.Problem)
 		return p
 	}
-	census := censusOf(in.State.Members)
+	census := quorum.CensusOf(in.State.Members)
 	ok, why := quorum.Check(census, quorum.ChangeRemove, quorum.Target{Listed: true, Learner: mem.Learner, Healthy: mem.Healthy})
 	if !ok {
 		p.Refused = fmt.Sprintf("removing member %s would lose quorum: %s (now %s)", describe(*mem), why, census)
@@ -196,22 +196,6 @@ func decideMember(in Input, mp quorum.Mapping) Plan {
 	}
 	p.Remove, p.Member, p.Why = mem.ID, describe(*mem), why
 	return p
-}
-
-func censusOf(members []quorum.Member) quorum.Census {
-	var c quorum.Census
-	for _, m := range members {
-		switch {
-		case m.Learner:
-			c.Learners++
-		case m.Healthy:
-			c.Voters++
-			c.Healthy++
-		default:
-			c.Voters++
-		}
-	}
-	return c
 }
 
 func member(members []quorum.Member, id uint64) quorum.Member {

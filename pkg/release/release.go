@@ -144,11 +144,7 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 
 	// The restore point comes first, before the controller is fenced out: a snapshot that
 	// cannot be taken refuses the release with nothing changed.
-	if plan.Remove != 0 && cfg.Snapshots != nil && !learnerIn(pass.Observed, plan.Remove) {
-		sreq := snapshot.Request{Member: plan.Remove, Machine: plan.Machine}
-		for _, o := range pass.Observed {
-			sreq.Members = append(sreq.Members, snapshot.Member{ID: o.ID, Name: o.Name, ClientURLs: o.ClientURLs, Healthy: o.Healthy, Learner: o.IsLearner})
-		}
+	if sreq, needed := controlplane.SnapshotRequest(pass.Observed, plan.Remove, plan.Machine); plan.Remove != 0 && cfg.Snapshots != nil && needed {
 		taken, err := cfg.Snapshots.Take(ctx, sreq)
 		if err != nil {
 			plan.Refused = fmt.Sprintf("no etcd snapshot could be taken before removing member %s, and none is removed without one (--snapshot-dir): %v", plan.Member, err)
@@ -404,17 +400,6 @@ func machinesNamed(ms []machinev1beta1.Machine, names []string) []*machinev1beta
 		}
 	}
 	return out
-}
-
-// learnerIn says member id is a learner in observed: its removal needs no snapshot, as it
-// holds nothing the voters lack.
-func learnerIn(observed []etcdmember.Observed, id uint64) bool {
-	for _, o := range observed {
-		if o.ID == id {
-			return o.IsLearner
-		}
-	}
-	return false
 }
 
 // consumersHold says why member id's removal must wait for the endpoint consumers, as the
