@@ -345,7 +345,12 @@ func (w *world) etcd() (Step, bool) {
 		if !mem.Learner || !mem.Started || mem.Healthy {
 			continue
 		}
-		w.s.Members[i].Healthy, w.s.Members[i].Progress, w.s.Members[i].DownFor = true, 1, 0
+		// Caught up, its raft index is the others': it is as good a new leader as they are.
+		var top uint64
+		for _, o := range w.s.Members {
+			top = max(top, o.Index)
+		}
+		w.s.Members[i].Healthy, w.s.Members[i].Progress, w.s.Members[i].DownFor, w.s.Members[i].Index = true, 1, 0, top
 		return Step{Actor: ActorEtcd, Kind: KindCatchUp, Machine: placed.Of[mem.ID].Machine, Member: hexID(mem.ID),
 			What: fmt.Sprintf("learner %x catches up with the leader's log", mem.ID)}, true
 	}

@@ -260,3 +260,24 @@ func TestDefaultMinTolerance(t *testing.T) {
 		}
 	}
 }
+
+// TestRunCaughtUpLearnerMayLead: a learner the plan lets catch up has the leader's raft
+// index, so it competes for leadership as the controller would see it then. Here the two
+// other voters trail the leader by more than quorum.LeaderIndexSlack in the reading the plan
+// starts from: the caught-up replacement is the one leadership moves to.
+func TestRunCaughtUpLearnerMayLead(t *testing.T) {
+	s := cluster("abc", 0)
+	s.Members[0].Index, s.Members[1].Index, s.Members[2].Index = 5000, 4800, 4800
+	r, err := Run(Input{State: s, MachineSet: set("abc"), Delete: []string{"cluster-master-0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(r.Steps, func(st Step) bool { return st.Kind == string(quorum.MoveLeader) })
+	if i < 0 {
+		t.Fatalf("no leadership move in the plan: %v", script(r))
+	}
+	learner := slices.IndexFunc(r.Steps, func(st Step) bool { return st.Kind == string(quorum.AddLearner) })
+	if learner < 0 || r.Steps[i].To != r.Steps[learner].Member {
+		t.Errorf("leadership moves to %s; want the caught-up replacement's member %s", r.Steps[i].To, r.Steps[max(learner, 0)].Member)
+	}
+}
