@@ -3,6 +3,8 @@ package framework
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,18 +25,22 @@ type WriterOptions struct {
 	CloseClient bool
 }
 
-// Writer writes sequential keys at a steady rate and remembers every acknowledged write. It
-// is the data-loss check of every end-to-end test.
+// Writer writes sequential keys at a steady rate and remembers every acknowledged write, with
+// when it started and how long it took. It is the data-loss check of every end-to-end test, and
+// its latencies are the cost a replacement puts on the cluster's clients.
 type Writer struct {
-	opts   WriterOptions
-	cancel context.CancelFunc
-	done   chan struct{}
+	opts    WriterOptions
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started time.Time
 
 	mu           sync.Mutex
 	acked        []int
+	timed        []TimedWrite
 	failed       int
 	lastOK       time.Time
 	longestPause time.Duration
+	stopped      time.Time
 }
 
 // WriterReport sums up a run.
@@ -43,11 +49,87 @@ type WriterReport struct {
 	Failed       int
 	Lost         []string
 	LongestPause time.Duration
+	// Latency sums up every acknowledged write from the writer's start to its stop.
+	Latency LatencySummary
 }
 
 func (r WriterReport) String() string {
-	return fmt.Sprintf("%d acknowledged writes, %d failed attempts, %d lost, longest pause %s",
-		r.Acked, r.Failed, len(r.Lost), r.LongestPause.Round(time.Millisecond))
+	return fmt.Sprintf("%d acknowledged writes, %d failed attempts, %d lost, longest pause %s; latency p50 %s, p99 %s, max %s",
+		r.Acked, r.Failed, len(r.Lost), r.LongestPause.Round(time.Millisecond),
+		roundLatency(r.Latency.P50), roundLatency(r.Latency.P99), roundLatency(r.Latency.Max))
+}
+
+// TimedWrite is one acknowledged write: when its Put was sent and how long etcd took to
+// acknowledge it.
+type TimedWrite struct {
+	Start   time.Time
+	Latency time.Duration
+}
+
+// Done is when the write was acknowledged.
+func (w TimedWrite) Done() time.Time { return w.Start.Add(w.Latency) }
+
+// LatencySummary sums up the acknowledged writes started in a window.
+type LatencySummary struct {
+	Writes        int
+	P50, P99, Max time.Duration
+	// LongestPause is the longest time in the window in which no acknowledged write
+	// completed: between consecutive completions, and from the window's bounds (when set) to
+	// the first and from the last. A stalled writer shows here even when it completed nothing
+	// in the window.
+	LongestPause time.Duration
+}
+
+func (s LatencySummary) String() string {
+	return fmt.Sprintf("%d writes, p50 %s, p99 %s, max %s, longest pause %s",
+		s.Writes, roundLatency(s.P50), roundLatency(s.P99), roundLatency(s.Max), roundLatency(s.LongestPause))
+}
+
+// roundLatency keeps a latency readable: to 0.1 ms below 10 ms, to the millisecond above.
+func roundLatency(d time.Duration) time.Duration {
+	if d < 10*time.Millisecond {
+		return d.Round(100 * time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// SummarizeLatencies sums up the writes that started in [from, to) (a zero bound is none).
+// Percentiles are by nearest rank over the sorted latencies: the p-th is the ceil(p/100*n)-th
+// smallest, so of 100 writes p99 is the 99th and of 10 it is the 10th, the maximum. The pause
+// is measured on completions in the order they came: with writes started in [0, 100 ms) done
+// at 10, 30 and 90 ms, the pauses are 10 (from the window's start), 20, 60 and 10 (to its end)
+// ms, and the longest is 60 ms; with none, the pause is the whole window.
+func SummarizeLatencies(writes []TimedWrite, from, to time.Time) LatencySummary {
+	var lat []time.Duration
+	var done []time.Time
+	for _, w := range writes {
+		if (!from.IsZero() && w.Start.Before(from)) || (!to.IsZero() && !w.Start.Before(to)) {
+			continue
+		}
+		lat = append(lat, w.Latency)
+		done = append(done, w.Done())
+	}
+	s := LatencySummary{Writes: len(lat)}
+	slices.SortFunc(done, func(a, b time.Time) int { return a.Compare(b) })
+	last := from
+	for _, d := range done {
+		if !last.IsZero() && d.Sub(last) > s.LongestPause {
+			s.LongestPause = d.Sub(last)
+		}
+		last = d
+	}
+	if !to.IsZero() && !last.IsZero() && to.Sub(last) > s.LongestPause {
+		s.LongestPause = to.Sub(last)
+	}
+	if len(lat) == 0 {
+		return s
+	}
+	slices.Sort(lat)
+	rank := func(p float64) time.Duration {
+		return lat[max(int(math.Ceil(p/100*float64(len(lat))))-1, 0)]
+	}
+	s.P50, s.P99, s.Max = rank(50), rank(99), lat[len(lat)-1]
+	return s
 }
 
 // StartWriter starts writing until Stop.
@@ -59,7 +141,8 @@ func StartWriter(ctx context.Context, opts WriterOptions) *Writer {
 		opts.Interval = 20 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	w := &Writer{opts: opts, cancel: cancel, done: make(chan struct{}), lastOK: time.Now()}
+	now := time.Now()
+	w := &Writer{opts: opts, cancel: cancel, done: make(chan struct{}), started: now, lastOK: now}
 	go w.run(ctx)
 	return w
 }
@@ -79,12 +162,14 @@ func (w *Writer) run(ctx context.Context) {
 			lastRefresh = time.Now()
 		}
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		sent := time.Now()
 		_, err := w.opts.Client.Put(pctx, w.key(i), fmt.Sprint(i))
 		cancel()
 		now := time.Now()
 		w.mu.Lock()
 		if err == nil {
 			w.acked = append(w.acked, i)
+			w.timed = append(w.timed, TimedWrite{Start: sent, Latency: now.Sub(sent)})
 			if p := now.Sub(w.lastOK); p > w.longestPause {
 				w.longestPause = p
 			}
@@ -123,6 +208,30 @@ func (w *Writer) LongestPause() time.Duration {
 	return p
 }
 
+// Latencies sums up the acknowledged writes started in [from, to). A zero from is the writer's
+// start; a zero to, or one later than now (or than Stop, once stopped), is now (or Stop), so
+// a stall still under way counts in the pause.
+func (w *Writer) Latencies(from, to time.Time) LatencySummary {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.latencies(from, to)
+}
+
+// latencies is Latencies with w.mu held.
+func (w *Writer) latencies(from, to time.Time) LatencySummary {
+	end := w.stopped
+	if end.IsZero() {
+		end = time.Now()
+	}
+	if to.IsZero() || to.After(end) {
+		to = end
+	}
+	if from.IsZero() {
+		from = w.started
+	}
+	return SummarizeLatencies(w.timed, from, to)
+}
+
 // Stop stops writing and checks, through c (or the writer's own client when nil), that every
 // acknowledged write is readable with its value.
 func (w *Writer) Stop(ctx context.Context) (WriterReport, error) {
@@ -132,8 +241,11 @@ func (w *Writer) Stop(ctx context.Context) (WriterReport, error) {
 		defer w.opts.Client.Close()
 	}
 	w.mu.Lock()
+	if w.stopped.IsZero() {
+		w.stopped = time.Now()
+	}
 	acked := append([]int(nil), w.acked...)
-	rep := WriterReport{Acked: len(acked), Failed: w.failed, LongestPause: w.longestPause}
+	rep := WriterReport{Acked: len(acked), Failed: w.failed, LongestPause: w.longestPause, Latency: w.latencies(time.Time{}, time.Time{})}
 	w.mu.Unlock()
 	if w.opts.Endpoints != nil {
 		if eps := w.opts.Endpoints(); len(eps) > 0 {
