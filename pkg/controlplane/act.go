@@ -285,11 +285,13 @@ func (r *Reconciler) still(st *snapshot, a quorum.Action) etcdmember.Guard {
 				continue
 			}
 			var before *quorum.LearnerReading
-			if prev, ok := r.learners[m.ID]; ok {
-				before = &prev.reading
-			}
 			reading := readingOf(m)
 			reading.Answered = reading.Answered && m.Healthy
+			if prev, ok := r.learners[m.ID]; ok {
+				// The list read after the fence carries no snapshot report: a learner this
+				// pass found receiving one was not decided against, so none is needed.
+				before = &prev.reading
+			}
 			healthy, progressing := quorum.LearnerHealth(reading, before)
 			s.Members[i].Healthy = healthy
 			if !healthy && !progressing {

@@ -63,6 +63,9 @@ type fakeMember struct {
 	// raft index.
 	Answers bool
 	Index   uint64
+	// Snapshot, for a learner, is the leader's report of the snapshot it sends it; nil when
+	// none was read.
+	Snapshot *etcdmember.SnapshotSend
 }
 
 // fakeEtcd is the controller's Etcd with a member list in memory. Like the real one, a
@@ -119,7 +122,11 @@ func (f *fakeEtcd) view() []etcdmember.Observed {
 			health[i].Status = &etcdmember.Status{ID: m.ID, Leader: f.leader, Index: m.Index, IsLearner: m.Learner}
 		}
 	}
-	return etcdmember.JoinHealth(members, health)
+	out := etcdmember.JoinHealth(members, health)
+	for i, m := range f.members {
+		out[i].Snapshot = m.Snapshot
+	}
+	return out
 }
 
 func (f *fakeEtcd) Observe(context.Context) ([]etcdmember.Observed, error) {

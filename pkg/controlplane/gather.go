@@ -193,18 +193,29 @@ func (r *Reconciler) learnerAges(st *snapshot) {
 		prev, ok := r.learners[m.ID]
 		reading := readingOf(st.observed[i])
 		reading.Answered = reading.Answered && st.observed[i].Healthy
+		cur := learnerSeen{}
+		if snap := st.observed[i].Snapshot; snap != nil && snap.InFlight {
+			cur.sendingSince = now
+			if ok && !prev.sendingSince.IsZero() {
+				cur.sendingSince = prev.sendingSince
+			}
+			reading.Snapshot = quorum.SnapshotReading{InFlight: true, Failures: snap.Failures, Bytes: snap.Bytes, For: now.Sub(cur.sendingSince)}
+		} else if snap != nil {
+			reading.Snapshot = quorum.SnapshotReading{Failures: snap.Failures, Bytes: snap.Bytes}
+		}
 		var before *quorum.LearnerReading
 		if ok {
 			before = &prev.reading
 		}
 		healthy, progressing := quorum.LearnerHealth(reading, before)
-		cur := learnerSeen{reading: reading}
+		cur.reading = reading
 		if !healthy && !progressing {
 			cur.still = prev.still + elapsed
 		}
 		seen[m.ID] = cur
 		st.state.Members[i].Healthy = healthy
 		st.state.Members[i].DownFor = cur.still
+		st.state.Members[i].CatchUp = catchUp(reading, before, elapsed)
 	}
 	r.learners = seen
 	for i, m := range st.state.Machines {
@@ -218,10 +229,29 @@ func (r *Reconciler) learnerAges(st *snapshot) {
 	}
 }
 
-// learnerSeen is the last reading of a learner and how long it has stood still.
+// learnerSeen is the last reading of a learner, how long it has stood still, and since when
+// the leader has been seen sending it a snapshot (zero when it is not).
 type learnerSeen struct {
-	reading quorum.LearnerReading
-	still   time.Duration
+	reading      quorum.LearnerReading
+	still        time.Duration
+	sendingSince time.Time
+}
+
+// catchUp measures a learner's catch-up between two readings elapsed apart: the snapshot it
+// receives, or how fast the gap to the leader's index closed and the time left at that rate.
+func catchUp(now quorum.LearnerReading, before *quorum.LearnerReading, elapsed time.Duration) quorum.CatchUp {
+	c := quorum.CatchUp{Snapshot: now.Snapshot}
+	if before == nil || elapsed <= 0 || !now.Answered || !before.Answered || now.LeaderIndex == 0 || before.LeaderIndex == 0 {
+		return c
+	}
+	gap := func(r quorum.LearnerReading) float64 { return float64(r.LeaderIndex) - float64(r.Index) }
+	closed := gap(*before) - gap(now)
+	if closed <= 0 || gap(now) <= 0 {
+		return c
+	}
+	c.Rate = closed / elapsed.Seconds()
+	c.Left = time.Duration(gap(now) / c.Rate * float64(time.Second))
+	return c
 }
 
 func readingOf(m etcdmember.Observed) quorum.LearnerReading {

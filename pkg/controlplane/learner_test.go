@@ -3,6 +3,7 @@ package controlplane
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +87,104 @@ func TestALearnerThatAnswersButStandsStillIsNotPromoted(t *testing.T) {
 	}
 	if ids := h.etcd.ids(); ids != "10,11,12,13L" {
 		t.Errorf("members %s; want 13 still a learner", ids)
+	}
+}
+
+// TestALearnerReceivingASnapshotIsNotRemoved: a learner that has not started while the
+// leader sends it a 4 GiB snapshot is receiving, not stuck: 20 minutes of passes do not
+// remove it, and its Machine says what it receives. Once the leader no longer sends and it
+// still has not started, it is removed after the learner start timeout, as before.
+func TestALearnerReceivingASnapshotIsNotRemoved(t *testing.T) {
+	// A learner receiving the snapshot it joins with has not started: it neither answers nor
+	// has published its name.
+	l := learner(3, false, 0)
+	l.Name = ""
+	l.Snapshot = &etcdmember.SnapshotSend{InFlight: true, Bytes: 4 << 30}
+	h := learning(t, l)
+	for i := range 20 {
+		if c := changes(h.pass()); len(c) > 0 {
+			t.Fatalf("after %d minutes receiving a snapshot: changed %q", i, c)
+		}
+		h.clock.Advance(time.Minute)
+	}
+	c := condition(h.machine("master-3"))
+	if c == nil || !strings.Contains(c.Message, "receiving a 4.0 GiB snapshot from the leader for 19m0s") {
+		t.Errorf("master-3's condition does not say it receives the snapshot: %+v", c)
+	}
+	l.Snapshot = &etcdmember.SnapshotSend{Bytes: 4 << 30}
+	for i := range 4 {
+		if got := h.pass(); slices.Contains(got, "remove 13") {
+			t.Fatalf("removed %d minutes after the snapshot stopped, before the start timeout: %q", i, got)
+		}
+		h.clock.Advance(time.Minute)
+	}
+	if got := h.pass(); !slices.Contains(got, "remove 13") {
+		t.Fatalf("not removed 5 minutes after the snapshot stopped with its index standing still: %q", got)
+	}
+}
+
+// TestASnapshotThatFailsOrOutlastsItsAllowanceIsNoProgress: a send under way counts only
+// while no send failed since the previous pass and only for SnapshotAllowance of its size;
+// a learner that answers is then removed after the start timeout counted from there.
+func TestASnapshotThatFailsOrOutlastsItsAllowanceIsNoProgress(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// each sets the pass's report; minute is the pass's time
+		report  func(minute int) *etcdmember.SnapshotSend
+		removed int // the minute by which it is removed
+	}{
+		{"every pass finds a failed send and a new one under way", func(m int) *etcdmember.SnapshotSend {
+			return &etcdmember.SnapshotSend{InFlight: true, Failures: uint64(m), Bytes: 4 << 30}
+		}, 6},
+		{"a 60 MiB send under way for ever (allowed 2 minutes)", func(int) *etcdmember.SnapshotSend {
+			return &etcdmember.SnapshotSend{InFlight: true, Bytes: 60 << 20}
+		}, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := learner(3, true, 5)
+			h := learning(t, l)
+			for m := 0; ; m++ {
+				l.Snapshot = tc.report(m)
+				got := h.pass()
+				if slices.Contains(got, "remove 13") {
+					if m < 5 {
+						t.Fatalf("removed after %d minutes, before the start timeout", m)
+					}
+					break
+				}
+				if m >= tc.removed {
+					t.Fatalf("not removed after %d minutes", m)
+				}
+				h.clock.Advance(time.Minute)
+			}
+		})
+	}
+}
+
+// TestALearnerClosingTheGapShowsTheTimeLeft: a learner whose gap to the leader closes by 600
+// entries a minute, with 3,000 left, says so on its Machine.
+func TestALearnerClosingTheGapShowsTheTimeLeft(t *testing.T) {
+	l := learner(3, true, 1000)
+	h := learning(t, l)
+	for _, id := range []uint64{0x10, 0x11, 0x12} {
+		h.etcd.member(id).Index = 5000
+	}
+	h.pass()
+	h.clock.Advance(time.Minute)
+	l.Index = 1600
+	for _, id := range []uint64{0x10, 0x11, 0x12} {
+		h.etcd.member(id).Index = 5000 + 1000
+	}
+	h.pass()
+	// The gap went from 4,000 to 4,400: it grew, so no time left is given.
+	if c := condition(h.machine("master-3")); c == nil || strings.Contains(c.Message, "left") {
+		t.Errorf("a growing gap gives a time left: %+v", c)
+	}
+	h.clock.Advance(time.Minute)
+	l.Index = 4000
+	h.pass()
+	// Now it closed from 4,400 to 2,000 in a minute: 40 entries/s, about 50 s left.
+	if c := condition(h.machine("master-3")); c == nil || !strings.Contains(c.Message, "closing the gap at 40 entries/s, about 50s left") {
+		t.Errorf("master-3's condition does not give the rate and the time left: %+v", c)
 	}
 }

@@ -131,6 +131,8 @@ type Client struct {
 	cfg        Config
 	// beforeChange runs right before a membership change or leadership move is sent.
 	beforeChange func(ctx context.Context, op string, id uint64)
+	// metrics reads members' metrics (SnapshotSends).
+	metrics metricsHTTP
 }
 
 // New connects to etcd with mutual TLS. It does not wait for a connection: the first call
@@ -222,7 +224,12 @@ type endpointConn struct {
 }
 
 // Close closes every connection.
-func (c *Client) Close() error { return errors.Join(c.etcd.Close(), c.closeProbe()) }
+func (c *Client) Close() error {
+	if c.metrics.http != nil {
+		c.metrics.http.CloseIdleConnections()
+	}
+	return errors.Join(c.etcd.Close(), c.closeProbe())
+}
 
 // Endpoints are the endpoints calls are balanced over.
 func (c *Client) Endpoints() []string { return c.etcd.Endpoints() }

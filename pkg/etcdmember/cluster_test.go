@@ -38,6 +38,12 @@ const (
 
 func newCluster(t testing.TB, ctx context.Context, names ...string) *testCluster {
 	t.Helper()
+	return newClusterWith(t, ctx, nil, names...)
+}
+
+// newClusterWith is newCluster with each bootstrap member's configuration adjusted.
+func newClusterWith(t testing.TB, ctx context.Context, adjust func(*etcdnet.MemberConfig), names ...string) *testCluster {
+	t.Helper()
 	n, err := etcdnet.NewNetwork(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +69,11 @@ func newCluster(t testing.TB, ctx context.Context, names ...string) *testCluster
 	}
 	var ms []*etcdnet.Member
 	for _, name := range names {
-		m, err := n.StartMember(etcdnet.MemberConfig{Name: name, IP: ips[name], InitialCluster: initial,
-			TickMs: testTickMs, ElectionMs: testElectionMs})
+		cfg := etcdnet.MemberConfig{Name: name, IP: ips[name], InitialCluster: initial, TickMs: testTickMs, ElectionMs: testElectionMs}
+		if adjust != nil {
+			adjust(&cfg)
+		}
+		m, err := n.StartMember(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

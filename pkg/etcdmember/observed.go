@@ -15,6 +15,9 @@ type Observed struct {
 	Index, LeaderIndex uint64
 	// Err says why the member's own probe failed; nil when it passed or none was made.
 	Err error
+	// Snapshot is, for a learner behind the leader, the leader's report of the snapshot it
+	// sends it; nil when it was not read.
+	Snapshot *SnapshotSend
 }
 
 // JoinHealth joins the member list with the members' own status probes: the leader a

@@ -274,7 +274,55 @@ func (v *View) Observe(ctx context.Context) ([]Observed, error) {
 		v.setKnown(members)
 		v.repoint(ctx)
 	}
-	return JoinHealth(members, health), err
+	observed := JoinHealth(members, health)
+	if err == nil {
+		v.readSnapshotSends(ctx, observed, health)
+	}
+	return observed, err
+}
+
+// readSnapshotSends asks the leader, when a learner has not shown it holds the leader's
+// index, what it reports of the snapshots it sends, and sets each such learner's Snapshot.
+// A learner neither answers nor advances while it receives the snapshot it joined with;
+// this is what shows it is not stuck. A leader whose metrics cannot be read leaves Snapshot
+// nil: the learner is judged by its own answers alone, as before.
+func (v *View) readSnapshotSends(ctx context.Context, observed []Observed, health []Health) {
+	var leader *Observed
+	behind := false
+	for i := range observed {
+		o := &observed[i]
+		if o.Leader {
+			leader = o
+		}
+		behind = behind || o.IsLearner && !caughtUp(o)
+	}
+	if !behind || leader == nil || len(leader.ClientURLs) == 0 {
+		return
+	}
+	cli, err := v.client(ctx)
+	if err != nil {
+		return
+	}
+	v.count("snapshot_sends")
+	sends, err := cli.SnapshotSends(ctx, leader.ClientURLs[0])
+	if err != nil {
+		v.cfg.Log.V(1).Info("could not read the leader's snapshot sends; learners are judged by their index alone", "leader", leader.ID, "error", err.Error())
+		return
+	}
+	var bytes int64
+	for _, h := range health {
+		if h.ID == leader.ID && h.Status != nil {
+			bytes = h.Status.DBSize
+		}
+	}
+	for i := range observed {
+		o := &observed[i]
+		if o.IsLearner && !caughtUp(o) {
+			s := sends[o.ID]
+			s.Bytes = bytes
+			o.Snapshot = &s
+		}
+	}
 }
 
 type quickView struct {
@@ -493,3 +541,6 @@ func (v *View) Close() {
 		_ = v.cli.Close()
 	}
 }
+
+// caughtUp says a member answered holding at least the leader's index.
+func caughtUp(o *Observed) bool { return o.Answered && o.LeaderIndex > 0 && o.Index >= o.LeaderIndex }

@@ -1,5 +1,10 @@
 package quorum
 
+import (
+	"fmt"
+	"time"
+)
+
 // LearnerReading is one pass's reading of a learner through its own endpoint, with the
 // leader's committed index read in the same pass.
 type LearnerReading struct {
@@ -7,6 +12,46 @@ type LearnerReading struct {
 	Answered bool
 	// Index is the learner's committed raft index; LeaderIndex the leader's, 0 when unread.
 	Index, LeaderIndex uint64
+	// Snapshot is what the leader reported of the database snapshot it sends the learner;
+	// zero when it was not read.
+	Snapshot SnapshotReading
+}
+
+// SnapshotReading is a leader's report of the database snapshots it sends one learner. etcd
+// counts a snapshot's bytes only once it is sent whole, so a transfer shows as under way or
+// not; how long it may take is bounded by its size (SnapshotAllowance).
+type SnapshotReading struct {
+	// InFlight says a send to the learner is under way; Failures counts the sends that failed
+	// since the leader started.
+	InFlight bool
+	Failures uint64
+	// Bytes is the size of the leader's database, what a snapshot carries.
+	Bytes int64
+	// For is how long the controller has seen this send under way.
+	For time.Duration
+}
+
+// MinSnapshotRate is the slowest transfer counted as a snapshot still arriving: a send under
+// way longer than SnapshotAllowance of its size no longer counts as progress.
+const MinSnapshotRate = 1 << 20 // bytes per second
+
+// SnapshotAllowance is how long a snapshot of the given size may stay under way and still
+// count as progress: a minute, plus the size at MinSnapshotRate.
+func SnapshotAllowance(bytes int64) time.Duration {
+	return time.Minute + time.Duration(max(bytes, 0)/MinSnapshotRate)*time.Second
+}
+
+// receiving says the learner is taking a snapshot: the leader sends it one, no send failed
+// since the previous reading, and the send has not outlasted its allowance. A learner does
+// not answer, nor show as started, until it has applied the snapshot it joined with, so the
+// leader's report is all there is to see meanwhile. A send to a learner that died fails (the
+// learner's end times out a stalled read within seconds, a dead host resets or times out the
+// connection), which shows in Failures even when the next send is under way; a send to a
+// frozen learner blocks without failing, which is what the allowance bounds.
+func (r LearnerReading) receiving(before *LearnerReading) bool {
+	s := r.Snapshot
+	failed := before != nil && s.Failures > before.Snapshot.Failures
+	return s.InFlight && !failed && s.For <= SnapshotAllowance(s.Bytes)
 }
 
 // PromotableFraction is how much of the leader's log a learner must hold before etcd lets it
@@ -27,16 +72,17 @@ const PromotableFraction = 0.9
 // learner to commit the leader's new index.
 //
 // progressing says the learner is not stuck: it answered and advanced since the previous
-// pass, or holds everything the leader holds. A learner that is progressing is never removed
-// for LearnerStartTimeout, however long a large catch-up takes; the time it stands still is
-// what counts (see Member.DownFor).
+// pass, holds everything the leader holds, or is receiving a snapshot from the leader (it
+// neither answers nor advances until the snapshot is in). A learner that is progressing is never
+// removed for LearnerStartTimeout, however long a large catch-up takes; the time it stands
+// still is what counts (see Member.DownFor).
 func LearnerHealth(now LearnerReading, before *LearnerReading) (healthy, progressing bool) {
 	if !now.Answered {
-		return false, false
+		return false, now.receiving(before)
 	}
 	caughtUp := now.LeaderIndex > 0 && now.Index >= now.LeaderIndex
 	advanced := before != nil && before.Answered && now.Index > before.Index
-	progressing = caughtUp || advanced
+	progressing = caughtUp || advanced || now.receiving(before)
 	near := WithinReach(now)
 	heldBefore := before != nil && before.LeaderIndex > 0 && now.Index >= before.LeaderIndex
 	healthy = near && (caughtUp || advanced || heldBefore)
@@ -49,4 +95,35 @@ func LearnerHealth(now LearnerReading, before *LearnerReading) (healthy, progres
 // shown connected (LearnerHealth), which a learner that receives the log is within a pass.
 func WithinReach(r LearnerReading) bool {
 	return r.Answered && r.LeaderIndex > 0 && float64(r.Index) >= PromotableFraction*float64(r.LeaderIndex)
+}
+
+// learnerProgress words a learner's progress for its Machine's condition: how much of the
+// leader's index it holds and, as measured across passes, the snapshot it receives or how
+// fast it closes the gap and the time left at that rate.
+func learnerProgress(m Member) string {
+	out := fmt.Sprintf("learner %x at %.0f%% of the leader's index", m.ID, 100*m.Progress)
+	c := m.CatchUp
+	switch {
+	case c.Snapshot.InFlight:
+		out += fmt.Sprintf(", receiving a %s snapshot from the leader for %s (counted as progress for up to %s; etcd reports no bytes until it is in)",
+			byteSize(c.Snapshot.Bytes), c.Snapshot.For.Round(time.Second), SnapshotAllowance(c.Snapshot.Bytes).Round(time.Second))
+	case c.Left > 0:
+		out += fmt.Sprintf(", closing the gap at %.0f entries/s, about %s left", c.Rate, c.Left.Round(time.Second))
+	}
+	return out
+}
+
+// byteSize is n in the largest binary unit that keeps it at least 1.
+func byteSize(n int64) string {
+	v, unit := float64(n), "B"
+	for _, u := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		if v < 1024 {
+			break
+		}
+		v, unit = v/1024, u
+	}
+	if unit == "B" {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
 }

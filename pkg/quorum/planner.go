@@ -271,7 +271,7 @@ func (v *view) promoteLearner() (Decision, bool) {
 			continue
 		}
 		if ok, why := Check(census, ChangePromote, Target{Listed: true, Learner: true, Healthy: l.Healthy}); !ok {
-			v.d.Conditions[l.Machine] = Condition{Status: "False", Reason: ReasonLearner, Message: fmt.Sprintf("learner %x is not promoted: %s", l.ID, why)}
+			v.d.Conditions[l.Machine] = Condition{Status: "False", Reason: ReasonLearner, Message: fmt.Sprintf("%s; not promoted yet: %s", learnerProgress(l), why)}
 			continue
 		}
 		return v.act(Action{Kind: Promote, Machine: l.Machine, MemberID: l.ID,
@@ -578,10 +578,10 @@ func baseCondition(m Machine, d Decision, memberOf func(string) (Member, bool), 
 		case !has && len(claimed) > 0:
 			return Condition{"False", ReasonBlocked, fmt.Sprintf("member %s may belong to this Machine but cannot be placed with certainty: %s", hexIDs(claimed), d.Mapping.Of[claimed[0]].Problem)}
 		case has && mem.Learner:
-			if !mem.Started {
+			if !mem.Started && !mem.CatchUp.Snapshot.InFlight {
 				return Condition{"False", ReasonLearner, fmt.Sprintf("learner %x added, waiting for its etcd to start", mem.ID)}
 			}
-			return Condition{"False", ReasonLearner, fmt.Sprintf("learner %x at %.0f%% of the leader's index", mem.ID, 100*mem.Progress)}
+			return Condition{"False", ReasonLearner, learnerProgress(mem)}
 		case has:
 			health := "healthy"
 			if !mem.Healthy {
@@ -621,7 +621,7 @@ func baseCondition(m Machine, d Decision, memberOf func(string) (Member, bool), 
 	for _, l := range learners {
 		if l.Machine != "" && l.Machine != m.Name {
 			return Condition{"False", ReasonReplacementCatchingUp,
-				fmt.Sprintf("replacement %s is learner %x at %.0f%% of the leader's index; member %x stays until it is promoted", l.Machine, l.ID, 100*l.Progress, mem.ID)}
+				fmt.Sprintf("replacement %s is %s; member %x stays until it is promoted", l.Machine, learnerProgress(l), mem.ID)}
 		}
 	}
 	for _, o := range all {

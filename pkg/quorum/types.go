@@ -58,8 +58,21 @@ type Member struct {
 	// DownFor is how long a learner that is not healthy (never started, or stopped
 	// answering) has been seen so.
 	DownFor time.Duration
+	// CatchUp is how a learner's catch-up goes, as the controller measured it across passes;
+	// it only words the Machine's condition.
+	CatchUp CatchUp
 	// Machine is the Machine the member belongs to, as Map places it; ignored on input.
 	Machine string
+}
+
+// CatchUp is a learner's catch-up as measured across passes.
+type CatchUp struct {
+	// Snapshot is the leader's report of the snapshot it sends the learner.
+	Snapshot SnapshotReading
+	// Rate is how many raft entries a second the gap to the leader closed since the previous
+	// pass, and Left the time until it closes at that rate; both 0 when it did not close.
+	Rate float64
+	Left time.Duration
 }
 
 // State is the snapshot one decision is made on.

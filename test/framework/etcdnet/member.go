@@ -35,8 +35,12 @@ type MemberConfig struct {
 	// TickMs and ElectionMs default to 50 and 500: quicker than etcd's 100/1000 so tests of
 	// leader loss stay short, still far above loopback latency.
 	TickMs, ElectionMs uint
-	// QuotaBackendBytes defaults to 2 GiB.
+	// QuotaBackendBytes defaults to the network's, or 2 GiB.
 	QuotaBackendBytes int64
+	// SnapshotCount and SnapshotCatchUpEntries are etcd's --snapshot-count and
+	// --snapshot-catchup-entries; etcd's defaults when zero. A leader keeps only the catch-up
+	// entries after each snapshot, so a member joining later receives a database snapshot.
+	SnapshotCount, SnapshotCatchUpEntries uint64
 }
 
 // Member is one embedded etcd member with its proxies.
@@ -86,6 +90,9 @@ func (n *Network) StartMember(cfg MemberConfig) (*Member, error) {
 		cfg.ElectionMs = 500
 	}
 	if cfg.QuotaBackendBytes == 0 {
+		cfg.QuotaBackendBytes = n.QuotaBackendBytes
+	}
+	if cfg.QuotaBackendBytes == 0 {
 		cfg.QuotaBackendBytes = 2 << 30
 	}
 	n.mu.Lock()
@@ -128,6 +135,12 @@ func (m *Member) start() error {
 	cfg.TickMs = m.cfg.TickMs
 	cfg.ElectionMs = m.cfg.ElectionMs
 	cfg.QuotaBackendBytes = m.cfg.QuotaBackendBytes
+	if m.cfg.SnapshotCount > 0 {
+		cfg.SnapshotCount = m.cfg.SnapshotCount
+	}
+	if m.cfg.SnapshotCatchUpEntries > 0 {
+		cfg.SnapshotCatchUpEntries = m.cfg.SnapshotCatchUpEntries
+	}
 	logFile := filepath.Join(m.dir, "etcd.log")
 	lg, err := memberLogger(logFile)
 	if err != nil {
@@ -365,11 +378,7 @@ func (m *Member) Resume() {
 }
 
 // Degrade slows the member's peer links both ways (see LinkFault) until Restore.
-func (m *Member) Degrade(f LinkFault) {
-	m.net.mu.Lock()
-	m.net.degraded[m.Name] = f
-	m.net.mu.Unlock()
-}
+func (m *Member) Degrade(f LinkFault) { m.net.Degrade(m.Name, f) }
 
 // Restore undoes Degrade.
 func (m *Member) Restore() {

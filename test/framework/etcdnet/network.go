@@ -41,6 +41,8 @@ const (
 type Network struct {
 	Dir string
 	CA  *pki.CA
+	// QuotaBackendBytes is the quota of a member whose MemberConfig gives none; 2 GiB when zero.
+	QuotaBackendBytes int64
 
 	caFile    string
 	client    pki.Pair
@@ -195,17 +197,48 @@ func (n *Network) setFault(name string, frozen, partitioned *bool) {
 // LinkFault degrades a member's peer links, both ways: data on the link is passed on Latency
 // after it was read, and with probability Loss (per read) RetransmitDelay later still, as a
 // TCP segment that was lost and sent again is. Bytes keep their order, so data read just
-// after a "lost" read waits for it, as it would behind a retransmission.
+// after a "lost" read waits for it, as it would behind a retransmission. Rate, when not zero,
+// caps each connection of the link at that many bytes a second, as a slow network does.
 type LinkFault struct {
 	Latency time.Duration
 	Loss    float64
+	Rate    int64
 }
 
 // RetransmitDelay is what a lost segment costs: Linux's minimum retransmission timeout.
 const RetransmitDelay = 200 * time.Millisecond
 
 func (f LinkFault) String() string {
-	return fmt.Sprintf("%s latency and %.0f%% loss", f.Latency, 100*f.Loss)
+	out := fmt.Sprintf("%s latency and %.0f%% loss", f.Latency, 100*f.Loss)
+	if f.Rate > 0 {
+		out += fmt.Sprintf(", at most %d KiB/s", f.Rate>>10)
+	}
+	return out
+}
+
+// Degrade degrades the peer links of the member named name (see LinkFault) until Restore,
+// whether or not it runs yet: a member degraded before it starts is slow from its first byte.
+func (n *Network) Degrade(name string, f LinkFault) {
+	n.mu.Lock()
+	n.degraded[name] = f
+	n.mu.Unlock()
+}
+
+// linkRate is the byte rate the link between from and to is capped at; 0 when it is not.
+func (n *Network) linkRate(from, to string) int64 {
+	if from == "" || to == "" {
+		return 0
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	a, b := n.degraded[from].Rate, n.degraded[to].Rate
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
 }
 
 // linkDelay is how long data between from and to waits now: zero unless it is a peer link
@@ -309,6 +342,9 @@ func (n *Network) pipe(dst, src net.Conn, from, to string, stop <-chan struct{})
 			due := time.Now().Add(n.linkDelay(from, to))
 			if due.Before(last) { // bytes keep their order
 				due = last
+			}
+			if rate := n.linkRate(from, to); rate > 0 {
+				due = due.Add(time.Duration(int64(k) * int64(time.Second) / rate))
 			}
 			last = due
 			select {
