@@ -68,8 +68,22 @@ type ChaosResult struct {
 	// Renewals counts the renewals of quorumguard's etcd client certificate during the
 	// scenario (set by whoever runs it with a rotating certificate).
 	Renewals int
-	Took     time.Duration
-	Err      error
+	// QuietLatency is the writer's latency from its start to the first event; EventLatency
+	// its latency in each event's window, from the event's start until the cluster was whole
+	// again (the settle check's hold left out); LatencyFindings what LatencyRise said of them. A finding is reported, not a
+	// failure (see LatencyRise).
+	QuietLatency    framework.LatencySummary
+	EventLatency    []EventLatency
+	LatencyFindings []string
+
+	Took time.Duration
+	Err  error
+}
+
+// EventLatency is the writer's latency in one event's window.
+type EventLatency struct {
+	Event   string
+	Latency framework.LatencySummary
 }
 
 // ChaosEvents are the kinds of event a scenario draws from.
@@ -153,6 +167,11 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 	for range in.Events {
 		ev := kinds[rng.IntN(len(kinds))]
 		res.Events = append(res.Events, ev)
+		evStart := time.Now()
+		if len(res.Events) == 1 {
+			res.QuietLatency = g.Writer.Latencies(time.Time{}, evStart)
+			logf("write latency before the first event: %s", res.QuietLatency)
+		}
 		if err := ReadyForFault(CurrentVoters(ctx, c)); err != nil {
 			logf("harness failure: %s would start on a cluster with no failure to spare: %v", ev, err)
 			return finish(fmt.Errorf("harness failure: event %s would start its fault on a cluster with no failure to spare (%w); the settle check let it through", ev, err))
@@ -347,11 +366,48 @@ func ChaosSpec(ctx context.Context, in ChaosInput) ChaosResult {
 		}
 		if err := waitSettled(ctx, c, zones, in.Settle); err != nil {
 			logf("not settled: %v", err)
+			lat := g.Writer.Latencies(evStart, time.Now())
+			res.EventLatency = append(res.EventLatency, EventLatency{Event: ev, Latency: lat})
+			logf("write latency during %s until it failed to settle: %s", ev, lat)
 			return finish(fmt.Errorf("after %s: %w", ev, err))
 		}
 		logf("settled after %s", ev)
+		// The window ends when the cluster was whole again: the settle check's hold is quiet.
+		whole := time.Now().Add(-quorum.HealthWindow)
+		if whole.Before(evStart) {
+			whole = evStart
+		}
+		lat := g.Writer.Latencies(evStart, whole)
+		res.EventLatency = append(res.EventLatency, EventLatency{Event: ev, Latency: lat})
+		logf("write latency during %s until the cluster was whole: %s", ev, lat)
+		if f := LatencyRise(ev, res.QuietLatency, lat); f != "" {
+			res.LatencyFindings = append(res.LatencyFindings, f)
+			logf("finding: %s", f)
+		}
 	}
 	return finish(nil)
+}
+
+// PlainReplacements are the events that replace Machines and inject no fault: the ones whose
+// write latency LatencyRise compares with the quiet period's. Every other event freezes,
+// partitions, slows, stalls, kills or wipes a member, crashes or pauses a replica, or
+// restarts the apiserver, any of which may raise latency by itself.
+var PlainReplacements = []string{"delete-one", "delete-two", "domain-change"}
+
+// LatencyRise says so when event is a plain replacement whose p99 write latency during was
+// more than framework.MaxLatencyRise times the quiet period's p99, or "". With no write in
+// either window there is nothing to compare. A replacement adds a learner, sends it a
+// snapshot, promotes it and removes the old member: the leader sends every entry to one more
+// peer for a while, and if the old member led, writes wait for an election. On a shared
+// 2-core machine the scenario's own apiserver, two replicas and up to four etcd members
+// compete for the cores too, so a scenario reports the finding rather than failing on it.
+func LatencyRise(event string, quiet, during framework.LatencySummary) string {
+	rise := during.RiseOver(quiet)
+	if !slices.Contains(PlainReplacements, event) || rise <= framework.MaxLatencyRise {
+		return ""
+	}
+	return fmt.Sprintf("%s: p99 write latency %s, %.1f times the %s before the first event (at most %d times); during: %s; before: %s",
+		event, during.P99, rise, quiet.P99, framework.MaxLatencyRise, during, quiet)
 }
 
 // PausedLeader holds the leader at its next action, makes it act (trigger, a Machine

@@ -50,10 +50,11 @@ func TestChaos(t *testing.T) {
 		if r.Err != nil {
 			verdict = "FAILED"
 		}
-		return fmt.Sprintf("%-6d %-58s %-8s %-7d %-5d %-7d %-8d %-9d %-8d %s", r.Seed, strings.Join(r.Events, ","), r.Took.Round(time.Second),
-			r.Writer.Acked, len(r.Writer.Lost), r.Linearizability.Operations, r.Monitor.MinTolerance, r.ExplainedLoss, r.MaxMachines, verdict)
+		return fmt.Sprintf("%-6d %-58s %-8s %-7d %-5d %-7d %-8d %-9d %-8d %-9s %-9s %s", r.Seed, strings.Join(r.Events, ","), r.Took.Round(time.Second),
+			r.Writer.Acked, len(r.Writer.Lost), r.Linearizability.Operations, r.Monitor.MinTolerance, r.ExplainedLoss, r.MaxMachines,
+			r.QuietLatency.P99.Round(100*time.Microsecond), worstRise(r), verdict)
 	}
-	header := fmt.Sprintf("%-6s %-58s %-8s %-7s %-5s %-7s %-8s %-9s %-8s %s", "SEED", "EVENTS", "TOOK", "WRITES", "LOST", "OPS", "MIN-TOL", "MEANT-LOSS", "MAX-MCH", "RESULT")
+	header := fmt.Sprintf("%-6s %-58s %-8s %-7s %-5s %-7s %-8s %-9s %-8s %-9s %-9s %s", "SEED", "EVENTS", "TOOK", "WRITES", "LOST", "OPS", "MIN-TOL", "MEANT-LOSS", "MAX-MCH", "P99-QUIET", "P99-RISE", "RESULT")
 	separate := os.Getenv("QUORUMGUARD_CHAOS_STORE") == "separate"
 	// Workers play scenarios side by side. On the shared apiserver the ControlPlaneMachineSet
 	// is a singleton, so each worker past the first gets an apiserver of its own.
@@ -91,7 +92,7 @@ func TestChaos(t *testing.T) {
 						debug.FreeOSMemory()
 						rss := procStatus("VmRSS:")
 						rssSeen = append(rssSeen, rss)
-						fmt.Fprintf(os.Stderr, "chaos %d/%d: %s (linearizability: %s; RSS now %s, %d goroutines)\n", len(results), n, line(res), res.Linearizability, rss, goruntime.NumGoroutine())
+						fmt.Fprintf(os.Stderr, "chaos %d/%d: %s (linearizability: %s; RSS now %s, %d goroutines)\n  write latency: %s\n", len(results), n, line(res), res.Linearizability, rss, goruntime.NumGoroutine(), latencyLine(res))
 						if res.Err != nil {
 							t.Errorf("seed %d failed: %v\nevents: %v\ntimeline:\n  %s", seed, res.Err, res.Events, strings.Join(res.Timeline, "\n  "))
 						}
@@ -104,6 +105,7 @@ func TestChaos(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s\n", header)
 	var ops, writes, lost, violations, failed, renewals int
+	var findings []string
 	minTol, minSeed, minCause := 1<<30, uint64(0), ""
 	for _, r := range results {
 		fmt.Fprintln(&b, line(r))
@@ -117,13 +119,88 @@ func TestChaos(t *testing.T) {
 		if r.Err != nil {
 			failed++
 		}
+		for _, f := range r.LatencyFindings {
+			findings = append(findings, fmt.Sprintf("seed %d: %s", r.Seed, f))
+		}
 		if r.Monitor.MinTolerance < minTol {
 			minTol, minSeed, minCause = r.Monitor.MinTolerance, r.Seed, lossCause(r)
 		}
 	}
 	fmt.Fprintf(&b, "\n%d scenarios, %d failed; %d operations checked for linearizability, %d violations; %d acknowledged writes, %d lost; lowest fault tolerance %d (seed %d%s); quorumguard's etcd client certificate renewed %d times; peak RSS of this process %s; RSS after each scenario, first %s, last %s\n",
 		len(results), failed, ops, violations, writes, lost, minTol, minSeed, minCause, renewals, procStatus("VmHWM:"), firstOf(rssSeen), lastOf(rssSeen))
+	fmt.Fprintf(&b, "%d plain replacements with a p99 write latency more than %d times the quiet period's (reported, not failed)\n", len(findings), framework.MaxLatencyRise)
+	for _, f := range findings {
+		fmt.Fprintf(&b, "  %s\n", f)
+	}
 	t.Log(b.String())
+}
+
+// latencyLine is a scenario's write latency before its first event and in each event's
+// window, with each p99's ratio to the quiet period's.
+func latencyLine(r e2e.ChaosResult) string {
+	parts := []string{"before the first event " + r.QuietLatency.String()}
+	for _, e := range r.EventLatency {
+		parts = append(parts, fmt.Sprintf("%s %s (p99 %s)", e.Event, e.Latency, times(e.Latency.RiseOver(r.QuietLatency))))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// worstRise is the highest ratio of a plain replacement's p99 write latency to the quiet
+// period's in a scenario, or "-" when it had none.
+func worstRise(r e2e.ChaosResult) string {
+	var worst float64
+	for _, e := range r.EventLatency {
+		if slices.Contains(e2e.PlainReplacements, e.Event) {
+			worst = max(worst, e.Latency.RiseOver(r.QuietLatency))
+		}
+	}
+	return times(worst)
+}
+
+// times shows a ratio of latencies, or "-" for none (0).
+func times(r float64) string {
+	if r == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fx", r)
+}
+
+// TestLatencyRise: a plain replacement whose p99 write latency is more than twice the quiet
+// period's is reported; one at exactly twice is not, nor is any rise in an event that injects
+// a fault, nor a window without writes.
+func TestLatencyRise(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	quiet := framework.LatencySummary{Writes: 400, P50: ms(3), P99: ms(10), Max: ms(15), LongestPause: ms(40)}
+	during := func(p99 time.Duration) framework.LatencySummary {
+		return framework.LatencySummary{Writes: 1500, P50: ms(4), P99: p99, Max: p99 + ms(5), LongestPause: ms(60)}
+	}
+	for _, tc := range []struct {
+		name     string
+		event    string
+		quiet    framework.LatencySummary
+		during   framework.LatencySummary
+		reported bool
+	}{
+		{name: "a replacement at 2.1 times the quiet p99 is reported", event: "delete-one", quiet: quiet, during: during(ms(21)), reported: true},
+		{name: "two replacements at five times are reported", event: "delete-two", quiet: quiet, during: during(ms(50)), reported: true},
+		{name: "a domain change at three times is reported", event: "domain-change", quiet: quiet, during: during(ms(30)), reported: true},
+		{name: "a replacement at exactly twice is not", event: "delete-one", quiet: quiet, during: during(ms(20))},
+		{name: "a replacement below the quiet p99 is not", event: "delete-one", quiet: quiet, during: during(ms(8))},
+		{name: "a freeze at ten times is not: it injects the fault", event: "freeze", quiet: quiet, during: during(ms(100))},
+		{name: "a quorum loss at a hundred times is not", event: "quorum-loss", quiet: quiet, during: during(ms(1000))},
+		{name: "a window without writes has nothing to compare", event: "delete-one", quiet: quiet},
+		{name: "nor does a quiet period without writes", event: "delete-one", during: during(ms(50))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := e2e.LatencyRise(tc.event, tc.quiet, tc.during)
+			if (got != "") != tc.reported {
+				t.Fatalf("LatencyRise said %q; want reported=%v", got, tc.reported)
+			}
+			if tc.reported && (!strings.Contains(got, tc.event) || !strings.Contains(got, tc.during.P99.String())) {
+				t.Fatalf("the finding %q names neither the event nor its p99", got)
+			}
+		})
+	}
 }
 
 // lossCause says why a scenario's fault tolerance went below 0: the faults that took quorum on

@@ -58,6 +58,26 @@ func TestSummarizeLatencies(t *testing.T) {
 	}
 }
 
+func TestRiseOver(t *testing.T) {
+	before := framework.LatencySummary{Writes: 300, P50: 2 * time.Millisecond, P99: 10 * time.Millisecond, Max: 12 * time.Millisecond}
+	for _, tc := range []struct {
+		name           string
+		during, before framework.LatencySummary
+		want           float64
+	}{
+		{name: "a p99 of 25 ms over one of 10 ms is 2.5", during: framework.LatencySummary{Writes: 900, P99: 25 * time.Millisecond}, before: before, want: 2.5},
+		{name: "a p99 of 20 ms over one of 10 ms is exactly the limit", during: framework.LatencySummary{Writes: 900, P99: 20 * time.Millisecond}, before: before, want: framework.MaxLatencyRise},
+		{name: "a window without writes compares with nothing", before: before},
+		{name: "nor does a baseline without writes", during: framework.LatencySummary{Writes: 900, P99: 25 * time.Millisecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.during.RiseOver(tc.before); got != tc.want {
+				t.Fatalf("RiseOver = %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestLatencySummaryString(t *testing.T) {
 	s := framework.LatencySummary{Writes: 412, P50: 3*time.Millisecond + 123*time.Microsecond, P99: 18 * time.Millisecond, Max: 40*time.Millisecond + 400*time.Microsecond, LongestPause: 120 * time.Millisecond}
 	if got, want := s.String(), "412 writes, p50 3.1ms, p99 18ms, max 40ms, longest pause 120ms"; got != want {

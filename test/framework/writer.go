@@ -85,6 +85,19 @@ func (s LatencySummary) String() string {
 		s.Writes, roundLatency(s.P50), roundLatency(s.P99), roundLatency(s.Max), roundLatency(s.LongestPause))
 }
 
+// MaxLatencyRise is what a replacement promises the cluster's clients: its p99 write latency
+// is at most this many times the p99 before it, on the same run.
+const MaxLatencyRise = 2
+
+// RiseOver is how many times before's p99 write latency s's p99 is, or 0 when either window
+// has no write to compare.
+func (s LatencySummary) RiseOver(before LatencySummary) float64 {
+	if s.Writes == 0 || before.Writes == 0 || before.P99 <= 0 {
+		return 0
+	}
+	return float64(s.P99) / float64(before.P99)
+}
+
 // roundLatency keeps a latency readable: to 0.1 ms below 10 ms, to the millisecond above.
 func roundLatency(d time.Duration) time.Duration {
 	if d < 10*time.Millisecond {
