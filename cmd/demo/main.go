@@ -71,11 +71,17 @@ type demo struct {
 	writer   *framework.Writer
 	monitor  *framework.QuorumMonitor
 	steps    []stepResult
+	// quiet is the writer's latency from the moment every hook was placed until the first
+	// deletion: what each step's latency is compared with.
+	quiet      framework.LatencySummary
+	quietTaken bool
 }
 
 type stepResult struct {
 	name string
 	took time.Duration
+	// latency is the writer's latency in the step, for the steps after the quiet period.
+	latency *framework.LatencySummary
 }
 
 func (d *demo) say(format string, args ...any) { d.out.line(fmt.Sprintf(format, args...)) }
@@ -128,6 +134,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.step(ctx, "leader elected and hooks placed", 2*time.Minute, d.hooksPlaced); err != nil {
 		return err
 	}
+	quietFrom := time.Now()
 	// etcd accepts a reconfiguration once its members have been connected for 5 s.
 	time.Sleep(5 * time.Second)
 
@@ -135,6 +142,8 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.plan(ctx, "--delete=cluster-master-1"); err != nil {
 		return err
 	}
+	d.quiet, d.quietTaken = d.writer.Latencies(quietFrom, time.Now()), true
+	d.say("write latency before the replacement: %s", d.quiet)
 	d.say("deleting cluster-master-1; its hook holds the drain until a replacement is voting")
 	if err := d.cluster.DeleteMachine(ctx, "cluster-master-1"); err != nil {
 		return err
@@ -181,9 +190,17 @@ func (d *demo) step(ctx context.Context, name string, timeout time.Duration, don
 	start := time.Now()
 	err := framework.WaitFor(ctx, timeout, name, func() (bool, error) { return done(ctx) })
 	took := time.Since(start)
-	d.steps = append(d.steps, stepResult{name, took})
+	r := stepResult{name: name, took: took}
+	if d.quietTaken {
+		lat := d.writer.Latencies(start, start.Add(took))
+		r.latency = &lat
+	}
+	d.steps = append(d.steps, r)
 	if err == nil {
 		d.say("done: %s in %s", name, took.Round(100*time.Millisecond))
+		if r.latency != nil {
+			d.say("write latency during it: %s", r.latency)
+		}
 	}
 	return err
 }
@@ -202,6 +219,7 @@ func (d *demo) summary(ctx context.Context) error {
 	fmt.Printf("  %-45s %8d\n", "acknowledged writes", rep.Acked)
 	fmt.Printf("  %-45s %8d\n", "lost writes", len(rep.Lost))
 	fmt.Printf("  %-45s %8s\n", "longest write pause", rep.LongestPause.Round(time.Millisecond))
+	d.latencyTable(rep.Latency)
 	fmt.Printf("  %-45s %8d\n", "lowest fault tolerance seen", mon.MinTolerance)
 	fmt.Printf("  %-45s %8d\n", "samples with quorum lost", len(mon.QuorumLost))
 	if d.operator != nil {
@@ -224,6 +242,38 @@ func (d *demo) summary(ctx context.Context) error {
 		return fmt.Errorf("%d writes lost, quorum lost in %d samples", len(rep.Lost), len(mon.QuorumLost))
 	}
 	return nil
+}
+
+// latencyTable prints the writer's latency before the first deletion, in each step after it,
+// and over the whole run, with each p99's ratio to the one before the deletion; a step whose
+// p99 is more than framework.MaxLatencyRise times that is named below the table.
+func (d *demo) latencyTable(whole framework.LatencySummary) {
+	fmt.Println()
+	fmt.Printf("  %-45s %6s %8s %8s %8s %8s %10s\n", "write latency", "writes", "p50", "p99", "max", "pause", "p99/before")
+	row := func(name string, s framework.LatencySummary, rise string) {
+		r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+		fmt.Printf("  %-45s %6d %8s %8s %8s %8s %10s\n", name, s.Writes, r(s.P50), r(s.P99), r(s.Max), r(s.LongestPause), rise)
+	}
+	row("before the replacement", d.quiet, "")
+	var over []string
+	for _, s := range d.steps {
+		if s.latency == nil {
+			continue
+		}
+		rise := s.latency.RiseOver(d.quiet)
+		ratio := "-"
+		if rise > 0 {
+			ratio = fmt.Sprintf("%.1fx", rise)
+		}
+		row(s.name, *s.latency, ratio)
+		if rise > framework.MaxLatencyRise {
+			over = append(over, fmt.Sprintf("%s: p99 %s is %.1f times the %s before the replacement", s.name, s.latency.P99, rise, d.quiet.P99))
+		}
+	}
+	row("whole run", whole, "")
+	for _, o := range over {
+		fmt.Printf("  above the %dx promise: %s\n", framework.MaxLatencyRise, o)
+	}
 }
 
 func (d *demo) cleanup() {

@@ -149,6 +149,7 @@ func (d *demo) snapshot(ctx context.Context) string {
 	}
 	if d.writer != nil {
 		fmt.Fprintf(&b, "\nwriter: %d acknowledged, longest pause %s\n", d.writer.Acked(), d.writer.LongestPause().Round(time.Millisecond))
+		fmt.Fprintf(&b, "write latency over the last 10 s: %s\n", d.writer.Latencies(time.Now().Add(-10*time.Second), time.Time{}))
 	}
 	if l, err := d.leader(ctx); err == nil {
 		fmt.Fprintf(&b, "leader replica: %s\n", l)
