@@ -219,7 +219,6 @@ func (d *demo) summary(ctx context.Context) error {
 	fmt.Printf("  %-45s %8d\n", "acknowledged writes", rep.Acked)
 	fmt.Printf("  %-45s %8d\n", "lost writes", len(rep.Lost))
 	fmt.Printf("  %-45s %8s\n", "longest write pause", rep.LongestPause.Round(time.Millisecond))
-	d.latencyTable(rep.Latency)
 	fmt.Printf("  %-45s %8d\n", "lowest fault tolerance seen", mon.MinTolerance)
 	fmt.Printf("  %-45s %8d\n", "samples with quorum lost", len(mon.QuorumLost))
 	if d.operator != nil {
@@ -232,6 +231,7 @@ func (d *demo) summary(ctx context.Context) error {
 		fmt.Printf("  %-45s %8d\n", "apiserver restarts onto new etcd endpoints", restarts)
 		fmt.Printf("  %-45s %s\n", "apiserver's etcd servers at the end", strings.Join(d.cp.EtcdServers(), ","))
 	}
+	d.latencyTable(rep.Latency)
 	if d.keep {
 		ca, cert, key := d.cluster.Net.ClientFiles()
 		fmt.Printf("\ncluster kept: KUBECONFIG=%s\netcd endpoints: %s\n  --etcd-ca-file=%s --etcd-cert-file=%s --etcd-key-file=%s\npress Ctrl-C to tear it down\n",
@@ -250,8 +250,8 @@ func (d *demo) summary(ctx context.Context) error {
 func (d *demo) latencyTable(whole framework.LatencySummary) {
 	fmt.Println()
 	fmt.Printf("  %-45s %6s %8s %8s %8s %8s %10s\n", "write latency", "writes", "p50", "p99", "max", "pause", "p99/before")
+	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
 	row := func(name string, s framework.LatencySummary, rise string) {
-		r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
 		fmt.Printf("  %-45s %6d %8s %8s %8s %8s %10s\n", name, s.Writes, r(s.P50), r(s.P99), r(s.Max), r(s.LongestPause), rise)
 	}
 	row("before the replacement", d.quiet, "")
@@ -267,7 +267,7 @@ func (d *demo) latencyTable(whole framework.LatencySummary) {
 		}
 		row(s.name, *s.latency, ratio)
 		if rise > framework.MaxLatencyRise {
-			over = append(over, fmt.Sprintf("%s: p99 %s is %.1f times the %s before the replacement", s.name, s.latency.P99, rise, d.quiet.P99))
+			over = append(over, fmt.Sprintf("%s: p99 %s is %.1f times the %s before the replacement", s.name, r(s.latency.P99), rise, r(d.quiet.P99)))
 		}
 	}
 	row("whole run", whole, "")
