@@ -104,3 +104,7 @@ demo: tools build ## Show a protected replacement, a rebalance and a leader fail
 bench: tools build ## Run the Go benchmarks and the bench program; writes BENCHMARKS.md (takes ~20 min).
 	go test -run '^$$' -bench . -benchtime 3x -timeout 30m ./pkg/... | tee $(BIN)/go-bench.txt
 	go run ./cmd/bench $(BENCH_FLAGS)
+
+.PHONY: bench-scale
+bench-scale: tools build ## Replace control-plane Machines with etcd filled to production size (SCALE_SIZES=1GB,4GB; five members at the smallest) under a steady writer; writes its own section of BENCHMARKS.md (about an hour).
+	go run ./cmd/bench -only production -sizes $${SCALE_SIZES:-1GB,4GB} $(BENCH_FLAGS)

@@ -10,6 +10,11 @@
 //   - controller memory and CPU with 10,000 worker Machines against none, and against the
 //     same controller with an unfiltered Machine cache; API writes and etcd calls per minute
 //     in steady state.
+//
+// With -only production (make bench-scale, never part of the default run) it replaces Machines
+// of clusters whose etcd is filled to production size, and writes that table to a section of
+// BENCHMARKS.md of its own, between productionBegin and productionEnd, leaving the rest of the
+// file as it was; the default run keeps that section when it rewrites the rest.
 package main
 
 import (
@@ -45,19 +50,25 @@ func main() {
 	workers := flag.Int("workers", 10000, "worker Machines for the scale benchmark")
 	out := flag.String("out", filepath.Join(framework.RepoRoot(), "BENCHMARKS.md"), "where to write the table")
 	bin := flag.String("quorumguard", filepath.Join(framework.RepoRoot(), "bin", "quorumguard"), "the quorumguard binary")
-	only := flag.String("only", "", "comma-separated subset: overhead,takeover,lease,quorumloss,steady,scale")
+	only := flag.String("only", "", "comma-separated subset: overhead,takeover,lease,quorumloss,steady,scale; production runs only when named")
+	sizes := flag.String("sizes", "1GB,4GB", "production: etcd fill of each three-member cluster")
+	fiveSize := flag.String("five-size", "", "production: etcd fill of the five-member cluster; the smallest of -sizes when empty, 0 for none")
+	writeInterval := flag.Duration("write-interval", 10*time.Millisecond, "production: the steady writer's interval between writes")
 	goBench := flag.String("go-bench", filepath.Join(framework.RepoRoot(), "bin", "go-bench.txt"), "the saved output of the Go benchmarks")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	want := func(name string) bool { return *only == "" || strings.Contains(","+*only+",", ","+name+",") }
+	named := func(name string) bool { return strings.Contains(","+*only+",", ","+name+",") }
+	want := func(name string) bool { return *only == "" || named(name) }
 
 	var rows []row
+	ran := false
 	run := func(name string, f func(context.Context) ([]row, error)) {
 		if !want(name) {
 			return
 		}
+		ran = true
 		fmt.Printf("== %s\n", name)
 		r, err := f(ctx)
 		if err != nil {
@@ -74,11 +85,34 @@ func main() {
 	run("steady", func(ctx context.Context) ([]row, error) { return steady(ctx, *bin) })
 	run("scale", func(ctx context.Context) ([]row, error) { return scale(ctx, *bin, *workers) })
 
-	table := render(rows)
-	fmt.Println(table)
-	doc := "# Benchmarks\n\nProduced by `make bench` (`go run ./cmd/bench`) on " + machine() + ", " + time.Now().UTC().Format("2006-01-02") +
-		". Each figure is a median over repeated trials with its comparison measured in the same run.\n\n" + table +
-		"\n" + goBenchSection(*goBench) + readingNotes
+	old, _ := os.ReadFile(*out)
+	doc, section := splitProduction(string(old))
+	if named("production") {
+		o, err := prodFlags(*bin, *sizes, *fiveSize, *writeInterval)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		started := time.Now()
+		fmt.Println("== production")
+		prows, err := production(ctx, o)
+		if err != nil {
+			prows = append(prows, row{figure: "production", note: "failed: " + err.Error()})
+		}
+		table := render(prows)
+		fmt.Println(table)
+		section = productionSection(o, started, table)
+	}
+	if ran {
+		table := render(rows)
+		fmt.Println(table)
+		doc = "# Benchmarks\n\nProduced by `make bench` (`go run ./cmd/bench`) on " + machine() + ", " + time.Now().UTC().Format("2006-01-02") +
+			". Each figure is a median over repeated trials with its comparison measured in the same run.\n\n" + table +
+			"\n" + goBenchSection(*goBench) + readingNotes
+	}
+	if section != "" {
+		doc = strings.TrimRight(doc, "\n") + "\n\n" + section
+	}
 	if err := os.WriteFile(*out, []byte(doc), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -42,6 +42,9 @@ type ClusterOptions struct {
 	// OnlyMasters makes the simulator look at control-plane Machines only, so a benchmark can
 	// park thousands of worker Machines in the apiserver without simulating them.
 	OnlyMasters bool
+	// QuotaBackendBytes is every member's etcd quota (--quota-backend-bytes); etcdnet's 2 GiB
+	// when zero. A benchmark that fills etcd past that sets it, as OpenShift sets 8 GiB.
+	QuotaBackendBytes int64
 }
 
 // Cluster is a simulated machine-api and etcd on a real apiserver.
@@ -113,7 +116,11 @@ func (opts ClusterOptions) network() (ClusterOptions, *etcdnet.Network, error) {
 		return opts, nil, err
 	}
 	n, err := etcdnet.NewNetwork(filepath.Join(opts.Dir, "etcd"))
-	return opts, n, err
+	if err != nil {
+		return opts, nil, err
+	}
+	n.QuotaBackendBytes = opts.QuotaBackendBytes
+	return opts, n, nil
 }
 
 func (opts ClusterOptions) withDefaults() (ClusterOptions, error) {
