@@ -85,8 +85,7 @@ func main() {
 	run("steady", func(ctx context.Context) ([]row, error) { return steady(ctx, *bin) })
 	run("scale", func(ctx context.Context) ([]row, error) { return scale(ctx, *bin, *workers) })
 
-	old, _ := os.ReadFile(*out)
-	doc, section := splitProduction(string(old))
+	var section string
 	if named("production") {
 		o, err := prodFlags(*bin, *sizes, *fiveSize, *writeInterval)
 		if err != nil {
@@ -102,6 +101,12 @@ func main() {
 		table := render(prows)
 		fmt.Println(table)
 		section = productionSection(o, started, table)
+	}
+	// Read only now: the production run takes an hour, and the file may have changed meanwhile.
+	old, _ := os.ReadFile(*out)
+	doc, kept := splitProduction(string(old))
+	if section == "" {
+		section = kept
 	}
 	if ran {
 		table := render(rows)
