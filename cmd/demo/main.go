@@ -250,7 +250,12 @@ func (d *demo) summary(ctx context.Context) error {
 func (d *demo) latencyTable(whole framework.LatencySummary) {
 	fmt.Println()
 	fmt.Printf("  %-45s %6s %8s %8s %8s %8s %10s\n", "write latency", "writes", "p50", "p99", "max", "pause", "p99/before")
-	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	r := func(d time.Duration) time.Duration {
+		if d < 10*time.Millisecond {
+			return d.Round(100 * time.Microsecond)
+		}
+		return d.Round(time.Millisecond)
+	}
 	row := func(name string, s framework.LatencySummary, rise string) {
 		fmt.Printf("  %-45s %6d %8s %8s %8s %8s %10s\n", name, s.Writes, r(s.P50), r(s.P99), r(s.Max), r(s.LongestPause), rise)
 	}
