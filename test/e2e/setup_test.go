@@ -29,15 +29,26 @@ type clusterSpec struct {
 	// settle waits until etcd accepts a membership change (e2e.WaitHealthWindow), for tests
 	// that change the membership themselves or time what the controller does.
 	settle bool
+	// cluster adjusts the cluster's options.
+	cluster func(*framework.ClusterOptions)
 }
 
 // newCluster starts a three-master cluster on the shared control plane, stopped when the
 // test ends.
 func newCluster(t *testing.T, zones string) *framework.Cluster {
 	t.Helper()
+	return newClusterWith(t, zones, nil)
+}
+
+// newClusterWith is newCluster with its options adjusted.
+func newClusterWith(t *testing.T, zones string, adjust func(*framework.ClusterOptions)) *framework.Cluster {
+	t.Helper()
 	opts := framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond}
 	if zones != "" {
 		opts.ProviderSpec = func(i int) *runtime.RawExtension { return e2e.ZoneSpec(zones[i]) }
+	}
+	if adjust != nil {
+		adjust(&opts)
 	}
 	c, err := framework.StartCluster(t.Context(), cp, opts)
 	if err != nil {
@@ -52,7 +63,7 @@ func newCluster(t *testing.T, zones string) *framework.Cluster {
 // carries the hook and a Voting condition. Everything stops when the test ends.
 func startCluster(t *testing.T, s clusterSpec) (*framework.Cluster, *e2e.Controller) {
 	t.Helper()
-	c := newCluster(t, s.zones)
+	c := newClusterWith(t, s.zones, s.cluster)
 	if s.noController {
 		return c, nil
 	}

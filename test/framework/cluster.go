@@ -45,6 +45,10 @@ type ClusterOptions struct {
 	// QuotaBackendBytes is every member's etcd quota (--quota-backend-bytes); etcdnet's 2 GiB
 	// when zero. A benchmark that fills etcd past that sets it, as OpenShift sets 8 GiB.
 	QuotaBackendBytes int64
+	// SnapshotCount is every member's etcd --snapshot-count (with 10 catch-up entries kept
+	// after each snapshot); etcd's default when zero. A test that needs a joining member to
+	// receive a database snapshot, as it does on any long-running cluster, sets it low.
+	SnapshotCount uint64
 }
 
 // Cluster is a simulated machine-api and etcd on a real apiserver.
@@ -120,6 +124,9 @@ func (opts ClusterOptions) network() (ClusterOptions, *etcdnet.Network, error) {
 		return opts, nil, err
 	}
 	n.QuotaBackendBytes = opts.QuotaBackendBytes
+	if opts.SnapshotCount > 0 {
+		n.SnapshotCount, n.SnapshotCatchUpEntries = opts.SnapshotCount, 10
+	}
 	return opts, n, nil
 }
 

@@ -92,6 +92,9 @@ func (n *Network) StartMember(cfg MemberConfig) (*Member, error) {
 	if cfg.QuotaBackendBytes == 0 {
 		cfg.QuotaBackendBytes = n.QuotaBackendBytes
 	}
+	if cfg.SnapshotCount == 0 {
+		cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = n.SnapshotCount, n.SnapshotCatchUpEntries
+	}
 	if cfg.QuotaBackendBytes == 0 {
 		cfg.QuotaBackendBytes = 2 << 30
 	}

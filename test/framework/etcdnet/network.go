@@ -43,6 +43,9 @@ type Network struct {
 	CA  *pki.CA
 	// QuotaBackendBytes is the quota of a member whose MemberConfig gives none; 2 GiB when zero.
 	QuotaBackendBytes int64
+	// SnapshotCount and SnapshotCatchUpEntries are those of a member whose MemberConfig gives
+	// none (see MemberConfig); etcd's defaults when zero.
+	SnapshotCount, SnapshotCatchUpEntries uint64
 
 	caFile    string
 	client    pki.Pair
