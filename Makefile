@@ -106,5 +106,5 @@ bench: tools build ## Run the Go benchmarks and the bench program; writes BENCHM
 	go run ./cmd/bench $(BENCH_FLAGS)
 
 .PHONY: bench-scale
-bench-scale: tools build ## Replace control-plane Machines with etcd filled to production size (SCALE_SIZES=1GB,4GB; five members at the smallest) under a steady writer; writes its own section of BENCHMARKS.md (about an hour).
+bench-scale: tools build ## Replace control-plane Machines with etcd filled to production size (SCALE_SIZES=1GB,4GB; five members at the smallest) under a steady writer; writes its own section of BENCHMARKS.md (about 20 min on 2 cores).
 	go run ./cmd/bench -only production -sizes $${SCALE_SIZES:-1GB,4GB} $(BENCH_FLAGS)
