@@ -131,8 +131,11 @@ func StateOf(machines []machinev1beta1.Machine, members []etcdmember.Observed, c
 		}
 		s.Members = append(s.Members, quorum.Member{
 			ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner, Started: m.Started,
-			Healthy: healthy, Leader: m.Leader, Progress: m.Progress, Index: m.Index,
+			Healthy: healthy, Leader: m.Leader, Progress: m.Progress, Index: m.Index, Alarms: m.Alarms,
 		})
+		if m.AlarmsUnread != "" {
+			s.AlarmsUnread = m.AlarmsUnread
+		}
 	}
 	var domains []failuredomain.Domain
 	if cpms != nil {
@@ -193,22 +196,16 @@ func (r *Reconciler) learnerAges(st *snapshot) {
 		prev, ok := r.learners[m.ID]
 		reading := readingOf(st.observed[i])
 		reading.Answered = reading.Answered && st.observed[i].Healthy
-		cur := learnerSeen{}
-		if snap := st.observed[i].Snapshot; snap != nil && snap.InFlight {
-			cur.sendingSince = now
-			if ok && !prev.sendingSince.IsZero() {
-				cur.sendingSince = prev.sendingSince
-			}
-			reading.Snapshot = quorum.SnapshotReading{InFlight: true, Failures: snap.Failures, Bytes: snap.Bytes, For: now.Sub(cur.sendingSince)}
-		} else if snap != nil {
-			reading.Snapshot = quorum.SnapshotReading{Failures: snap.Failures, Bytes: snap.Bytes}
-		}
 		var before *quorum.LearnerReading
 		if ok {
 			before = &prev.reading
 		}
+		if snap := st.observed[i].Snapshot; snap != nil {
+			reading.Snapshot = quorum.ReadSnapshot(quorum.SnapshotReading{InFlight: snap.InFlight, Failures: snap.Failures, Successes: snap.Successes, Bytes: snap.Bytes},
+				reading.Answered, before, now)
+		}
 		healthy, progressing := quorum.LearnerHealth(reading, before)
-		cur.reading = reading
+		cur := learnerSeen{reading: reading}
 		if !healthy && !progressing {
 			cur.still = prev.still + elapsed
 		}
@@ -229,12 +226,10 @@ func (r *Reconciler) learnerAges(st *snapshot) {
 	}
 }
 
-// learnerSeen is the last reading of a learner, how long it has stood still, and since when
-// the leader has been seen sending it a snapshot (zero when it is not).
+// learnerSeen is the last reading of a learner and how long it has stood still.
 type learnerSeen struct {
-	reading      quorum.LearnerReading
-	still        time.Duration
-	sendingSince time.Time
+	reading quorum.LearnerReading
+	still   time.Duration
 }
 
 // catchUp measures a learner's catch-up between two readings elapsed apart: the snapshot it

@@ -17,8 +17,9 @@ import (
 type SnapshotSend struct {
 	// InFlight says a send is under way.
 	InFlight bool
-	// Failures counts the sends to the member that failed since the leader started.
-	Failures uint64
+	// Failures and Successes count the sends to the member that failed and that completed
+	// since the leader started.
+	Failures, Successes uint64
 	// Bytes is the size of the leader's database, what a snapshot carries.
 	Bytes int64
 }
@@ -27,6 +28,7 @@ type SnapshotSend struct {
 const (
 	metricSnapshotSendInFlight = "etcd_network_snapshot_send_inflights_total"
 	metricSnapshotSendFailures = "etcd_network_snapshot_send_failures"
+	metricSnapshotSendSuccess  = "etcd_network_snapshot_send_success"
 	metricsBodyLimit           = 16 << 20
 )
 
@@ -76,7 +78,7 @@ func parseSnapshotSends(r io.Reader) (map[uint64]SnapshotSend, error) {
 	for sc.Scan() {
 		line := sc.Text()
 		name, rest, ok := strings.Cut(line, "{")
-		if !ok || name != metricSnapshotSendInFlight && name != metricSnapshotSendFailures {
+		if !ok || name != metricSnapshotSendInFlight && name != metricSnapshotSendFailures && name != metricSnapshotSendSuccess {
 			continue
 		}
 		labels, value, ok := strings.Cut(rest, "}")
@@ -96,10 +98,13 @@ func parseSnapshotSends(r io.Reader) (map[uint64]SnapshotSend, error) {
 			return nil, fmt.Errorf("metric %s: value %q: %w", name, strings.TrimSpace(value), err)
 		}
 		s := out[id]
-		if name == metricSnapshotSendInFlight {
+		switch name {
+		case metricSnapshotSendInFlight:
 			s.InFlight = v > 0
-		} else {
+		case metricSnapshotSendFailures:
 			s.Failures = uint64(max(v, 0))
+		default:
+			s.Successes = uint64(max(v, 0))
 		}
 		out[id] = s
 	}

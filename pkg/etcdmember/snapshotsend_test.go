@@ -17,6 +17,7 @@ func TestParseSnapshotSends(t *testing.T) {
 etcd_network_snapshot_send_inflights_total{To="8e9e05c52164694d"} 1
 etcd_network_snapshot_send_inflights_total{To="1a"} 0
 etcd_network_snapshot_send_failures{To="1a"} 3
+etcd_network_snapshot_send_success{To="1a"} 2
 etcd_network_snapshot_receive_inflights_total{From="2b"} 1
 etcd_network_peer_sent_bytes_total{To="1a"} 1234
 `
@@ -24,7 +25,7 @@ etcd_network_peer_sent_bytes_total{To="1a"} 1234
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[uint64]SnapshotSend{0x8e9e05c52164694d: {InFlight: true}, 0x1a: {Failures: 3}}
+	want := map[uint64]SnapshotSend{0x8e9e05c52164694d: {InFlight: true}, 0x1a: {Failures: 3, Successes: 2}}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v; want %+v", got, want)
 	}
@@ -43,8 +44,9 @@ etcd_network_peer_sent_bytes_total{To="1a"} 1234
 // and so receives a snapshot of about 12 MiB for several seconds, during which it neither
 // answers nor shows as started. Once a reading through a View catches the leader's send under
 // way (with the leader's database size), every reading of the learner, judged as the
-// controller judges it (quorum.LearnerHealth against the previous reading), shows it
-// progressing until it has caught up: no pass would count it as standing still, however
+// controller judges it (quorum.ReadSnapshot and quorum.LearnerHealth against the previous
+// reading), shows it progressing until it has caught up, the time it applies the delivered
+// snapshot and publishes itself included: no pass would count it as standing still, however
 // short the learner start timeout.
 func TestAViewSeesALearnerReceivingASnapshot(t *testing.T) {
 	if testing.Short() {
@@ -65,8 +67,7 @@ func TestAViewSeesALearnerReceivingASnapshot(t *testing.T) {
 	added := time.Now()
 
 	var before *quorum.LearnerReading
-	var since time.Time
-	sawSend := false
+	sawSend, delivered := false, false
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if time.Now().After(deadline) {
@@ -89,20 +90,15 @@ func TestAViewSeesALearnerReceivingASnapshot(t *testing.T) {
 		}
 		r := quorum.LearnerReading{Answered: o.Answered && o.Healthy, Index: o.Index, LeaderIndex: o.LeaderIndex}
 		if s := o.Snapshot; s != nil {
-			if s.InFlight && since.IsZero() {
-				since = time.Now()
-			}
-			if !s.InFlight {
-				since = time.Time{}
-			}
-			r.Snapshot = quorum.SnapshotReading{InFlight: s.InFlight, Failures: s.Failures, Bytes: s.Bytes}
+			r.Snapshot = quorum.ReadSnapshot(quorum.SnapshotReading{InFlight: s.InFlight, Failures: s.Failures, Successes: s.Successes, Bytes: s.Bytes},
+				r.Answered, before, time.Now())
 			if s.InFlight {
-				r.Snapshot.For = time.Since(since)
 				if s.Bytes < 10<<20 {
 					t.Errorf("a send under way carries %d bytes; the leader's database holds more than 10 MiB", s.Bytes)
 				}
 				sawSend = true
 			}
+			delivered = delivered || r.Snapshot.Delivered
 		}
 		healthy, progressing := quorum.LearnerHealth(r, before)
 		if r.LeaderIndex > 0 && r.Index >= r.LeaderIndex {
@@ -120,4 +116,5 @@ func TestAViewSeesALearnerReceivingASnapshot(t *testing.T) {
 	if !sawSend {
 		t.Fatal("no reading saw the leader's snapshot send under way")
 	}
+	t.Logf("a reading between the send's end and the learner's first answer saw it delivered: %v", delivered)
 }

@@ -17,18 +17,52 @@ type LearnerReading struct {
 	Snapshot SnapshotReading
 }
 
-// SnapshotReading is a leader's report of the database snapshots it sends one learner. etcd
-// counts a snapshot's bytes only once it is sent whole, so a transfer shows as under way or
-// not; how long it may take is bounded by its size (SnapshotAllowance).
+// SnapshotReading is a leader's report of the database snapshots it sends one learner, and
+// what the controller made of it across passes (ReadSnapshot). etcd counts a snapshot's bytes
+// only once it is sent whole, so a transfer shows as under way or not; how long it may take
+// is bounded by its size (SnapshotAllowance).
 type SnapshotReading struct {
-	// InFlight says a send to the learner is under way; Failures counts the sends that failed
-	// since the leader started.
-	InFlight bool
-	Failures uint64
+	// InFlight says a send to the learner is under way; Failures and Successes count the
+	// sends to it that failed and that completed since the leader started.
+	InFlight            bool
+	Failures, Successes uint64
 	// Bytes is the size of the leader's database, what a snapshot carries.
 	Bytes int64
-	// For is how long the controller has seen this send under way.
-	For time.Duration
+	// Delivered says the send seen under way completed and the learner has not answered
+	// since: it is applying the snapshot and publishing itself, which etcd does before the
+	// learner serves anything.
+	Delivered bool
+	// Since is when the send was first seen under way, and For how long ago that was; both
+	// zero while none is under way or delivered.
+	Since time.Time
+	For   time.Duration
+}
+
+// ReadSnapshot completes a pass's report of the snapshot sent to a learner (InFlight,
+// Failures, Successes and Bytes as the leader gave them) with the previous pass's reading
+// of the same learner (before, nil when none) and whether the learner answered in this pass:
+// when the send was first seen, and whether one seen under way has been delivered and is
+// being applied. A leader that changed between the passes reports counters of its own, which
+// are not compared: a send is then seen afresh.
+func ReadSnapshot(report SnapshotReading, answered bool, before *LearnerReading, at time.Time) SnapshotReading {
+	out := SnapshotReading{InFlight: report.InFlight, Failures: report.Failures, Successes: report.Successes, Bytes: report.Bytes}
+	var prev SnapshotReading
+	if before != nil {
+		prev = before.Snapshot
+	}
+	ongoing := (prev.InFlight || prev.Delivered) && !prev.Since.IsZero() && report.Failures == prev.Failures
+	switch {
+	case report.InFlight && ongoing:
+		out.Since = prev.Since
+	case report.InFlight:
+		out.Since = at
+	case !answered && ongoing && (prev.Delivered && report.Successes == prev.Successes || prev.InFlight && report.Successes == prev.Successes+1):
+		out.Delivered, out.Since = true, prev.Since
+	}
+	if !out.Since.IsZero() {
+		out.For = at.Sub(out.Since)
+	}
+	return out
 }
 
 // MinSnapshotRate is the slowest transfer counted as a snapshot still arriving: a send under
@@ -41,17 +75,19 @@ func SnapshotAllowance(bytes int64) time.Duration {
 	return time.Minute + time.Duration(max(bytes, 0)/MinSnapshotRate)*time.Second
 }
 
-// receiving says the learner is taking a snapshot: the leader sends it one, no send failed
-// since the previous reading, and the send has not outlasted its allowance. A learner does
-// not answer, nor show as started, until it has applied the snapshot it joined with, so the
-// leader's report is all there is to see meanwhile. A send to a learner that died fails (the
-// learner's end times out a stalled read within seconds, a dead host resets or times out the
-// connection), which shows in Failures even when the next send is under way; a send to a
-// frozen learner blocks without failing, which is what the allowance bounds.
+// receiving says the learner is taking a snapshot: the leader sends it one, or one it sent
+// has just been delivered and is being applied, no send failed since the previous reading,
+// and it has not outlasted its allowance counted from when the send was first seen. A
+// learner does not answer, nor show as started, until it has applied the snapshot it joined
+// with and published itself, so the leader's report is all there is to see meanwhile. A send
+// to a learner that died fails (the learner's end times out a stalled read within seconds, a
+// dead host resets or times out the connection), which shows in Failures even when the next
+// send is under way; a send to a frozen learner blocks without failing, and one that died
+// while applying answers nothing: the allowance bounds both.
 func (r LearnerReading) receiving(before *LearnerReading) bool {
 	s := r.Snapshot
 	failed := before != nil && s.Failures > before.Snapshot.Failures
-	return s.InFlight && !failed && s.For <= SnapshotAllowance(s.Bytes)
+	return (s.InFlight || s.Delivered) && !failed && s.For <= SnapshotAllowance(s.Bytes)
 }
 
 // PromotableFraction is how much of the leader's log a learner must hold before etcd lets it
@@ -104,6 +140,9 @@ func learnerProgress(m Member) string {
 	out := fmt.Sprintf("learner %x at %.0f%% of the leader's index", m.ID, 100*m.Progress)
 	c := m.CatchUp
 	switch {
+	case c.Snapshot.Delivered:
+		out += fmt.Sprintf(", applying the %s snapshot the leader sent it (%s after the send began)",
+			byteSize(c.Snapshot.Bytes), c.Snapshot.For.Round(time.Second))
 	case c.Snapshot.InFlight:
 		out += fmt.Sprintf(", receiving a %s snapshot from the leader for %s (counted as progress for up to %s; etcd reports no bytes until it is in)",
 			byteSize(c.Snapshot.Bytes), c.Snapshot.For.Round(time.Second), SnapshotAllowance(c.Snapshot.Bytes).Round(time.Second))

@@ -64,3 +64,42 @@ func TestLearnerProgressWording(t *testing.T) {
 		}
 	}
 }
+
+func TestReadSnapshot(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := t0.Add(10 * time.Second)
+	const gib = 1 << 30
+	sending := SnapshotReading{InFlight: true, Failures: 1, Successes: 2, Bytes: gib, Since: t0}
+	delivered := SnapshotReading{Delivered: true, Failures: 1, Successes: 3, Bytes: gib, Since: t0}
+	was := func(s SnapshotReading) *LearnerReading { return &LearnerReading{Snapshot: s} }
+	for _, tc := range []struct {
+		name     string
+		report   SnapshotReading
+		answered bool
+		before   *LearnerReading
+		want     SnapshotReading
+	}{
+		{"a send first seen", SnapshotReading{InFlight: true, Failures: 1, Successes: 2, Bytes: gib}, false, nil,
+			SnapshotReading{InFlight: true, Failures: 1, Successes: 2, Bytes: gib, Since: at}},
+		{"the same send still under way", SnapshotReading{InFlight: true, Failures: 1, Successes: 2, Bytes: gib}, false, was(sending),
+			SnapshotReading{InFlight: true, Failures: 1, Successes: 2, Bytes: gib, Since: t0, For: 10 * time.Second}},
+		{"a new send after a failed one", SnapshotReading{InFlight: true, Failures: 2, Successes: 2, Bytes: gib}, false, was(sending),
+			SnapshotReading{InFlight: true, Failures: 2, Successes: 2, Bytes: gib, Since: at}},
+		{"the send completed, the learner not answering yet", SnapshotReading{Failures: 1, Successes: 3, Bytes: gib}, false, was(sending),
+			SnapshotReading{Delivered: true, Failures: 1, Successes: 3, Bytes: gib, Since: t0, For: 10 * time.Second}},
+		{"still applying it", SnapshotReading{Failures: 1, Successes: 3, Bytes: gib}, false, was(delivered),
+			SnapshotReading{Delivered: true, Failures: 1, Successes: 3, Bytes: gib, Since: t0, For: 10 * time.Second}},
+		{"the learner answers", SnapshotReading{Failures: 1, Successes: 3, Bytes: gib}, true, was(delivered),
+			SnapshotReading{Failures: 1, Successes: 3, Bytes: gib}},
+		{"the send ended neither failed nor completed (another leader)", SnapshotReading{Failures: 0, Successes: 0, Bytes: gib}, false, was(sending),
+			SnapshotReading{Bytes: gib}},
+		{"the send failed", SnapshotReading{Failures: 2, Successes: 2, Bytes: gib}, false, was(sending),
+			SnapshotReading{Failures: 2, Successes: 2, Bytes: gib}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ReadSnapshot(tc.report, tc.answered, tc.before, at); got != tc.want {
+				t.Errorf("ReadSnapshot = %+v; want %+v", got, tc.want)
+			}
+		})
+	}
+}

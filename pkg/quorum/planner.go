@@ -28,8 +28,18 @@ import (
 //
 // Between 5 and 6, blockDeleting names on the deleting Machines the dead voting members of
 // live Machines that hold them back; when no phase applies, idle says why nothing is done.
+//
+// While AlarmHold holds membership changes (a CORRUPT alarm, or alarms unread), only phase 2
+// runs, since releasing a hook changes no membership, and holdChanges says on every Machine
+// why nothing else is done.
 func Decide(s State) Decision {
 	v := newView(s)
+	if v.held != "" {
+		if d, ok := v.releaseUnclaimedHooks(); ok {
+			return d
+		}
+		return v.holdChanges()
+	}
 	if d, ok := v.dropHopelessLearners(); ok {
 		return d
 	}
@@ -71,6 +81,8 @@ type view struct {
 	// deadLive holds the unhealthy voting members that are not of a deleting Machine: those
 	// of live Machines and those that match no Machine.
 	deadLive []Member
+	// held is AlarmHold's reason, "" when alarms hold no membership change.
+	held string
 }
 
 // newView places the members, counts them, and fills in the parts of the Decision that
@@ -90,6 +102,7 @@ func newView(s State) *view {
 	v.census = CensusOf(s.Members)
 	for i, m := range s.Members {
 		m.Machine = d.Mapping.Of[m.ID].Machine
+		m.Healthy = m.Healthy && len(m.Alarms) == 0
 		d.Members[i] = m
 		v.members[m.ID] = m
 		if m.Learner {
@@ -103,6 +116,8 @@ func newView(s State) *view {
 	slices.Sort(d.Unaccounted)
 	sort.Slice(v.learners, func(i, j int) bool { return v.learners[i].ID < v.learners[j].ID })
 	d.FaultTolerance = v.census.Tolerance()
+	v.held = AlarmHold(AlarmsOf(s.Members), s.AlarmsUnread)
+	d.AlarmsUnread = s.AlarmsUnread
 
 	for _, m := range v.machines {
 		d.Conditions[m.Name] = baseCondition(m, *d, v.memberOf, v.learners, v.machines)
@@ -370,6 +385,22 @@ func (v *view) addLearner() (Decision, bool) {
 	return Decision{}, false
 }
 
+// holdChanges is the Decision while AlarmHold holds membership changes: nothing is done, and
+// every Machine whose hook is still to be acted on, or that holds or waits for a member,
+// says why with ReasonBlocked after what its condition would otherwise say (its Status is
+// kept: a voting member is still one).
+func (v *view) holdChanges() Decision {
+	for _, m := range v.machines {
+		c := v.d.Conditions[m.Name]
+		if c.Reason == ReasonHookReleased || c.Reason == ReasonHookRemovedExternally {
+			continue
+		}
+		v.d.Conditions[m.Name] = Condition{Status: c.Status, Reason: ReasonBlocked, Message: c.Message + "; " + v.held}
+	}
+	v.d.Action, v.d.InFlight = Action{Kind: None, Reason: v.held}, true
+	return v.d
+}
+
 // idle is the Decision when no phase applies. While a voting member is unaccounted for, the
 // action says so, and so does every deleting, hooked Machine whose voting member stays;
 // otherwise the action sums up the members and the fault tolerance.
@@ -578,13 +609,16 @@ func baseCondition(m Machine, d Decision, memberOf func(string) (Member, bool), 
 		case !has && len(claimed) > 0:
 			return Condition{"False", ReasonBlocked, fmt.Sprintf("member %s may belong to this Machine but cannot be placed with certainty: %s", hexIDs(claimed), d.Mapping.Of[claimed[0]].Problem)}
 		case has && mem.Learner:
-			if !mem.Started && !mem.CatchUp.Snapshot.InFlight {
+			if !mem.Started && !mem.CatchUp.Snapshot.InFlight && !mem.CatchUp.Snapshot.Delivered {
 				return Condition{"False", ReasonLearner, fmt.Sprintf("learner %x added, waiting for its etcd to start", mem.ID)}
 			}
 			return Condition{"False", ReasonLearner, learnerProgress(mem)}
 		case has:
 			health := "healthy"
-			if !mem.Healthy {
+			switch {
+			case len(mem.Alarms) > 0:
+				health = "unhealthy: etcd alarm " + strings.Join(mem.Alarms, ", ") + " is active"
+			case !mem.Healthy:
 				health = "unhealthy"
 			}
 			return Condition{"True", ReasonVoting, fmt.Sprintf("voting member %x, %s", mem.ID, health)}
