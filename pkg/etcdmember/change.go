@@ -366,7 +366,9 @@ func (c *Client) moveLeader(ctx context.Context, members []Member, health []Heal
 		return nil
 	}
 	w := Where{Op: "move leadership to " + t.String(), Endpoint: c.where()}
-	switch {
+	switch hold := alarmHold(members); {
+	case hold != "":
+		return &CallError{w, errors.New(hold)}
 	case t.IsLearner:
 		return &CallError{w, errors.New("a learner cannot lead")}
 	case !t.Healthy:

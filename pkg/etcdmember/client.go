@@ -49,6 +49,7 @@ type etcdAPI interface {
 	MemberAddAsLearner(ctx context.Context, peerAddrs []string) (*clientv3.MemberAddResponse, error)
 	MemberPromote(ctx context.Context, id uint64) (*clientv3.MemberPromoteResponse, error)
 	MemberRemove(ctx context.Context, id uint64) (*clientv3.MemberRemoveResponse, error)
+	AlarmList(ctx context.Context) (*clientv3.AlarmResponse, error)
 	Txn(ctx context.Context) clientv3.Txn
 	Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error)
 	Dial(endpoint string) (*grpc.ClientConn, error)

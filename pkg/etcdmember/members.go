@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -24,7 +25,10 @@ type Status struct {
 	Index, Applied uint64
 	IsLearner      bool
 	DBSize         int64
-	// Errors are the alarms the member reports.
+	// Errors are what etcd's Status puts there: "no leader" when the member knows none, and
+	// every alarm active in the cluster as this member knows them, whichever member each is
+	// for ("memberID:… alarm:NOSPACE"). They are not this member's own alarms: those come
+	// from the alarm list (Member.Alarms).
 	Errors []string
 }
 
@@ -102,7 +106,40 @@ func (c *Client) State(ctx context.Context) ([]Member, []Health, error) {
 		}
 		return c.noQuorum(ctx, err)
 	}
-	return members, c.probeAll(ctx, members), nil
+	health := c.probeAll(ctx, members)
+	c.readAlarms(ctx, members)
+	return members, health, nil
+}
+
+// readAlarms reads the cluster's alarm list once, within the call timeout, and gives each
+// member its active alarms; a member with any is not Healthy. When the list cannot be read,
+// every member's AlarmsUnread says why and its alarms are unknown, which holds every
+// membership change (quorum.AlarmHold).
+func (c *Client) readAlarms(ctx context.Context, members []Member) {
+	var resp *clientv3.AlarmResponse
+	err, last := call(ctx, c.cfg.CallTimeout, func(ctx context.Context) error {
+		var err error
+		resp, err = c.etcd.AlarmList(ctx)
+		return err
+	})
+	if err != nil {
+		why := c.classify(ctx, Where{Op: "list alarms", Endpoint: c.where()}, err, last).Error()
+		for i := range members {
+			members[i].AlarmsUnread = why
+		}
+		return
+	}
+	alarms := map[uint64][]string{}
+	for _, a := range resp.Alarms {
+		if a.Alarm != pb.AlarmType_NONE {
+			alarms[a.MemberID] = append(alarms[a.MemberID], a.Alarm.String())
+		}
+	}
+	for i := range members {
+		m := &members[i]
+		m.Alarms = alarms[m.ID]
+		m.Healthy = m.Healthy && len(m.Alarms) == 0
+	}
 }
 
 func (c *Client) probeAll(ctx context.Context, members []Member) []Health {

@@ -18,8 +18,14 @@ type Member struct {
 	// Started is false for a member that was added but has never run: etcd lists it with
 	// no name and no client URLs.
 	Started bool
-	// Healthy says the member answered a probe through its own endpoint (see Health).
+	// Healthy says the member answered a probe through its own endpoint (see Health) and
+	// has no active alarm.
 	Healthy bool
+	// Alarms are the etcd alarms active for the member (quorum.AlarmNoSpace,
+	// quorum.AlarmCorrupt), from the cluster's alarm list read with the member list.
+	Alarms []string
+	// AlarmsUnread says why that alarm list could not be read; "" when it was.
+	AlarmsUnread string
 }
 
 func (m Member) String() string {
@@ -111,8 +117,9 @@ func Apply(members []Member, c Change) []Member {
 }
 
 // CheckChange says whether c may be made now, by quorum.Check, the one home of the rules
-// (see it for the invariant and the worked counts). Promoting a member that is not listed is
-// a *MemberNotFoundError. Refusals are *UnsafeChangeError with the counts before and after.
+// (see it for the invariant and the worked counts), and quorum.AlarmHold. Promoting a member
+// that is not listed is a *MemberNotFoundError. Refusals are *UnsafeChangeError with the
+// counts before and after.
 func CheckChange(members []Member, c Change) error {
 	target, found := find(members, c.MemberID)
 	if c.Kind == ChangePromote && !found {
@@ -120,11 +127,29 @@ func CheckChange(members []Member, c Change) error {
 	}
 	t := quorum.Target{Listed: found && c.MemberID != 0, Learner: target.IsLearner, Healthy: target.Healthy}
 	before := Count(members)
+	if hold := alarmHold(members); hold != "" {
+		return &UnsafeChangeError{Change: c, Before: before, After: before, Reason: hold}
+	}
 	census := quorum.Census{Voters: before.Voters, Healthy: before.Healthy, Learners: before.Learners}
 	if ok, why := quorum.Check(census, c.Kind, t); !ok {
 		return &UnsafeChangeError{Change: c, Before: before, After: Count(Apply(members, c)), Reason: why}
 	}
 	return nil
+}
+
+// alarmHold is quorum.AlarmHold over the members' alarms.
+func alarmHold(members []Member) string {
+	var alarms []quorum.MemberAlarm
+	unread := ""
+	for _, m := range members {
+		for _, a := range m.Alarms {
+			alarms = append(alarms, quorum.MemberAlarm{ID: m.ID, Name: m.Name, Alarm: a})
+		}
+		if m.AlarmsUnread != "" {
+			unread = m.AlarmsUnread
+		}
+	}
+	return quorum.AlarmHold(alarms, unread)
 }
 
 func find(members []Member, id uint64) (Member, bool) {

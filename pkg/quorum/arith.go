@@ -20,14 +20,15 @@ type Census struct {
 // Quorum is QuorumOf(Voters).
 func (c Census) Quorum() int { return QuorumOf(c.Voters) }
 
-// CensusOf counts members: learners apart, voting members and the healthy among them.
+// CensusOf counts members: learners apart, voting members and the healthy among them. A
+// member with an active etcd alarm is not healthy.
 func CensusOf(members []Member) Census {
 	var c Census
 	for _, m := range members {
 		switch {
 		case m.Learner:
 			c.Learners++
-		case m.Healthy:
+		case m.Healthy && len(m.Alarms) == 0:
 			c.Voters++
 			c.Healthy++
 		default:

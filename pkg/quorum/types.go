@@ -63,6 +63,9 @@ type Member struct {
 	CatchUp CatchUp
 	// Machine is the Machine the member belongs to, as Map places it; ignored on input.
 	Machine string
+	// Alarms are the etcd alarms active for this member (AlarmNoSpace, AlarmCorrupt). A
+	// member with any is not healthy, whatever its probe said (the gatherer sees to it).
+	Alarms []string
 }
 
 // CatchUp is a learner's catch-up as measured across passes.
@@ -90,6 +93,9 @@ type State struct {
 	// RemovalHeld names the members whose removal must wait, and why: the consumers of the
 	// published endpoints (pkg/endpoints) have not yet rolled out a list without them.
 	RemovalHeld map[uint64]string
+	// AlarmsUnread says why etcd's alarm list could not be read in this snapshot; "" when
+	// it was. Unread alarms hold every membership change, as a CORRUPT alarm does.
+	AlarmsUnread string
 }
 
 // Placed returns the members with Machine set as Map places them.
@@ -208,4 +214,6 @@ type Decision struct {
 	// Unaccounted are the voting members Map could not place on exactly one Machine; while
 	// any exists no hook is released and no learner is added.
 	Unaccounted []uint64
+	// AlarmsUnread is State.AlarmsUnread: the members' alarms are unknown when it is set.
+	AlarmsUnread string
 }
