@@ -150,7 +150,11 @@ func printTable(out io.Writer, rep *operatorstatus.Report, coName string) error 
 			if m.Role == "learner" {
 				role = fmt.Sprintf("learner (%.0f%%)", 100*m.Progress)
 			}
-			row(m.ID, dash(m.Name), dash(m.Machine), role, m.Health, m.RaftIndex, yes(m.Leader))
+			health := m.Health
+			if len(m.Alarms) > 0 {
+				health += " (alarm " + strings.Join(m.Alarms, ", ") + ")"
+			}
+			row(m.ID, dash(m.Name), dash(m.Machine), role, health, m.RaftIndex, yes(m.Leader))
 		}
 	}
 	row()

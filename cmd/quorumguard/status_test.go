@@ -339,3 +339,16 @@ func mustMatchLine(t *testing.T, s, prefix string, subs ...string) {
 	}
 	t.Errorf("no line starting with %q holds all of %q", prefix, subs)
 }
+
+func TestPrintTableShowsAlarms(t *testing.T) {
+	rep := &operatorstatus.Report{Desired: 3, Members: []operatorstatus.MemberReport{
+		{ID: "a", Name: "master-0", Machine: "master-0", Role: "voter", Health: "unhealthy", Alarms: []string{"CORRUPT"}},
+		{ID: "b", Name: "master-1", Machine: "master-1", Role: "voter", Health: "healthy"},
+	}}
+	var out strings.Builder
+	if err := printTable(&out, rep, ""); err != nil {
+		t.Fatal(err)
+	}
+	mustMatchLine(t, out.String(), "", " master-0 ", "voter", "unhealthy (alarm CORRUPT)")
+	mustMatchLine(t, out.String(), "", " master-1 ", "voter", "healthy")
+}

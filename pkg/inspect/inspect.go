@@ -106,6 +106,7 @@ func members(p *controlplane.Pass) []operatorstatus.MemberReport {
 		case !m.Healthy:
 			mr.Health = "unhealthy"
 		}
+		mr.Alarms = m.Alarms
 		ob := p.Observed[i]
 		mr.RaftIndex = ob.Index
 		if ob.Err != nil && m.Started {

@@ -25,12 +25,13 @@ const (
 	MetricReplacementDuration = "quorumguard_replacement_duration_seconds"
 	MetricFencingRefusals     = "quorumguard_fencing_refusals_total"
 	MetricLeader              = "quorumguard_leader"
+	MetricEtcdAlarms          = "quorumguard_etcd_alarms"
 )
 
 // Metrics are the Prometheus series of one process.
 type Metrics struct {
 	voters, learners, healthy, tolerance, observed, leader prometheus.Gauge
-	catchUp, hookHeld                                      *prometheus.GaugeVec
+	catchUp, hookHeld, alarms                              *prometheus.GaugeVec
 	replacements, refusals                                 prometheus.Counter
 	duration                                               prometheus.Histogram
 
@@ -70,6 +71,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Each learner's raft index over the leader's, 0 to 1; etcd promotes from 0.9."}, []string{"member", "machine"}),
 		hookHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricHookHeldSeconds,
 			Help: "Seconds since each deleting control-plane Machine that still carries the preDrain hook was deleted."}, []string{"machine"}),
+		alarms: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricEtcdAlarms,
+			Help: "1 for each etcd alarm (NOSPACE, CORRUPT) active for a member; no series while none is."}, []string{"member", "machine", "alarm"}),
 		replacements: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricReplacements,
 			Help: "Deleting control-plane Machines whose preDrain hook was released once their etcd member was gone."}),
 		refusals: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricFencingRefusals,
@@ -100,6 +103,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.leader = register(m.leader).(prometheus.Gauge)
 	m.catchUp = register(m.catchUp).(*prometheus.GaugeVec)
 	m.hookHeld = register(m.hookHeld).(*prometheus.GaugeVec)
+	m.alarms = register(m.alarms).(*prometheus.GaugeVec)
 	m.replacements = register(m.replacements).(prometheus.Counter)
 	m.refusals = register(m.refusals).(prometheus.Counter)
 	m.duration = register(m.duration).(prometheus.Histogram)
@@ -133,6 +137,15 @@ func (m *Metrics) Update(in MetricsInput) {
 		m.learners.Set(float64(learners))
 		m.healthy.Set(float64(healthy))
 		m.tolerance.Set(float64(in.Decision.FaultTolerance))
+		// Alarms that could not be read keep their last series, as unobserved etcd does.
+		if in.Decision.AlarmsUnread == "" {
+			m.alarms.Reset()
+			for _, mem := range in.Members {
+				for _, a := range mem.Alarms {
+					m.alarms.WithLabelValues(fmt.Sprintf("%x", mem.ID), mem.Machine, a).Set(1)
+				}
+			}
+		}
 	} else {
 		m.observed.Set(0)
 	}

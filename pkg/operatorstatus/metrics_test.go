@@ -166,3 +166,26 @@ func TestNewMetricsTwiceSharesTheSeries(t *testing.T) {
 		t.Error("no series registered")
 	}
 }
+
+func TestMetricsEtcdAlarms(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := []quorum.Member{{ID: 0xa, Machine: "m-0", Alarms: []string{quorum.AlarmCorrupt}}, {ID: 0xb, Machine: "m-1"}}
+	key := `quorumguard_etcd_alarms{alarm=CORRUPT,machine=m-0,member=a}`
+	m.Update(MetricsInput{Time: t0, Observed: true, Members: members})
+	if got := series(t, reg)[key]; got != 1 {
+		t.Fatalf("%s = %v, want 1 while the alarm is active", key, got)
+	}
+	m.Update(MetricsInput{Time: t0, Observed: true, Members: []quorum.Member{{ID: 0xa, Machine: "m-0"}},
+		Decision: quorum.Decision{AlarmsUnread: "deadline exceeded"}})
+	if got := series(t, reg)[key]; got != 1 {
+		t.Fatalf("%s = %v after a pass that could not read the alarms, want it kept", key, got)
+	}
+	m.Update(MetricsInput{Time: t0, Observed: true, Members: []quorum.Member{{ID: 0xa, Machine: "m-0"}}})
+	if _, ok := series(t, reg)[key]; ok {
+		t.Fatalf("%s still exported once the alarm is disarmed", key)
+	}
+}

@@ -40,7 +40,10 @@ type MemberReport struct {
 	// Role is "voter" or "learner".
 	Role string `json:"role"`
 	// Health is "healthy", "unhealthy" or "not started".
-	Health    string   `json:"health"`
+	Health string `json:"health"`
+	// Alarms are the etcd alarms active for the member (NOSPACE, CORRUPT); a member with
+	// any is unhealthy.
+	Alarms    []string `json:"alarms,omitempty"`
 	RaftIndex uint64   `json:"raftIndex"`
 	Leader    bool     `json:"leader"`
 	Progress  float64  `json:"progress,omitempty"`

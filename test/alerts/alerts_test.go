@@ -226,8 +226,8 @@ func unitTestCases(t *testing.T) (fires, silent map[string]int) {
 var metricName = regexp.MustCompile(`\b(?:quorumguard|controller_runtime)_[a-z_]+\b`)
 
 // TestAlertMetricsExist checks that every metric a rule names is exported: the quorumguard
-// series by operatorstatus.Metrics after a pass with a learner and a held hook, and the
-// controller-runtime series by a controller that has started.
+// series by operatorstatus.Metrics after a pass with a learner, a held hook and an alarm,
+// and the controller-runtime series by a controller that has started.
 func TestAlertMetricsExist(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := operatorstatus.NewMetrics(reg)
@@ -239,7 +239,7 @@ func TestAlertMetricsExist(t *testing.T) {
 	deleting.Spec.LifecycleHooks.PreDrain = []machinev1beta1.LifecycleHook{hook}
 	m.Update(operatorstatus.MetricsInput{Time: time.Now(), Observed: true, Hook: hook,
 		Machines: []machinev1beta1.Machine{deleting},
-		Members:  []quorum.Member{{ID: 1, Machine: "master-0"}, {ID: 2, Machine: "master-3", Learner: true}}})
+		Members:  []quorum.Member{{ID: 1, Machine: "master-0", Alarms: []string{quorum.AlarmNoSpace}}, {ID: 2, Machine: "master-3", Learner: true}}})
 	m.SetLeader(true)
 	if _, err := snapshot.NewMetrics(reg); err != nil {
 		t.Fatal(err)
