@@ -1,20 +1,26 @@
 package endpoints
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 )
 
 const (
-	// DataEndpoints and DataGeneration are the ConfigMap's data keys.
+	// DataEndpoints, DataDigest and DataGeneration are the ConfigMap's data keys.
 	DataEndpoints  = "endpoints"
+	DataDigest     = "digest"
 	DataGeneration = "generation"
-	// AckPrefix + consumer is the annotation a consumer writes with the generation it has
-	// rolled out.
+	// AckPrefix + consumer is the annotation a consumer writes with the Digest of the list it
+	// has rolled out.
 	AckPrefix = "endpoints.quorumguard.io/ack-"
+
+	digestPrefix = "sha256:"
 )
 
 // Member is what the decision needs of one etcd member.
@@ -26,13 +32,40 @@ type Member struct {
 	Voting, Leaving, Healthy bool
 }
 
-// Published is one generation of the list.
+// Published is the list as the ConfigMap holds it now.
 type Published struct {
-	Endpoints  []string
+	Endpoints []string
+	// Generation counts the lists published into this ConfigMap, for people and logs. It
+	// starts again at 1 when the ConfigMap is recreated, so nothing is decided on it.
 	Generation int64
-	// Acks are the generations each consumer acknowledged.
-	Acks map[string]int64
+	// Acks are the consumers' acknowledgements as written, by consumer.
+	Acks map[string]string
 }
+
+// Digest is the digest of the published list, the value a consumer that rolled it out
+// acknowledges.
+func (p Published) Digest() string { return Digest(p.Endpoints) }
+
+// Digest names a list of endpoints by its content: "sha256:" and the lower-case hex SHA-256
+// of the URLs sorted in byte order and joined with ",". The ConfigMap's data.endpoints is
+// already sorted, so its digest is the SHA-256 of that value as stored. The same list always
+// has the same digest, whichever ConfigMap or generation carried it.
+func Digest(urls []string) string {
+	sorted := slices.Clone(urls)
+	slices.Sort(sorted)
+	sum := sha256.Sum256([]byte(strings.Join(sorted, ",")))
+	return digestPrefix + hex.EncodeToString(sum[:])
+}
+
+// Short is a digest cut to 12 hex digits, for messages: "sha256:3f1c0e9a7b2d".
+func Short(digest string) string {
+	if len(digest) > len(digestPrefix)+12 {
+		return digest[:len(digestPrefix)+12]
+	}
+	return digest
+}
+
+var digestForm = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // Want is the list consumers should use, sorted: the client URLs of the started voting
 // members, less the leaving ones (their Machine is being deleted), with one exception. A
@@ -73,25 +106,42 @@ func Want(members []Member, desired int) []string {
 	return out
 }
 
-// Holds returns, for each member whose removal must wait, why. A member may go when the
-// published list leaves out all its client URLs and every consumer has acknowledged the
-// published generation. Example: list {b, c, d} at generation 7, consumer
-// "kube-apiserver" acknowledged 6: removing a waits ("kube-apiserver has acknowledged
-// generation 6, not 7"); once it writes 7, a may go.
+// Holds returns, for each member whose removal must wait, why. A member may go only when the
+// published list leaves out all its client URLs and every consumer's acknowledgement equals
+// the digest of that list: the consumer says it runs exactly this content. Nothing is
+// counted, so no acknowledgement outlives the list it names:
+//   - a consumer that acknowledged an earlier list (its digest differs) holds every removal;
+//   - a ConfigMap deleted and recreated carries the same digest only if it lists the same
+//     URLs, so an acknowledgement carried over from the old one, or written again from
+//     memory, releases a removal only when the consumer does run what is published now;
+//   - a list that goes A, B, then A again: an acknowledgement of A matches A again. It is
+//     the same content, and the consumer that runs A does not use what A leaves out;
+//   - an acknowledgement that is not a digest (a generation number, as consumers wrote
+//     before digests) counts as none.
+//
+// Example: list {b, c, d}, consumer "kube-apiserver" last acknowledged {a, b, c}: removing
+// a waits ("kube-apiserver has acknowledged another list, sha256:…"); once it writes the
+// digest of {b, c, d}, a may go.
 func Holds(members []Member, p Published, consumers []string) map[uint64]string {
 	if len(consumers) == 0 {
 		return nil
 	}
+	digest := p.Digest()
 	in := map[string]bool{}
 	for _, e := range p.Endpoints {
 		in[e] = true
 	}
 	var behind []string
 	for _, c := range consumers {
-		if got, ok := p.Acks[c]; !ok {
-			behind = append(behind, c+" has acknowledged no generation")
-		} else if got < p.Generation {
-			behind = append(behind, fmt.Sprintf("%s has acknowledged generation %d", c, got))
+		got, ok := p.Acks[c]
+		switch {
+		case got == digest:
+		case !ok || got == "":
+			behind = append(behind, c+" has acknowledged no list")
+		case !digestForm.MatchString(got):
+			behind = append(behind, fmt.Sprintf("%s has acknowledged %q, which is not a list digest and counts as none", c, got))
+		default:
+			behind = append(behind, fmt.Sprintf("%s has acknowledged another list, %s", c, Short(got)))
 		}
 	}
 	out := map[uint64]string{}
@@ -102,9 +152,9 @@ func Holds(members []Member, p Published, consumers []string) map[uint64]string 
 		}
 		switch {
 		case listed:
-			out[m.ID] = fmt.Sprintf("endpoints generation %d still lists member %x; its removal waits until a generation without it is acknowledged", p.Generation, m.ID)
+			out[m.ID] = fmt.Sprintf("the published endpoints %s still list member %x; its removal waits until a list without it is acknowledged", Short(digest), m.ID)
 		case len(behind) > 0:
-			out[m.ID] = fmt.Sprintf("waiting for endpoint consumers to roll out generation %d without member %x: %s", p.Generation, m.ID, strings.Join(behind, "; "))
+			out[m.ID] = fmt.Sprintf("waiting for endpoint consumers to roll out list %s without member %x: %s", Short(digest), m.ID, strings.Join(behind, "; "))
 		}
 	}
 	return out
@@ -129,7 +179,8 @@ func ParseConsumers(s string) ([]string, error) {
 	return out, nil
 }
 
-// parse reads a Published from a ConfigMap's data and annotations.
+// parse reads a Published from a ConfigMap's data and annotations. An acknowledgement is
+// kept as written: one that is not a digest is not an error, it counts as none (Holds).
 func parse(data, annotations map[string]string) (Published, error) {
 	var p Published
 	if e := data[DataEndpoints]; e != "" {
@@ -142,17 +193,11 @@ func parse(data, annotations map[string]string) (Published, error) {
 		}
 		p.Generation = n
 	}
-	p.Acks = map[string]int64{}
+	p.Acks = map[string]string{}
 	for k, v := range annotations {
-		c, ok := strings.CutPrefix(k, AckPrefix)
-		if !ok {
-			continue
+		if c, ok := strings.CutPrefix(k, AckPrefix); ok {
+			p.Acks[c] = v
 		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return p, fmt.Errorf("annotation %s is %q, not a generation number", k, v)
-		}
-		p.Acks[c] = n
 	}
 	return p, nil
 }

@@ -14,7 +14,9 @@ import (
 // Rollout is one list of etcd endpoints the stand-in apiserver operator rolled out.
 type Rollout struct {
 	Generation int64
-	Endpoints  []string
+	// Digest is what was acknowledged: the list's content (endpoints.Digest).
+	Digest    string
+	Endpoints []string
 	// Restarted says kube-apiserver was restarted for it (the list differed from its own).
 	Restarted bool
 	// Down is how long the restart kept the API away.
@@ -24,8 +26,10 @@ type Rollout struct {
 
 // APIServerOperator stands in for an apiserver operator on a protected cluster: it follows
 // the endpoints quorumguard publishes (pkg/endpoints), restarts kube-apiserver with each new
-// list, and then acknowledges the generation as the named consumer, which lets quorumguard
-// remove the members the new list left out.
+// list, and then acknowledges the list's digest as the named consumer, which lets quorumguard
+// remove the members the new list left out. It acts whenever its acknowledgement on the
+// ConfigMap is not the digest of what is published: a new list, or a recreated ConfigMap
+// (then, when the list is the one it runs, it acknowledges without a restart).
 type APIServerOperator struct {
 	c               *Cluster
 	namespace, name string
@@ -46,7 +50,6 @@ func (c *Cluster) StartAPIServerOperator(namespace, configMap, consumer string) 
 
 func (o *APIServerOperator) run(ctx context.Context) {
 	defer close(o.done)
-	var rolled int64
 	var failed []string // a list whose restart failed: the API is down until it is retried
 	for ctx.Err() == nil {
 		select {
@@ -61,32 +64,29 @@ func (o *APIServerOperator) run(ctx context.Context) {
 			failed = nil
 		}
 		p, err := endpoints.Read(ctx, o.c.Client, o.namespace, o.name)
-		if err != nil || p.Generation <= rolled || len(p.Endpoints) == 0 {
+		if err != nil || len(p.Endpoints) == 0 || p.Acks[o.consumer] == p.Digest() {
 			continue
 		}
-		r := Rollout{Generation: p.Generation, Endpoints: p.Endpoints}
+		r := Rollout{Generation: p.Generation, Digest: p.Digest(), Endpoints: p.Endpoints}
 		if !slices.Equal(p.Endpoints, o.c.CP.EtcdServers()) {
 			start := time.Now()
 			r.Restarted, r.Err = true, o.c.CP.RestartAPIServerOn(p.Endpoints)
 			r.Down = time.Since(start)
 			if r.Err != nil {
 				failed = p.Endpoints
-				fmt.Fprintf(os.Stderr, "apiserver operator: generation %d: %v\n", p.Generation, r.Err)
+				fmt.Fprintf(os.Stderr, "apiserver operator: list %s: %v\n", endpoints.Short(r.Digest), r.Err)
 			}
 		}
 		if r.Err == nil {
 			// The API has just come back: try until the acknowledgement is stored.
-			r.Err = WaitFor(ctx, time.Minute, "the acknowledgement of generation to be stored", func() (bool, error) {
-				err := endpoints.Acknowledge(ctx, o.c.Client, o.namespace, o.name, o.consumer, p.Generation)
+			r.Err = WaitFor(ctx, time.Minute, "the acknowledgement of the list to be stored", func() (bool, error) {
+				err := endpoints.Acknowledge(ctx, o.c.Client, o.namespace, o.name, o.consumer, p.Endpoints)
 				return err == nil, err
 			})
 		}
 		o.mu.Lock()
 		o.rollouts = append(o.rollouts, r)
 		o.mu.Unlock()
-		if r.Err == nil {
-			rolled = p.Generation
-		}
 	}
 }
 
