@@ -340,6 +340,15 @@ func (c *Client) remove(ctx context.Context, members []Member, id uint64) error 
 		return refused
 	}
 	if err != nil && !isServerError(err, rpctypes.ErrGRPCMemberNotFound) {
+		// The answer can be lost after etcd applied the removal: the member that handled
+		// the request may be the one removed, which stops as it applies its own removal and
+		// answers "server stopped"; a timeout can come after the commit. A member list read
+		// now that no longer shows the member says it is removed, as "not there" does above.
+		if after, lerr := c.members(ctx); lerr == nil {
+			if _, listed := find(after, id); !listed {
+				return nil
+			}
+		}
 		return c.classify(ctx, Where{Op: "remove", Endpoint: c.where(), Member: m.String()}, err, last)
 	}
 	return nil

@@ -262,7 +262,7 @@ func TestReleasePromotedReplacement(t *testing.T) {
 	}
 	out, res, err := e.releaseConfig(consumers, release.Request{Machine: old})
 	var re *release.RefusedError
-	if !errors.As(err, &re) || res.Token != 0 || res.Removed || res.Released || !strings.Contains(out, "never has acknowledged no generation") {
+	if !errors.As(err, &re) || res.Token != 0 || res.Removed || res.Released || !strings.Contains(out, "never has acknowledged no list") {
 		t.Fatalf("release while endpoint consumer \"never\" has not acknowledged = %+v, %v; want refused with nothing changed", res, err)
 	}
 
