@@ -82,15 +82,7 @@ func TestRemovalWaitsForEndpointConsumers(t *testing.T) {
 	if cond := framework.Condition(m, masters.ConditionType); !strings.Contains(cond.Message, consumer+" has acknowledged another list") || !strings.Contains(cond.Message, endpoints.Short(p.Digest())) {
 		t.Fatalf("condition message %q does not name the consumer that is behind and the list %s", cond.Message, endpoints.Short(p.Digest()))
 	}
-	if err := endpoints.Acknowledge(ctx, c.Client, framework.MachineNamespace, cm, consumer, p.Endpoints); err != nil {
-		t.Fatal(err)
-	}
-	if err := e2e.WaitGone(ctx, c, 60*time.Second, "cluster-master-0"); err != nil {
-		t.Fatal(err)
-	}
-	if err := e2e.WaitVoters(ctx, c, 10*time.Second, "cluster-master-1", "cluster-master-2", "cluster-new-0"); err != nil {
-		t.Fatal(err)
-	}
+	acknowledgeAndFinish(t, c, cm, consumer, p.Endpoints)
 }
 
 // TestRecreatedEndpointsReleaseNothing: the consumer has rolled out the first list (with the
@@ -208,15 +200,7 @@ func TestRecreatedEndpointsReleaseNothing(t *testing.T) {
 	setAck(first.Annotations[endpoints.AckPrefix+consumer])
 	heldWith("the old acknowledgement carried over", consumer+" has acknowledged another list, "+endpoints.Short(oldAck))
 
-	if err := endpoints.Acknowledge(ctx, c.Client, framework.MachineNamespace, cm, consumer, p.Endpoints); err != nil {
-		t.Fatal(err)
-	}
-	if err := e2e.WaitGone(ctx, c, 60*time.Second, "cluster-master-0"); err != nil {
-		t.Fatal(err)
-	}
-	if err := e2e.WaitVoters(ctx, c, 10*time.Second, "cluster-master-1", "cluster-master-2", "cluster-new-0"); err != nil {
-		t.Fatal(err)
-	}
+	acknowledgeAndFinish(t, c, cm, consumer, p.Endpoints)
 }
 
 func setAnnotation(ctx context.Context, c client.Client, key client.ObjectKey, k, v string) error {
@@ -226,4 +210,20 @@ func setAnnotation(ctx context.Context, c client.Client, key client.ObjectKey, k
 	}
 	metav1.SetMetaDataAnnotation(&cm.ObjectMeta, k, v)
 	return c.Update(ctx, &cm)
+}
+
+// acknowledgeAndFinish acknowledges the list as consumer, then waits for the replacement of
+// cluster-master-0 by cluster-new-0 to complete.
+func acknowledgeAndFinish(t *testing.T, c *framework.Cluster, cm, consumer string, list []string) {
+	t.Helper()
+	ctx := t.Context()
+	if err := endpoints.Acknowledge(ctx, c.Client, framework.MachineNamespace, cm, consumer, list); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitGone(ctx, c, 60*time.Second, "cluster-master-0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitVoters(ctx, c, 10*time.Second, "cluster-master-1", "cluster-master-2", "cluster-new-0"); err != nil {
+		t.Fatal(err)
+	}
 }
