@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
 // ViewConfig says how a View reaches etcd.
@@ -542,5 +544,7 @@ func (v *View) Close() {
 	}
 }
 
-// caughtUp says a member answered holding at least the leader's index.
-func caughtUp(o *Observed) bool { return o.Answered && o.LeaderIndex > 0 && o.Index >= o.LeaderIndex }
+// caughtUp says a member answered holding at least the leader's index (quorum's rule).
+func caughtUp(o *Observed) bool {
+	return quorum.LearnerReading{Answered: o.Answered, Index: o.Index, LeaderIndex: o.LeaderIndex}.CaughtUp()
+}

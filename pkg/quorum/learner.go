@@ -90,6 +90,12 @@ func (r LearnerReading) receiving(before *LearnerReading) bool {
 	return (s.InFlight || s.Delivered) && !failed && s.For <= SnapshotAllowance(s.Bytes)
 }
 
+// CaughtUp says the learner answered holding at least the leader's index read in the same
+// pass.
+func (r LearnerReading) CaughtUp() bool {
+	return r.Answered && r.LeaderIndex > 0 && r.Index >= r.LeaderIndex
+}
+
 // PromotableFraction is how much of the leader's log a learner must hold before etcd lets it
 // be promoted (etcd compares the learner's match index with 90% of the leader's).
 const PromotableFraction = 0.9
@@ -116,7 +122,7 @@ func LearnerHealth(now LearnerReading, before *LearnerReading) (healthy, progres
 	if !now.Answered {
 		return false, now.receiving(before)
 	}
-	caughtUp := now.LeaderIndex > 0 && now.Index >= now.LeaderIndex
+	caughtUp := now.CaughtUp()
 	advanced := before != nil && before.Answered && now.Index > before.Index
 	progressing = caughtUp || advanced || now.receiving(before)
 	near := WithinReach(now)
