@@ -65,13 +65,23 @@
 // ones from 0 up to replicas; more indexes in use than replicas is a
 // *TooManyIndexesError. With no domains there is no constraint and no move.
 //
-// Balancing rule: every domain ends with n/k or n/k+1 of the n indexes. An
-// index keeps its domain whenever balance allows, and no balanced layout
-// moves fewer; within a domain over its share the lowest indexes stay. What
-// must move, and new indexes, go lowest index first to the domain holding
-// the fewest, alphabetically first among equals, so a fresh set of 5 in
-// domains a, b, c is laid out a, b, c, a, b. Place's own comment works the
-// rule through.
+// Balancing rule: every domain ends with n/k or n/k+1 of the n indexes, and
+// no balanced layout moves fewer. Which indexes move, and where, is what the
+// ControlPlaneMachineSet operator's reconcileMappings decides: domains in use
+// first, then the rest, alphabetically, are dealt round-robin over the
+// indexes as slots; each index with a live Machine, lowest first, claims the
+// lowest free slot of its domain; the indexes left are walked in ascending
+// order, and one in a domain holding more than ceil(n/k) moves to the domain
+// of the slot at its index, while one in a domain within that bound stays.
+// So in an over-used domain the lowest unmatched index moves first and the
+// highest that still fit stay: Machines 0 to 4 in c, c, c, a, b move index 1
+// to b. A fresh set of 5 in domains a, b, c is laid out a, b, c, a, b. Where
+// the operator's layout is not balanced or moves more (a domain added to a
+// set whose count it cannot balance under ceil(n/k), an index with Machines
+// in two domains), Place's own layout stands: each domain keeps its lowest
+// indexes up to its share, and the rest go lowest index first to the domain
+// holding the fewest, alphabetically first among equals. Place's own comment
+// works both through.
 //
 // Move order: first indexes with no usable Machine (none at all, or only a
 // deleting one), then indexes whose Machines are all not ready, then indexes

@@ -2,6 +2,8 @@ package failuredomain
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -254,5 +256,221 @@ func TestParityAssignIndexes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// operatorMapping is the ControlPlaneMachineSet operator's index to failure
+// domain mapping (mapMachineIndexesToFailureDomains in
+// pkg/machineproviders/providers/openshift/machine/v1beta1/mapping.go of
+// openshift/cluster-control-plane-machine-set-operator), for one Machine per
+// index: machines maps an index to its Machine's domain and deletingIndexes
+// holds the indexes whose Machine is deleting.
+func operatorMapping(replicas int, domains []string, machines map[int]string, deletingIndexes map[int]bool) map[int]string {
+	sortedKeys := func(m map[int]string) []int {
+		var out []int
+		for i := range m {
+			out = append(out, i)
+		}
+		slices.Sort(out)
+		return out
+	}
+
+	// createBaseFailureDomainMapping.
+	present := map[string]bool{}
+	for _, d := range machines {
+		present[d] = true
+	}
+	sorted := slices.Clone(domains)
+	slices.Sort(sorted)
+	slices.SortStableFunc(sorted, func(x, y string) int {
+		switch {
+		case present[x] && !present[y]:
+			return -1
+		case present[y] && !present[x]:
+			return 1
+		}
+		return 0
+	})
+	base := map[int]string{}
+	for i := range max(replicas, len(machines)) {
+		base[i] = sorted[i%len(sorted)]
+	}
+
+	// reconcileMappings.
+	out := maps.Clone(machines)
+	candidates := maps.Clone(base)
+	var nonPreferred, nonReconciled []int
+	for _, i := range sortedKeys(candidates) {
+		if _, ok := out[i]; !ok {
+			nonPreferred = append(nonPreferred, i)
+		}
+	}
+	for _, i := range sortedKeys(out) {
+		if _, ok := candidates[i]; !ok {
+			nonReconciled = append(nonReconciled, i)
+		}
+	}
+	for _, i := range nonPreferred {
+		if len(nonReconciled) == 0 {
+			break
+		}
+		candidates[nonReconciled[0]] = candidates[i]
+		delete(candidates, i)
+		nonReconciled = nonReconciled[1:]
+	}
+	unmatched := map[int]bool{}
+	for i := range candidates {
+		unmatched[i] = true
+	}
+	use := func(i int) { delete(unmatched, i); delete(candidates, i) }
+
+	for _, idy := range sortedKeys(out) {
+		if deletingIndexes[idy] {
+			continue
+		}
+		for _, idx := range sortedKeys(candidates) {
+			if out[idy] == candidates[idx] {
+				candidates[idx], candidates[idy] = candidates[idy], candidates[idx]
+				use(idy)
+				break
+			}
+		}
+	}
+
+	unique := map[string]bool{}
+	for _, d := range base {
+		unique[d] = true
+	}
+	maxPer := (len(base) + len(unique) - 1) / len(unique)
+	count := func(d string) int {
+		c := 0
+		for _, e := range out {
+			if e == d {
+				c++
+			}
+		}
+		return c
+	}
+	var walk []int
+	for i := range unmatched {
+		walk = append(walk, i)
+	}
+	slices.Sort(walk)
+	for _, idx := range walk {
+		d, exists := out[idx]
+		switch {
+		case !exists, !slices.Contains(domains, d), count(d) > maxPer:
+			out[idx] = candidates[idx]
+		}
+		use(idx)
+	}
+	return out
+}
+
+// TestParityRebalanceMovesWhatTheOperatorMoves: in an over-used domain the
+// operator walks the indexes its slots leave unmatched in ascending order and
+// moves them while the domain holds more than ceil(n/k), so the lowest of
+// them moves and the highest that still fit stay; each goes to the domain of
+// the slot left at its index. Place moves the same indexes to the same
+// domains.
+func TestParityRebalanceMovesWhatTheOperatorMoves(t *testing.T) {
+	tests := []struct {
+		name     string
+		replicas int
+		domains  []string
+		layout   string // the domain of the Machine at each index, "-" for none
+		deleting []int
+		want     string // the operator's mapping, worked out by hand
+	}{
+		{"5 replicas, c over-used: index 1 moves to b", 5, []string{"a", "b", "c"}, "c c c a b", nil, "c b c a b"},
+		{"3 replicas, 3 domains, all in one", 3, []string{"a", "b", "c"}, "a a a", nil, "a b c"},
+		{"3 replicas, 3 domains, all in the last", 3, []string{"a", "b", "c"}, "c c c", nil, "c a b"},
+		{"5 replicas, 3 domains, all in one", 5, []string{"a", "b", "c"}, "b b b b b", nil, "b b c a a"},
+		{"5 replicas, 3 domains, four in a", 5, []string{"a", "b", "c"}, "a a a a b", nil, "a a c b b"},
+		{"5 replicas, 2 domains, all in b", 5, []string{"a", "b"}, "b b b b b", nil, "b b b a a"},
+		{"6 replicas, 3 domains, all in one", 6, []string{"a", "b", "c"}, "c c c c c c", nil, "c c b a a b"},
+		{"6 replicas, 3 domains, four in a and two in b", 6, []string{"a", "b", "c"}, "a a b a a b", nil, "a a b c c b"},
+		{"6 replicas, 3 domains, already balanced out of order", 6, []string{"a", "b", "c"}, "c b a a c b", nil, "c b a a c b"},
+		{"domain c removed from 3", 3, []string{"a", "b"}, "a b c", nil, "a b a"},
+		{"domain a removed from 5", 5, []string{"b", "c"}, "a b c a c", nil, "b b c b c"},
+		{"domain a removed from 5, the rest in c", 5, []string{"b", "c"}, "a c c a c", nil, "b c c b c"},
+		{"domain c added to 3 in a, b, a", 3, []string{"a", "b", "c"}, "a b a", nil, "a b c"},
+		{"domains d and e added to 5 in a, b, c", 5, []string{"a", "b", "c", "d", "e"}, "a b c a b", nil, "a b c d e"},
+		{"domain c added to 5 in a and b", 5, []string{"a", "b", "c"}, "a a a b b", nil, "a a c b b"},
+		{"domain c added to 6 in a and b", 6, []string{"a", "b", "c"}, "a b a b a b", nil, "a b a b c c"},
+		{"a missing index and an over-used domain", 5, []string{"a", "b", "c"}, "a a a a -", nil, "a a c b b"},
+		{"a deleting Machine in the over-used domain", 3, []string{"a", "b", "c"}, "a a a", []int{0}, "b a c"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			layout := strings.Fields(tc.layout)
+			machines := map[int]string{}
+			deleting := map[int]bool{}
+			in := Input{Replicas: tc.replicas, Domains: tc.domains}
+			for i, d := range layout {
+				if d == "-" {
+					continue
+				}
+				machines[i] = d
+				mc := Machine{Name: fmt.Sprintf("m-%d", i), Index: i, Domain: d, Ready: true}
+				if slices.Contains(tc.deleting, i) {
+					mc.Deleting = true
+					deleting[i] = true
+				}
+				in.Machines = append(in.Machines, mc)
+			}
+			ref := operatorMapping(tc.replicas, tc.domains, machines, deleting)
+			var refList []string
+			for i := range tc.replicas {
+				refList = append(refList, ref[i])
+			}
+			if want := strings.Fields(tc.want); !slices.Equal(refList, want) {
+				t.Fatalf("reference mapping = %q, want %q", refList, want)
+			}
+			got, err := Place(in)
+			if err != nil {
+				t.Fatalf("Place: %v", err)
+			}
+			if g := targetList(got); !slices.Equal(g, refList) {
+				t.Errorf("Place targets = %q, the operator maps %q", g, refList)
+			}
+		})
+	}
+}
+
+// TestParityRebalanceAgreesWithTheOperator compares Place with the operator
+// on every layout of 3 and 5 Machines, one per index, over up to 3 listed
+// domains and one that is no longer listed: with at most 3 domains the
+// operator's bound of ceil(n/k) keeps its layout balanced.
+func TestParityRebalanceAgreesWithTheOperator(t *testing.T) {
+	for _, replicas := range []int{3, 5} {
+		for k := 1; k <= 3; k++ {
+			domains := []string{"a", "b", "c"}[:k]
+			pool := append(slices.Clone(domains), "gone")
+			total := 1
+			for range replicas {
+				total *= len(pool)
+			}
+			for code := range total {
+				machines := map[int]string{}
+				in := Input{Replicas: replicas, Domains: domains}
+				for i, c := 0, code; i < replicas; i, c = i+1, c/len(pool) {
+					d := pool[c%len(pool)]
+					machines[i] = d
+					in.Machines = append(in.Machines, m(fmt.Sprintf("m-%d", i), i, d))
+				}
+				ref := operatorMapping(replicas, domains, machines, nil)
+				got, err := Place(in)
+				if err != nil {
+					t.Fatalf("Place(%+v): %v", in, err)
+				}
+				for i := range replicas {
+					if got.Targets[i] != ref[i] {
+						t.Errorf("%d replicas in %q, layout %v: Place targets %q, the operator maps %v", replicas, domains, machines, targetList(got), ref)
+						break
+					}
+				}
+			}
+		}
 	}
 }

@@ -132,6 +132,19 @@ type indexState struct {
 // 1, a takes the larger share because it saves moving index 2: no moves.
 // With nothing in place (a fresh set) step 3 alone lays out a, b, c, a, b.
 //
+// The operator's rule: the three steps give the counts and the fewest moves,
+// but when the ControlPlaneMachineSet operator's mapping of the same indexes
+// (see operatorLayout) is balanced and moves no more, Place takes it instead,
+// so that both agree on which index moves and where. Example: Machines 0 to 4
+// in c, c, c, a, b with domains a, b, c. Step 1 keeps 0 in c, 3 in a, 4 in b;
+// step 2 gives c its larger share for index 1; step 3 sends index 2 to a. The
+// operator's slots are a, b, c, a, b; index 0 claims the c at 2 (so 2 holds
+// a), 3 claims a, 4 claims the b at 1 (so 1 holds b); walking 1 and 2, index
+// 1 moves to b because c holds 3 > ceil(5/3), and index 2 stays because c
+// then holds 2. Place moves index 1 to b. When the operator's layout fails
+// (for 5 Machines in a, a, b, b, c with d added, ceil(5/4) = 2 lets it leave
+// d empty) the three steps decide.
+//
 // Deleting Machines: a deleting Machine that shares its index with a
 // non-deleting one is being replaced by it and is ignored, otherwise both
 // would count and the domain would look over-used. An index whose Machines
@@ -235,6 +248,7 @@ func Place(in Input) (Placement, error) {
 
 	s := newSolver(len(domains), states)
 	s.run()
+	s.follow(operatorLayout(len(domains), states))
 	explain(&out, domains, states, s)
 	return out, nil
 }
@@ -453,5 +467,150 @@ func explain(out *Placement, domains []string, states []indexState, s *solver) {
 	})
 	for _, m := range moves {
 		out.Moves = append(out.Moves, m.move)
+	}
+}
+
+// operatorLayout is the domain position of every index position as the
+// ControlPlaneMachineSet operator's reconcileMappings would map the same
+// indexes (pkg/machineproviders/providers/openshift/machine/v1beta1/mapping.go
+// in openshift/cluster-control-plane-machine-set-operator):
+//
+//   - Slots: the domains in use by any Machine come first, then the others,
+//     alphabetically within each group, dealt round-robin over 0..n-1. An
+//     index at or above n takes the slot of the lowest index below n that is
+//     not in the set, in ascending order.
+//   - Matching: indexes with a live Machine, ascending, each claim the lowest
+//     unclaimed slot of a domain it is in, swapping that slot's domain with
+//     the one at its own index.
+//   - The rest, ascending: an index with no Machine, or with none in a listed
+//     domain, takes the domain of the slot at its own index. So does one
+//     whose domain holds more than ceil(n/k) indexes at that point; an index
+//     in a domain within that bound keeps it.
+//
+// So in a domain over its share the lowest indexes the slots allow stay, the
+// lowest of the rest move, and the highest that still fit stay too.
+func operatorLayout(k int, states []indexState) []int {
+	n := len(states)
+	if n == 0 || k == 0 {
+		return nil
+	}
+	inUse := make([]bool, k)
+	for _, st := range states {
+		for _, d := range st.options {
+			inUse[d] = true
+		}
+		for _, d := range st.was {
+			inUse[d] = true
+		}
+	}
+	order := make([]int, 0, k)
+	for _, used := range []bool{true, false} {
+		for d := range k {
+			if inUse[d] == used {
+				order = append(order, d)
+			}
+		}
+	}
+
+	slot := make([]int, n)
+	inSet := make(map[int]bool, n)
+	for _, st := range states {
+		inSet[st.index] = true
+	}
+	var spare []int
+	for i := range n {
+		if !inSet[i] {
+			spare = append(spare, order[i%k])
+		}
+	}
+	for p, st := range states {
+		if st.index < n {
+			slot[p] = order[st.index%k]
+		} else {
+			slot[p], spare = spare[0], spare[1:]
+		}
+	}
+
+	// current is the domain an index is in as the walk goes; -1 for none.
+	current := make([]int, n)
+	open := make([]bool, n)
+	for p, st := range states {
+		open[p] = true
+		current[p] = -1
+		if len(st.options) > 0 {
+			current[p] = st.options[0]
+		} else if len(st.was) > 0 {
+			current[p] = st.was[0]
+		}
+	}
+	for p, st := range states {
+		if st.onlyDeleting || len(st.options) == 0 {
+			continue
+		}
+		for q := range states {
+			if open[q] && slices.Contains(st.options, slot[q]) {
+				slot[p], slot[q] = slot[q], slot[p]
+				current[p] = slot[p]
+				open[p] = false
+				break
+			}
+		}
+	}
+	limit := (n + min(n, k) - 1) / min(n, k)
+	count := func(d int) int {
+		c := 0
+		for _, e := range current {
+			if e == d {
+				c++
+			}
+		}
+		return c
+	}
+	for p := range states {
+		if !open[p] {
+			continue
+		}
+		if current[p] < 0 || count(current[p]) > limit {
+			current[p] = slot[p]
+		}
+		open[p] = false
+	}
+	return current
+}
+
+// follow replaces the solver's layout with layout when layout is as good:
+// balanced, and changing no more indexes than the solver's. Otherwise, as
+// when a domain is added and the operator's bound of ceil(n/k) leaves it
+// empty, the solver's layout stands.
+func (s *solver) follow(layout []int) {
+	if len(layout) != len(s.states) || len(layout) == 0 {
+		return
+	}
+	load := make([]int, s.k)
+	for _, d := range layout {
+		load[d]++
+	}
+	if slices.Max(load)-slices.Min(load) > 1 {
+		return
+	}
+	changes := func(at func(p int) int) int {
+		c := 0
+		for p, st := range s.states {
+			if !slices.Contains(st.options, at(p)) {
+				c++
+			}
+		}
+		return c
+	}
+	if changes(func(p int) int { return layout[p] }) > changes(func(p int) int { return s.assigned[p] }) {
+		return
+	}
+	for p := range s.states {
+		s.assign(p, layout[p])
+		s.kept[p] = slices.Contains(s.states[p].options, layout[p]) ||
+			(s.states[p].onlyDeleting && slices.Contains(s.states[p].was, layout[p]))
+	}
+	for d := range s.capacity {
+		s.capacity[d] = s.load[d]
 	}
 }

@@ -203,8 +203,8 @@ func TestPlace(t *testing.T) {
 			in: Input{Replicas: 5, Domains: abc, Machines: []Machine{
 				m("m-0", 0, "a"), m("m-1", 1, "a"), notReady(m("m-2", 2, "a")), m("m-3", 3, "a"),
 			}},
-			targets: []string{"a", "a", "b", "c", "b"},
-			moves:   []string{"4  ->b", "2 m-2 a->b", "3 m-3 a->c"},
+			targets: []string{"a", "a", "c", "b", "b"},
+			moves:   []string{"4  ->b", "2 m-2 a->c", "3 m-3 a->b"},
 		},
 		{
 			name:    "no replicas",

@@ -309,7 +309,7 @@ func TestPlan(t *testing.T) {
 				in.Replicas = 5
 				return in
 			}(),
-			want: want{action: "Create 4 a 1", progressing: ReasonRebalancing, message: "index 4 moves from c to a"},
+			want: want{action: "Create 3 a 1", progressing: ReasonRebalancing, message: "index 3 moves from c to a"},
 		},
 	}
 	for _, tc := range cases {
