@@ -27,6 +27,10 @@ const (
 type Member struct {
 	ID         uint64
 	ClientURLs []string
+	// Name and PeerURLs are etcd's: OpenShift's contract names a member by its first peer
+	// URL's IP and leaves out the one named etcd-bootstrap.
+	Name     string
+	PeerURLs []string
 	// Voting is a started voting member; Leaving says its Machine is being deleted; Healthy
 	// says it answered its probe.
 	Voting, Leaving, Healthy bool
@@ -80,6 +84,17 @@ var digestForm = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 //
 // It is empty only when no voting member exists, and an empty list is never published.
 func Want(members []Member, desired int) []string {
+	var out []string
+	for _, m := range Listed(members, desired) {
+		out = append(out, m.ClientURLs...)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Listed are the members Want lists, in the order given: both contracts publish the same
+// members, the generic one by client URL and OpenShift's by peer IP (OpenShiftData).
+func Listed(members []Member, desired int) []Member {
 	listed := 0
 	var leaving []Member
 	for _, m := range members {
@@ -96,13 +111,12 @@ func Want(members []Member, desired int) []string {
 	for i := len(leaving) - 1; i >= 0 && listed+len(keep) < desired; i-- {
 		keep[leaving[i].ID] = true
 	}
-	var out []string
+	var out []Member
 	for _, m := range members {
 		if m.Voting && (!m.Leaving || keep[m.ID]) {
-			out = append(out, m.ClientURLs...)
+			out = append(out, m)
 		}
 	}
-	sort.Strings(out)
 	return out
 }
 
