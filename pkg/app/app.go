@@ -18,6 +18,7 @@ import (
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -86,7 +87,10 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		return nil, err
 	}
 	cfg = withFieldManager(cfg)
-	role := labels.SelectorFromSet(labels.Set{masters.RoleLabel: "master"})
+	role, err := controlPlaneRoles()
+	if err != nil {
+		return nil, err
+	}
 	machineCache := cache.ByObject{Label: role, Namespaces: map[string]cache.Config{o.Namespace: {}}}
 	if o.UnfilteredCache {
 		machineCache = cache.ByObject{}
@@ -226,7 +230,7 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 	if c.Guard, err = setupGuard(mgr, o); err != nil {
 		return nil, err
 	}
-	r.Hold = c.Guard.Quorum
+	r.Hold, r.Roles = c.Guard.Hold, c.Guard.Roles
 	if c.machines, err = setupMachines(mgr, o, r.Fence, etcd, c.Guard.Machines); err != nil {
 		return nil, err
 	}
@@ -290,6 +294,16 @@ func (c *Controller) claimLeaseToken(ctx context.Context) error {
 	default:
 		return fmt.Errorf("leader election: %w", err)
 	}
+}
+
+// controlPlaneRoles selects the master and arbiter Machines: the cache holds both whatever
+// the topology, and each pass lists those of the roles its topology gives (pkg/coexist).
+func controlPlaneRoles() (labels.Selector, error) {
+	req, err := labels.NewRequirement(masters.RoleLabel, selection.In, []string{masters.MasterRole, masters.ArbiterRole})
+	if err != nil {
+		return nil, err
+	}
+	return labels.NewSelector().Add(*req), nil
 }
 
 func ptrDuration(d time.Duration) *time.Duration { return &d }

@@ -9,6 +9,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/quorumguard/quorumguard/pkg/coexist"
+	"github.com/quorumguard/quorumguard/pkg/openshift"
 	"github.com/quorumguard/quorumguard/pkg/version"
 )
 
@@ -21,13 +22,17 @@ func withFieldManager(cfg *rest.Config) *rest.Config {
 }
 
 // setupGuard adds the runnable that watches for the etcd and ControlPlaneMachineSet
-// operators. Its Events are about this replica's Pod, when it has one.
+// operators and the control-plane topology. Its Events are about this replica's Pod, when it has one.
 func setupGuard(mgr manager.Manager, o Options) (*coexist.Guard, error) {
 	gauge, err := coexist.NewGauge(ctrlmetrics.Registry)
 	if err != nil {
 		return nil, err
 	}
-	g := &coexist.Guard{Reader: mgr.GetAPIReader(), ClusterOperator: o.ClusterOperator, Interval: o.CoexistInterval,
+	oc, err := openshift.NewClientsForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, err
+	}
+	g := &coexist.Guard{Clients: oc, ClusterOperator: o.ClusterOperator, Interval: o.CoexistInterval,
 		Recorder: mgr.GetEventRecorder("quorumguard"), Log: ctrl.Log.WithName("coexist"), Gauge: gauge}
 	if o.PodName != "" && o.ElectionNS != "" {
 		g.Regarding = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: o.PodName, Namespace: o.ElectionNS}}

@@ -35,7 +35,12 @@ func NewEtcdView(o Options, reader client.Reader) (*etcdmember.View, error) {
 		OnCall: func(op string) { etcdRequests.WithLabelValues(op).Inc() },
 		Machines: func(ctx context.Context) []string {
 			var list machinev1beta1.MachineList
-			if err := reader.List(ctx, &list, client.InNamespace(o.Namespace), client.MatchingLabels{masters.RoleLabel: "master"}); err != nil {
+			sel, err := controlPlaneRoles()
+			if err != nil {
+				return nil
+			}
+			// Arbiters' too: on a HighlyAvailableArbiter control plane they hold members.
+			if err := reader.List(ctx, &list, client.InNamespace(o.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 				return nil
 			}
 			return machineEndpoints(list.Items)

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	configv1 "github.com/openshift/api/config/v1"
+
+	"github.com/quorumguard/quorumguard/pkg/masters"
 )
 
 // FieldManager is the field manager quorumguard writes with (its user agent); every other
@@ -29,6 +31,10 @@ type Input struct {
 	// CPMSOperatorAvailable is the Available condition of the control-plane-machine-set
 	// ClusterOperator; "" when there is none.
 	CPMSOperatorAvailable configv1.ConditionStatus
+	// Topology is status.controlPlaneTopology of infrastructures.config.openshift.io/cluster;
+	// "" when that object, or its API, does not exist or the field is unset, which Decide
+	// reads as HighlyAvailable (the API's default, and a plain Kubernetes cluster).
+	Topology configv1.TopologyMode
 }
 
 // Verdict says what quorumguard must leave alone, and why, in words a person can act on.
@@ -38,7 +44,20 @@ type Verdict struct {
 	Quorum string
 	// Machines: creating and deleting control-plane Machines.
 	Machines string
+	// Topology: the control-plane topology leaves quorumguard nothing it may protect
+	// (DualReplica, SingleReplica, External) or is one it does not know. Like Quorum it
+	// holds every membership change and hook release, but quorumguard still reports
+	// through its ClusterOperator and `quorumguard status`. Every reason starts with
+	// TopologyHoldPrefix.
+	Topology string
+	// Roles are the values of masters.RoleLabel whose Machines hold etcd members and carry
+	// the hooks: master, and arbiter on a HighlyAvailableArbiter control plane.
+	Roles []string
 }
+
+// TopologyHoldPrefix starts every Verdict.Topology, so that a report can tell a topology hold
+// from another operator's.
+const TopologyHoldPrefix = "the control-plane topology "
 
 // Decide applies the rules in the package comment.
 func Decide(in Input) Verdict {
@@ -63,5 +82,28 @@ func Decide(in Input) Verdict {
 	if in.CPMSOperatorAvailable == configv1.ConditionTrue {
 		v.Machines = "the ControlPlaneMachineSet operator manages the control-plane Machines (ClusterOperator " + CPMSOperatorName + " is Available); quorumguard only protects quorum"
 	}
+	v.Topology, v.Roles = decideTopology(in.Topology)
 	return v
+}
+
+// decideTopology is the hold (empty when quorumguard protects quorum) and the member roles
+// for the control-plane topology t.
+func decideTopology(t configv1.TopologyMode) (string, []string) {
+	hold := func(why string) string {
+		return TopologyHoldPrefix + "(infrastructures.config.openshift.io/cluster status.controlPlaneTopology) is " + why
+	}
+	switch t {
+	case "", configv1.HighlyAvailableTopologyMode:
+		return "", []string{masters.MasterRole}
+	case configv1.HighlyAvailableArbiterMode:
+		return "", []string{masters.MasterRole, masters.ArbiterRole}
+	case configv1.DualReplicaTopologyMode:
+		return hold("DualReplica: Pacemaker owns etcd membership, so quorumguard changes no membership and releases no hook"), []string{masters.MasterRole}
+	case configv1.SingleReplicaTopologyMode:
+		return hold("SingleReplica: one etcd member has no quorum to protect; quorumguard holds"), []string{masters.MasterRole}
+	case configv1.ExternalTopologyMode:
+		return hold("External: etcd runs outside this cluster, so there is nothing here to protect; quorumguard holds"), []string{masters.MasterRole}
+	default:
+		return hold(fmt.Sprintf("%q, which quorumguard does not know: it holds rather than guess; run a quorumguard that knows it", string(t))), []string{masters.MasterRole}
+	}
 }

@@ -45,3 +45,36 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+func TestDecideTopology(t *testing.T) {
+	for _, tc := range []struct {
+		topology configv1.TopologyMode
+		holdHas  string
+		roles    string
+	}{
+		{topology: "", roles: "master"},
+		{topology: configv1.HighlyAvailableTopologyMode, roles: "master"},
+		{topology: configv1.HighlyAvailableArbiterMode, roles: "master,arbiter"},
+		{topology: configv1.DualReplicaTopologyMode, holdHas: "is DualReplica: Pacemaker owns etcd membership", roles: "master"},
+		{topology: configv1.SingleReplicaTopologyMode, holdHas: "is SingleReplica: one etcd member has no quorum to protect", roles: "master"},
+		{topology: configv1.ExternalTopologyMode, holdHas: "is External: etcd runs outside this cluster", roles: "master"},
+		{topology: "TripleReplica", holdHas: `is "TripleReplica", which quorumguard does not know: it holds rather than guess`, roles: "master"},
+		{topology: "highlyavailable", holdHas: `is "highlyavailable", which quorumguard does not know`, roles: "master"},
+	} {
+		t.Run(string(tc.topology), func(t *testing.T) {
+			v := Decide(Input{Topology: tc.topology})
+			if (tc.holdHas == "") != (v.Topology == "") || !strings.Contains(v.Topology, tc.holdHas) {
+				t.Errorf("Topology = %q; want containing %q (empty: %v)", v.Topology, tc.holdHas, tc.holdHas == "")
+			}
+			if v.Topology != "" && !strings.HasPrefix(v.Topology, TopologyHoldPrefix) {
+				t.Errorf("Topology = %q; want it to start with %q", v.Topology, TopologyHoldPrefix)
+			}
+			if got := strings.Join(v.Roles, ","); got != tc.roles {
+				t.Errorf("Roles = %s; want %s", got, tc.roles)
+			}
+			if v.Quorum != "" || v.Machines != "" {
+				t.Errorf("the topology alone held another scope: %+v", v)
+			}
+		})
+	}
+}

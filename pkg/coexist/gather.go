@@ -7,34 +7,37 @@ import (
 	configv1 "github.com/openshift/api/config/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/pkg/openshift"
 )
 
 // EtcdOperatorKind is the etcd operator's configuration, one object named cluster.
 var EtcdOperatorKind = schema.GroupVersionKind{Group: "operator.openshift.io", Version: "v1", Kind: "Etcd"}
 
-// Gather reads what Decide needs with r (an uncached reader: these are three Gets, and
-// quorumguard may not list or watch ClusterOperators). An API that does not exist, or an
+// InfrastructureName is the one infrastructures.config.openshift.io object, whose
+// status.controlPlaneTopology Decide reads; the etcd operator's object has the same name.
+const InfrastructureName = "cluster"
+
+// Gather reads what Decide needs with the typed clients c (uncached: these are four Gets,
+// and quorumguard may not list or watch ClusterOperators). An API that does not exist, or an
 // object that does not, reads as absent; any other error is returned, and the caller must
 // not take the absence of an answer for a yes.
-func Gather(ctx context.Context, r client.Reader, clusterOperator string) (Input, error) {
+func Gather(ctx context.Context, c *openshift.Clients, clusterOperator string) (Input, error) {
 	in := Input{ClusterOperator: clusterOperator}
-	etcd := &unstructured.Unstructured{}
-	etcd.SetGroupVersionKind(EtcdOperatorKind)
-	switch err := r.Get(ctx, client.ObjectKey{Name: "cluster"}, etcd); {
+	switch etcd, err := c.Operator.OperatorV1().Etcds().Get(ctx, InfrastructureName, metav1.GetOptions{}); {
 	case err == nil:
 		in.EtcdOperatorFound = true
-		in.EtcdManagementState, _, _ = unstructured.NestedString(etcd.Object, "spec", "managementState")
+		in.EtcdManagementState = string(etcd.Spec.ManagementState)
 	case absent(err):
 	default:
 		return in, fmt.Errorf("read etcds.operator.openshift.io/cluster: %w", err)
 	}
 
+	cos := c.Config.ConfigV1().ClusterOperators()
 	if clusterOperator != "" {
-		co := &configv1.ClusterOperator{}
-		switch err := r.Get(ctx, client.ObjectKey{Name: clusterOperator}, co); {
+		switch co, err := cos.Get(ctx, clusterOperator, metav1.GetOptions{}); {
 		case err == nil:
 			in.StatusWriters = StatusWriters(co)
 		case absent(err):
@@ -43,8 +46,15 @@ func Gather(ctx context.Context, r client.Reader, clusterOperator string) (Input
 		}
 	}
 
-	cpms := &configv1.ClusterOperator{}
-	switch err := r.Get(ctx, client.ObjectKey{Name: CPMSOperatorName}, cpms); {
+	switch infra, err := c.Config.ConfigV1().Infrastructures().Get(ctx, InfrastructureName, metav1.GetOptions{}); {
+	case err == nil:
+		in.Topology = infra.Status.ControlPlaneTopology
+	case absent(err):
+	default:
+		return in, fmt.Errorf("read infrastructures.config.openshift.io/%s: %w", InfrastructureName, err)
+	}
+
+	switch cpms, err := cos.Get(ctx, CPMSOperatorName, metav1.GetOptions{}); {
 	case err == nil:
 		for _, c := range cpms.Status.Conditions {
 			if c.Type == configv1.OperatorAvailable {

@@ -3,6 +3,8 @@ package coexist
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -10,21 +12,24 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/openshift"
 )
 
 // MetricAnotherOperator is 1 for each scope ("quorum", "machines") that another operator
 // manages, so quorumguard leaves it alone.
 const MetricAnotherOperator = "quorumguard_another_operator_active"
 
-// DefaultInterval is how often Guard reads the objects again: three Gets every 30 s.
+// DefaultInterval is how often Guard reads the objects again: four Gets every 30 s.
 const DefaultInterval = 30 * time.Second
 
 // Guard keeps a Verdict fresh and answers the controllers' Hold questions. Until its first
 // read succeeds it holds both scopes: not knowing is no permission.
 type Guard struct {
-	Reader          client.Reader
+	// Clients read the objects (Gather).
+	Clients         *openshift.Clients
 	ClusterOperator string
 	Interval        time.Duration
 	// Recorder and Regarding, when set, get a Warning Event each time a scope becomes held
@@ -82,7 +87,7 @@ func (g *Guard) Start(ctx context.Context) error {
 // Check reads the objects once and updates the verdict. A failed read keeps the last
 // verdict (or, before the first, holds both scopes).
 func (g *Guard) Check(ctx context.Context) {
-	in, err := Gather(ctx, g.Reader, g.ClusterOperator)
+	in, err := Gather(ctx, g.Clients, g.ClusterOperator)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err != nil {
@@ -99,6 +104,27 @@ func (g *Guard) Check(ctx context.Context) {
 	g.checked, g.v, g.writers = true, v, in.StatusWriters
 	g.report("quorum", first, prev.Quorum, v.Quorum)
 	g.report("machines", first, prev.Machines, v.Machines)
+	g.reportTopology(first, prev, v, string(in.Topology))
+}
+
+// reportTopology logs, and sends an Event for, a change of the topology's verdict.
+func (g *Guard) reportTopology(first bool, prev, now Verdict, topology string) {
+	if !first && now.Topology == prev.Topology && slices.Equal(now.Roles, prev.Roles) {
+		return
+	}
+	switch {
+	case now.Topology != "":
+		g.Log.Info("quorumguard holds for the control-plane topology", "reason", now.Topology)
+		g.event(corev1.EventTypeWarning, "ControlPlaneTopologyHeld", now.Topology)
+	case first && len(now.Roles) == 1:
+	default:
+		if topology == "" {
+			topology = "HighlyAvailable (the default)"
+		}
+		g.Log.Info("quorumguard protects quorum for the control-plane topology", "topology", topology, "roles", now.Roles)
+		g.event(corev1.EventTypeNormal, "ControlPlaneTopologyProtected", "quorumguard protects etcd quorum on the "+topology+
+			" control plane: Machines labelled "+strings.Join(now.Roles, " or ")+" hold the members and carry the hooks")
+	}
 }
 
 func (g *Guard) report(scope string, first bool, prev, now string) {
@@ -149,6 +175,39 @@ func (g *Guard) Machines() string {
 		return "not yet known whether another operator manages the control-plane Machines"
 	}
 	return g.v.Machines
+}
+
+// Topology is why the control-plane topology leaves quorumguard nothing to change now:
+// no membership change, no hook released; empty when it protects quorum. Unlike Quorum it
+// does not keep quorumguard from writing its ClusterOperator.
+func (g *Guard) Topology() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.checked {
+		return TopologyHoldPrefix + "is not yet known"
+	}
+	return g.v.Topology
+}
+
+// Roles are the values of masters.RoleLabel whose Machines hold etcd members: master, and
+// arbiter on a HighlyAvailableArbiter control plane. Before the first read, master alone
+// (and Topology holds meanwhile).
+func (g *Guard) Roles() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.checked || len(g.v.Roles) == 0 {
+		return []string{masters.MasterRole}
+	}
+	return slices.Clone(g.v.Roles)
+}
+
+// Hold is Quorum, or else Topology: why quorumguard must change no etcd membership and
+// release no hook now; empty when it may.
+func (g *Guard) Hold() string {
+	if why := g.Quorum(); why != "" {
+		return why
+	}
+	return g.Topology()
 }
 
 // OwnsClusterOperator says no one else writes the status of quorumguard's ClusterOperator,

@@ -10,6 +10,8 @@ import (
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -59,11 +61,51 @@ type Source struct {
 	DefaultReplicas int
 	// LearnerStartTimeout is handed to the planner (quorum.State.LearnerStartTimeout).
 	LearnerStartTimeout time.Duration
+	// Roles are the values of masters.RoleLabel whose Machines hold etcd members (see
+	// coexist.Verdict.Roles); none means masters.MasterRole alone.
+	Roles []string
 }
 
 func (r *Reconciler) source() Source {
-	return Source{Reader: r.Client, Etcd: r.Etcd, Namespace: r.Namespace, Hook: r.Hook,
+	s := Source{Reader: r.Client, Etcd: r.Etcd, Namespace: r.Namespace, Hook: r.Hook,
 		DefaultReplicas: r.DefaultReplicas, LearnerStartTimeout: r.LearnerStartTimeout}
+	if r.Roles != nil {
+		s.Roles = r.Roles()
+	}
+	return s
+}
+
+// roleSelector selects the Machines of roles, masters alone when there are none.
+func roleSelector(roles []string) (labels.Selector, error) {
+	if len(roles) == 0 {
+		roles = []string{masters.MasterRole}
+	}
+	req, err := labels.NewRequirement(masters.RoleLabel, selection.In, roles)
+	if err != nil {
+		return nil, err
+	}
+	return labels.NewSelector().Add(*req), nil
+}
+
+// withArbiters is the desired count of voting members when arbiter Machines hold members
+// too: the masters' desired count, plus one for each arbiter Machine not being deleted, and
+// at least one while any arbiter Machine exists, so that a deleted arbiter is replaced
+// before its member is removed, as a master is.
+func withArbiters(desired int, machines []machinev1beta1.Machine) int {
+	arbiters, live := 0, 0
+	for i := range machines {
+		if machines[i].Labels[masters.RoleLabel] != masters.ArbiterRole {
+			continue
+		}
+		arbiters++
+		if machines[i].DeletionTimestamp == nil {
+			live++
+		}
+	}
+	if arbiters == 0 {
+		return desired
+	}
+	return desired + max(1, live)
 }
 
 // gather is read, then each learner judged against the previous pass (learnerAges).
@@ -88,7 +130,11 @@ func (r *Reconciler) gather(ctx context.Context) (*snapshot, error) {
 // not an error.
 func (s Source) read(ctx context.Context, overlay func([]machinev1beta1.Machine), now func() time.Time) (*snapshot, error) {
 	var list machinev1beta1.MachineList
-	if err := s.Reader.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{masters.RoleLabel: "master"}); err != nil {
+	sel, err := roleSelector(s.Roles)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Reader.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return nil, fmt.Errorf("list control-plane Machines in %s: %w", s.Namespace, err)
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
@@ -101,6 +147,7 @@ func (s Source) read(ctx context.Context, overlay func([]machinev1beta1.Machine)
 		return nil, err
 	}
 	st.cpms = cpms
+	desired = withArbiters(desired, list.Items)
 
 	observed, err := s.Etcd.Observe(ctx)
 	if err != nil {

@@ -55,8 +55,13 @@ type Reconciler struct {
 	// token; until then a pass only reports, and only on the lock holder (reportWithoutToken).
 	Elected func() bool
 	// Hold, when set and answering a reason, says another operator manages etcd membership
-	// and the hooks (pkg/coexist): a pass then only observes (see observeHeld).
+	// and the hooks, or that the control-plane topology leaves quorumguard nothing to
+	// change (pkg/coexist): a pass then only observes (see observeHeld).
 	Hold func() string
+	// Roles, when set, are the values of masters.RoleLabel whose Machines hold etcd members
+	// (pkg/coexist): master, and arbiter on a HighlyAvailableArbiter control plane. Unset,
+	// masters alone.
+	Roles func() []string
 	// StepDown is called when the fence says another replica leads now (a refused etcd fence
 	// or a lost lock); the process must stop acting at once.
 	StepDown func(error)
@@ -139,7 +144,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("quorumguard-controlplane").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Watches(&machinev1beta1.Machine{}, toOne, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			return o.GetNamespace() == r.Namespace && o.GetLabels()[masters.RoleLabel] == "master"
+			// Arbiter Machines are watched whatever the topology: a pass decides whether
+			// they hold members (Roles).
+			role := o.GetLabels()[masters.RoleLabel]
+			return o.GetNamespace() == r.Namespace && (role == masters.MasterRole || role == masters.ArbiterRole)
 		}))).
 		Watches(&machinev1.ControlPlaneMachineSet{}, toOne, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			return o.GetNamespace() == r.Namespace && o.GetName() == masters.CPMSName
@@ -174,8 +182,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	if r.Hold != nil {
 		if why := r.Hold(); why != "" {
-			r.observeHeld(st)
-			log.V(1).Info("another operator manages etcd; nothing is changed", "reason", why)
+			r.observeHeld(st, why)
+			log.V(1).Info("held: nothing is changed", "reason", why)
 			return reconcile.Result{RequeueAfter: r.IdleResync}, nil
 		}
 	}

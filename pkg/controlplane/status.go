@@ -78,9 +78,11 @@ func (r *Reconciler) reportWithoutToken(ctx context.Context) reconcile.Result {
 	if err != nil || st.etcdErr == nil {
 		return again
 	}
-	if r.Hold != nil && r.Hold() != "" {
-		r.observeHeld(st)
-		return again
+	if r.Hold != nil {
+		if why := r.Hold(); why != "" {
+			r.observeHeld(st, why)
+			return again
+		}
 	}
 	logr.FromContextOrDiscard(ctx).Error(st.etcdErr, "etcd unreachable or without quorum before a fencing token could be claimed; reported, nothing is changed")
 	r.markUnreachable(ctx, st)

@@ -21,8 +21,15 @@ import (
 )
 
 const (
-	// RoleLabel marks control-plane Machines with value "master".
+	// RoleLabel marks control-plane Machines with value MasterRole, and the arbiter Machines
+	// of a HighlyAvailableArbiter control plane with ArbiterRole.
 	RoleLabel = "machine.openshift.io/cluster-api-machine-role"
+	// MasterRole is RoleLabel's value on a control-plane Machine.
+	MasterRole = "master"
+	// ArbiterRole is RoleLabel's value on an arbiter Machine: it holds an etcd member on a
+	// HighlyAvailableArbiter control plane, and is never a master for the
+	// ControlPlaneMachineSet, failure domains or rebalancing.
+	ArbiterRole = "arbiter"
 	// ConditionType is the condition quorumguard keeps on every control-plane Machine.
 	ConditionType machinev1beta1.ConditionType = "EtcdMember"
 	// CPMSName is the name of the one ControlPlaneMachineSet.
@@ -49,8 +56,16 @@ func (f StaticFence) Token(context.Context) (uint64, error) { return uint64(f), 
 // selects: a name without an index is adopted at a free index, and with none free it is
 // not): such a Machine would be a voter beyond the set's replicas that the set can never
 // replace.
+//
+// A Machine labelled as an arbiter may too: the ControlPlaneMachineSet never manages
+// arbiters. Only a HighlyAvailableArbiter control plane has its arbiters hold members, and
+// the Machines of other topologies are listed without them (pkg/coexist's Roles).
 func MayHoldMember(m *machinev1beta1.Machine, all []machinev1beta1.Machine, cpms *machinev1.ControlPlaneMachineSet) (bool, string) {
-	if m.Labels[RoleLabel] != "master" {
+	switch m.Labels[RoleLabel] {
+	case ArbiterRole:
+		return true, ""
+	case MasterRole:
+	default:
 		return false, "it is not labelled " + RoleLabel + "=master"
 	}
 	if cpms == nil || cpms.Spec.State != machinev1.ControlPlaneMachineSetStateActive {
