@@ -40,7 +40,7 @@ func (c *Controller) EnableStatus() error {
 			if c.Guard == nil {
 				return ""
 			}
-			return c.Guard.Quorum()
+			return c.Guard.Hold()
 		},
 		Log: ctrl.Log.WithName("status"),
 	})
