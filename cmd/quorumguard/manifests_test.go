@@ -193,8 +193,8 @@ func TestManifestsAgreeWithTheCodeAndEachOther(t *testing.T) {
 	check(o.hookOwner == "clusteroperator/"+o.clusterOperator, "--hook-owner %s does not name ClusterOperator %s", o.hookOwner, o.clusterOperator)
 
 	cr := one(t, ms, "ClusterRole", "", &rbacv1.ClusterRole{})
-	check(ruleNames(cr.Rules, "config.openshift.io", "clusteroperators/status", "update") == o.clusterOperator,
-		"clusteroperators/status update is not limited to %s", o.clusterOperator)
+	check(ruleNames(cr.Rules, "config.openshift.io", "clusteroperators/status", "patch") == o.clusterOperator,
+		"clusteroperators/status patch is not limited to %s", o.clusterOperator)
 
 	// The Machines' Role is in --machine-namespace, the leader's in the Pod's namespace with
 	// the lock's names.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/clusteroperator"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/openshift"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 )
 
@@ -27,11 +28,15 @@ func (c *Controller) EnableStatus() error {
 	if err != nil {
 		return err
 	}
+	oc, err := openshift.NewClientsForConfigAndClient(c.Manager.GetConfig(), c.Manager.GetHTTPClient())
+	if err != nil {
+		return err
+	}
 	o := c.opts
 	r := clusteroperator.New(clusteroperator.Config{
 		Name: o.ClusterOperator, Namespace: o.Namespace, Hook: o.Hook, HookHeldThreshold: o.HookHeldThreshold,
 		Related: clusteroperator.RelatedObjects(o.Namespace, o.ElectionNS, leaderLock(o)),
-		Client:  c.Manager.GetClient(), Reader: c.Manager.GetAPIReader(), Informers: c.Manager.GetCache(),
+		Client:  c.Manager.GetClient(), Informers: c.Manager.GetCache(), ClusterOperators: oc.Config.ConfigV1().ClusterOperators(),
 		Metrics: m, Leads: c.leads,
 		HoldsLock: func(ctx context.Context) error { return controlplane.HoldsLock(ctx, c.Reconciler.Fence) },
 		// The Guard is set up after this is called (New), so it is looked up on each use.

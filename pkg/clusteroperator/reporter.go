@@ -14,12 +14,15 @@ import (
 	configv1 "github.com/openshift/api/config/v1"
 	machinev1 "github.com/openshift/api/machine/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	configapply "github.com/openshift/client-go/config/applyconfigurations/config/v1"
+	configclientv1 "github.com/openshift/client-go/config/clientset/versioned/typed/config/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/quorumguard/quorumguard/pkg/coexist"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/leader"
@@ -42,13 +45,15 @@ type Config struct {
 	HookHeldThreshold time.Duration
 	// Related are the relatedObjects besides the MachineHealthChecks (RelatedObjects).
 	Related []configv1.ObjectReference
-	// Client reads the MachineHealthChecks and the ControlPlaneMachineSet (from the cache)
-	// and writes the ClusterOperator; Reader reads the ClusterOperator from the API server;
+	// Client reads the MachineHealthChecks and the ControlPlaneMachineSet (from the cache);
 	// Informers tell of every change to a MachineHealthCheck.
-	Client    client.Client
-	Reader    client.Reader
+	Client    client.Reader
 	Informers cache.Informers
-	Metrics   *operatorstatus.Metrics
+	// ClusterOperators reads the ClusterOperator from the API server, creates it when it is
+	// missing, and applies its status (openshift.Clients' Config.ConfigV1().ClusterOperators()).
+	ClusterOperators configclientv1.ClusterOperatorInterface
+
+	Metrics *operatorstatus.Metrics
 	// Leads says whether this replica holds the leader lock (or needs none), whether or not
 	// it has claimed its fencing token: only then does it write, and its metrics count.
 	Leads func() bool
@@ -224,34 +229,72 @@ func (r *Reporter) sync(ctx context.Context) error {
 		return nil //nolint:nilerr // not the leader: write nothing, by design
 	}
 	if r.missing {
+		// A status is applied to an object that exists: the ClusterOperator is created first.
 		co := &configv1.ClusterOperator{ObjectMeta: metav1.ObjectMeta{Name: c.Name}}
-		if err := c.Client.Create(ctx, co); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create ClusterOperator %s: %w", c.Name, err)
-		} else if err != nil {
+		created, err := c.ClusterOperators.Create(ctx, co, metav1.CreateOptions{FieldManager: coexist.FieldManager})
+		if apierrors.IsAlreadyExists(err) {
 			r.stored, r.missing = nil, false
 			return r.read(ctx, now)
+		} else if err != nil {
+			return fmt.Errorf("create ClusterOperator %s: %w", c.Name, err)
 		}
-		r.stored, r.missing = co, false
+		r.stored, r.missing = created, false
 		c.Log.Info("created the ClusterOperator", "clusterOperator", c.Name)
 	}
-	next := r.stored.DeepCopy()
-	next.Status = want
-	if err := c.Client.Status().Update(ctx, next); err != nil {
-		// Read it again before the next try; a conflict is retried at once.
+	applied, err := c.ClusterOperators.ApplyStatus(ctx, StatusApply(c.Name, want),
+		metav1.ApplyOptions{FieldManager: coexist.FieldManager, Force: true})
+	if err != nil {
+		// Read it again before the next try; one deleted since it was read is created again
+		// at once.
 		r.stored, r.readAt = nil, time.Time{}
-		if apierrors.IsConflict(err) {
+		if apierrors.IsNotFound(err) {
 			r.poke()
 		}
-		return fmt.Errorf("update ClusterOperator %s status: %w", c.Name, err)
+		return fmt.Errorf("apply ClusterOperator %s status: %w", c.Name, err)
 	}
-	r.stored = next
+	r.stored = applied
 	return nil
+}
+
+// ownedConditions are the condition types operatorstatus.Decide decides; every other one in
+// its status was carried over from the stored status, and belongs to whoever wrote it.
+var ownedConditions = []configv1.ClusterStatusConditionType{
+	configv1.OperatorAvailable, configv1.OperatorProgressing, configv1.OperatorDegraded, configv1.OperatorUpgradeable,
+}
+
+// StatusApply is what quorumguard applies of status to the ClusterOperator name's status by
+// server-side apply: the conditions it decides, its versions and its related objects. The
+// conditions are a map keyed by type, so another writer's condition types stay its own;
+// versions and relatedObjects are atomic lists, and quorumguard's whole. The extension is
+// left to whoever sets it.
+func StatusApply(name string, status configv1.ClusterOperatorStatus) *configapply.ClusterOperatorApplyConfiguration {
+	st := configapply.ClusterOperatorStatus()
+	for _, c := range status.Conditions {
+		if !slices.Contains(ownedConditions, c.Type) {
+			continue
+		}
+		st.WithConditions(configapply.ClusterOperatorStatusCondition().
+			WithType(c.Type).WithStatus(c.Status).WithLastTransitionTime(c.LastTransitionTime).
+			WithReason(c.Reason).WithMessage(c.Message))
+	}
+	for _, v := range status.Versions {
+		st.WithVersions(configapply.OperandVersion().WithName(v.Name).WithVersion(v.Version))
+	}
+	for _, o := range status.RelatedObjects {
+		// group, resource and name are required, if empty (every Machine has ""); the
+		// namespace is left out when empty, as the typed object leaves it out.
+		ref := configapply.ObjectReference().WithGroup(o.Group).WithResource(o.Resource).WithName(o.Name)
+		if o.Namespace != "" {
+			ref.WithNamespace(o.Namespace)
+		}
+		st.WithRelatedObjects(ref)
+	}
+	return configapply.ClusterOperator(name).WithStatus(st)
 }
 
 // read fetches the ClusterOperator from the API server, not a cache.
 func (r *Reporter) read(ctx context.Context, now time.Time) error {
-	co := &configv1.ClusterOperator{}
-	err := r.cfg.Reader.Get(ctx, client.ObjectKey{Name: r.cfg.Name}, co)
+	co, err := r.cfg.ClusterOperators.Get(ctx, r.cfg.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		r.stored, r.missing = nil, true
