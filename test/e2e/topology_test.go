@@ -16,6 +16,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/coexist"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/openshift"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/test/e2e"
@@ -215,5 +216,85 @@ func waitDegraded(t *testing.T, coName, reason, msg string) {
 		co := &configv1.ClusterOperator{}
 		gerr := cp.Client.Get(t.Context(), client.ObjectKey{Name: coName}, co)
 		t.Fatalf("%v; last Degraded: %+v; ClusterOperator (%v): %+v", err, last, gerr, co.Status)
+	}
+}
+
+// newArbiter creates an arbiter Machine: labelled as the installer labels one, otherwise
+// like a master.
+func newArbiter(t *testing.T, c *framework.Cluster, name string) {
+	t.Helper()
+	m := c.NewMaster(name, framework.AWSProviderSpec("us-east-1a", "subnet-us-east-1a"))
+	m.Labels[framework.RoleLabel], m.Labels[framework.TypeLabel] = masters.ArbiterRole, masters.ArbiterRole
+	if err := c.Client.Create(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTopologyArbiter shows arbiter Machines protected only on a HighlyAvailableArbiter
+// control plane. On HighlyAvailable an arbiter Machine gets no hook and no member. Once the
+// topology says HighlyAvailableArbiter it gets the hook and its member joins as a learner and
+// is promoted, counting toward quorum. Deleted with no replacement, it keeps its hook and
+// its member; once a replacement arbiter's member has joined and been promoted, the old one
+// is removed and the Machine goes.
+func TestTopologyArbiter(t *testing.T) {
+	ctx := t.Context()
+	c, _ := startCluster(t, clusterSpec{settle: true, options: func(o *app.Options) { o.CoexistInterval = 300 * time.Millisecond }})
+	hook := hooks.Default
+	mastersOnly := []string{"cluster-master-0", "cluster-master-1", "cluster-master-2"}
+	setTopology(t, configv1.HighlyAvailableTopologyMode)
+
+	newArbiter(t, c, "cluster-arbiter-0")
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, err := c.Machine(ctx, "cluster-arbiter-0"); err == nil && hooks.Has(m, hook) {
+			t.Fatal("cluster-arbiter-0 got the hook on a HighlyAvailable control plane")
+		}
+		voters, err := e2e.VotingMembers(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(voters, mastersOnly) {
+			t.Fatalf("voting members %v on a HighlyAvailable control plane; want %v", voters, mastersOnly)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
+	setTopology(t, configv1.HighlyAvailableArbiterMode)
+	waitHooks(t, c, "cluster-arbiter-0")
+	withArbiter := append(slices.Clone(mastersOnly), "cluster-arbiter-0")
+	slices.Sort(withArbiter)
+	if err := e2e.WaitVoters(ctx, c, 2*time.Minute, withArbiter...); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitHealthWindow(ctx, c, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	// Deleted alone, the arbiter keeps its member: it counts toward quorum like a master's.
+	if err := c.DeleteMachine(ctx, "cluster-arbiter-0"); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		m, err := c.Machine(ctx, "cluster-arbiter-0")
+		if err != nil || !hooks.Has(m, hook) {
+			t.Fatalf("cluster-arbiter-0 deleted with no replacement: %v, hook held %v; want it kept by its hook", err, err == nil && hooks.Has(m, hook))
+		}
+		voters, err := e2e.VotingMembers(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(voters, withArbiter) {
+			t.Fatalf("voting members %v with the arbiter deleted and not replaced; want %v", voters, withArbiter)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
+	newArbiter(t, c, "cluster-arbiter-1")
+	if err := e2e.WaitGone(ctx, c, 3*time.Minute, "cluster-arbiter-0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitVoters(ctx, c, time.Minute, append(slices.Clone(mastersOnly), "cluster-arbiter-1")...); err != nil {
+		t.Fatal(err)
 	}
 }

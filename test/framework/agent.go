@@ -95,7 +95,7 @@ func (a *Agent) RunningEndpoints() []string {
 func (a *Agent) MachineRunning(ctx context.Context, m *machinev1beta1.Machine, ip net.IP) {
 	a.work.Lock()
 	defer a.work.Unlock()
-	if m.Labels[RoleLabel] != "master" {
+	if role := m.Labels[RoleLabel]; role != "master" && role != "arbiter" {
 		a.mu.Lock()
 		a.ignored[m.Name] = true
 		a.mu.Unlock()
