@@ -45,10 +45,12 @@ type options struct {
 	stallTimeout    time.Duration
 	cacheAll        bool
 	endpointsCM     string
-	consumers       string
-	snapshotDir     string
-	snapshotKeep    int
-	snapshotBudget  string
+	// openshiftEndpoints and skipRollout: OpenShift's endpoint contract (app.Options).
+	openshiftEndpoints, skipRollout bool
+	consumers                       string
+	snapshotDir                     string
+	snapshotKeep                    int
+	snapshotBudget                  string
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -78,6 +80,8 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.learnerStart, "learner-start-timeout", d.LearnerStartTimeout, "a learner whose etcd has not started, or has stood still (not answering or not advancing, and no snapshot on its way to it from the leader), for this long is removed, freeing etcd's one learner slot; 0 never removes one")
 	fs.StringVar(&o.endpointsCM, "endpoints-configmap", d.EndpointsConfigMap, "ConfigMap, in quorumguard's namespace, where the voting members' client URLs are published with their sha256 digest for consumers such as an apiserver operator; empty publishes none")
 	fs.StringVar(&o.consumers, "endpoint-consumers", "", "comma-separated consumers of the published endpoints; a member is removed only after each has acknowledged, by its digest, the published list, and that list leaves the member out (annotation endpoints.quorumguard.io/ack-<consumer>: sha256:<hex>); none: nothing waits")
+	fs.BoolVar(&o.openshiftEndpoints, "openshift-etcd-endpoints", d.OpenShiftEndpoints, "on a cluster with a kube-apiserver operator (kubeapiservers.operator.openshift.io/cluster), maintain openshift-etcd/etcd-endpoints as the etcd operator does and remove a member only once every node's kube-apiserver revision leaves it out of its etcd servers; without that object nothing is done")
+	fs.BoolVar(&o.skipRollout, "skip-apiserver-rollout-wait", false, "remove a member as soon as openshift-etcd/etcd-endpoints leaves it out, without waiting for the kube-apiserver revision rollout: the apiservers may dial a removed member until they roll out; warned about in the log, an Event and the ClusterOperator")
 	fs.DurationVar(&o.stallTimeout, "healthz-stall-timeout", d.StallTimeout, "/healthz fails on the leader once its control loop has finished no pass for this long, so that a hung leader's container is restarted; a standby's /healthz never depends on the leader. At least 30s")
 	fs.StringVar(&o.snapshotDir, "snapshot-dir", "", "directory where an etcd snapshot, its sha256 digest checked, is written before each voting member's removal; a removal waits while one cannot be taken; empty takes none")
 	fs.IntVar(&o.snapshotKeep, "snapshot-keep", d.SnapshotKeep, "how many etcd snapshots --snapshot-dir keeps, the newest")
@@ -126,31 +130,33 @@ func (o *options) appOptions() (app.Options, error) {
 		return app.Options{}, fmt.Errorf("--snapshot-budget %q: %w", o.snapshotBudget, err)
 	}
 	ao := app.Options{
-		Namespace:          o.namespace,
-		Hook:               machinev1beta1.LifecycleHook{Name: o.hookName, Owner: o.hookOwner},
-		DefaultReplicas:    o.replicas,
-		ManageMachines:     o.manageMachines,
-		PollInterval:       o.pollInterval,
-		EtcdEndpoints:      o.endpoints(),
-		EtcdCA:             o.etcdCA,
-		EtcdCert:           o.etcdCert,
-		EtcdKey:            o.etcdKey,
-		MetricsAddr:        o.metricsAddr,
-		MetricsSecure:      o.metricsSecure,
-		MetricsCertDir:     o.metricsCertDir,
-		ProbeAddr:          o.probeAddr,
-		LeaderElect:        o.leaderElect,
-		ElectionID:         o.electionID,
-		ElectionNS:         o.electionNS,
-		LeaseDuration:      o.leaseDuration,
-		RenewDeadline:      o.renewDeadline,
-		RetryPeriod:        o.retryPeriod,
-		ClusterOperator:    o.clusterOperator,
-		HookHeldThreshold:  o.hookHeldWarn,
-		PodName:            os.Getenv("POD_NAME"),
-		UnfilteredCache:    o.cacheAll,
-		EndpointsConfigMap: o.endpointsCM,
-		EndpointConsumers:  consumers,
+		Namespace:            o.namespace,
+		Hook:                 machinev1beta1.LifecycleHook{Name: o.hookName, Owner: o.hookOwner},
+		DefaultReplicas:      o.replicas,
+		ManageMachines:       o.manageMachines,
+		PollInterval:         o.pollInterval,
+		EtcdEndpoints:        o.endpoints(),
+		EtcdCA:               o.etcdCA,
+		EtcdCert:             o.etcdCert,
+		EtcdKey:              o.etcdKey,
+		MetricsAddr:          o.metricsAddr,
+		MetricsSecure:        o.metricsSecure,
+		MetricsCertDir:       o.metricsCertDir,
+		ProbeAddr:            o.probeAddr,
+		LeaderElect:          o.leaderElect,
+		ElectionID:           o.electionID,
+		ElectionNS:           o.electionNS,
+		LeaseDuration:        o.leaseDuration,
+		RenewDeadline:        o.renewDeadline,
+		RetryPeriod:          o.retryPeriod,
+		ClusterOperator:      o.clusterOperator,
+		HookHeldThreshold:    o.hookHeldWarn,
+		PodName:              os.Getenv("POD_NAME"),
+		UnfilteredCache:      o.cacheAll,
+		EndpointsConfigMap:   o.endpointsCM,
+		EndpointConsumers:    consumers,
+		OpenShiftEndpoints:   o.openshiftEndpoints,
+		SkipAPIServerRollout: o.skipRollout,
 		// The flag was parsed and validated but never passed on: learners never timed out.
 		LearnerStartTimeout: o.learnerStart,
 		StallTimeout:        o.stallTimeout,

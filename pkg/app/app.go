@@ -32,6 +32,7 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/coexist"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
+	"github.com/quorumguard/quorumguard/pkg/openshift"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/leader"
 	"github.com/quorumguard/quorumguard/pkg/machines"
@@ -183,16 +184,29 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		// A learner that never starts would hold etcd's one learner slot for ever.
 		LearnerStartTimeout: o.LearnerStartTimeout,
 	}
-	if o.EndpointsConfigMap != "" {
+	if o.EndpointsConfigMap != "" || o.OpenShiftEndpoints {
+		// The contracts read what their consumers write as it is now, not through the cache.
 		direct, err := client.New(cfg, client.Options{Scheme: Scheme()})
 		if err != nil {
 			return nil, err
 		}
-		ns := o.ElectionNS
-		if ns == "" {
-			ns = o.Namespace
+		if o.EndpointsConfigMap != "" {
+			ns := o.ElectionNS
+			if ns == "" {
+				ns = o.Namespace
+			}
+			c.Reconciler.Endpoints = &endpoints.Publisher{Client: direct, Namespace: ns, Name: o.EndpointsConfigMap, Consumers: o.EndpointConsumers}
 		}
-		c.Reconciler.Endpoints = &endpoints.Publisher{Client: direct, Namespace: ns, Name: o.EndpointsConfigMap, Consumers: o.EndpointConsumers}
+		if o.OpenShiftEndpoints {
+			oc, err := openshift.NewClients(cfg)
+			if err != nil {
+				return nil, err
+			}
+			c.Reconciler.OpenShift = &endpoints.OpenShiftPublisher{Client: direct, KubeAPIServers: oc.Operator.OperatorV1().KubeAPIServers(), SkipRollout: o.SkipAPIServerRollout}
+			if o.SkipAPIServerRollout {
+				ctrl.Log.WithName("endpoints").Info("WARNING: --skip-apiserver-rollout-wait: members are removed without waiting for the kube-apiserver to roll out a revision that leaves them out; the apiservers may dial removed members until they do")
+			}
+		}
 	}
 	if o.SnapshotDir != "" {
 		sm, err := snapshot.NewMetrics(ctrlmetrics.Registry)

@@ -43,6 +43,16 @@ type Options struct {
 	EndpointsConfigMap string
 	// EndpointConsumers must acknowledge a list without a member before it is removed.
 	EndpointConsumers []string
+	// OpenShiftEndpoints keeps OpenShift's contract on a cluster with a kube-apiserver
+	// operator (kubeapiservers.operator.openshift.io/cluster): quorumguard maintains
+	// openshift-etcd/etcd-endpoints as the etcd operator would, and removes a member only once
+	// every node's kube-apiserver revision leaves it out (pkg/endpoints, OpenShiftPublisher).
+	// Without that object it does nothing.
+	OpenShiftEndpoints bool
+	// SkipAPIServerRollout removes a member once etcd-endpoints leaves it out, without waiting
+	// for the kube-apiserver rollout; it is warned about in the log, an Event and the
+	// ClusterOperator.
+	SkipAPIServerRollout bool
 	// StallTimeout makes /healthz fail on the leader once its control loop has finished no
 	// pass for this long (Liveness).
 	StallTimeout time.Duration
@@ -85,6 +95,7 @@ func DefaultOptions() Options {
 		HookHeldThreshold:   30 * time.Minute,
 		LearnerStartTimeout: 5 * time.Minute,
 		EndpointsConfigMap:  "quorumguard-etcd-endpoints",
+		OpenShiftEndpoints:  true,
 		StallTimeout:        DefaultStallTimeout,
 		SnapshotKeep:        snapshot.DefaultKeep,
 	}
@@ -182,6 +193,9 @@ func (o Options) Validate() error {
 		if got, err := endpoints.ParseConsumers(c); err != nil || len(got) != 1 || got[0] != c {
 			bad("--endpoint-consumers: %q is not one valid consumer name (lower-case letters, digits, '-' and '.')", c)
 		}
+	}
+	if o.SkipAPIServerRollout && !o.OpenShiftEndpoints {
+		bad("--skip-apiserver-rollout-wait needs --openshift-etcd-endpoints: the wait it turns off is that contract's")
 	}
 	if len(o.EndpointConsumers) > 0 && o.EndpointsConfigMap == "" {
 		bad("--endpoint-consumers needs --endpoints-configmap: consumers acknowledge what is published there")

@@ -78,6 +78,12 @@ type Reconciler struct {
 	// Endpoints, when set, publishes the voting members' client URLs for consumers such
 	// as an apiserver operator and holds removals until they have rolled them out.
 	Endpoints *endpoints.Publisher
+	// OpenShift, when set, keeps OpenShift's contract (openshift-etcd/etcd-endpoints) on a
+	// cluster with a kube-apiserver operator and holds removals until its rollout leaves the
+	// member out on every node.
+	OpenShift *endpoints.OpenShiftPublisher
+	// openshiftData is the last etcd-endpoints data written, for logging changes once.
+	openshiftData map[string]string
 	// published is the last generation published, for logging changes once.
 	published int64
 	// learners are the last pass's reading of each learner (see learnerAges); etcdRead says

@@ -31,6 +31,13 @@ func shippedRBAC(t *testing.T) (ns, user string, flags map[string]string) {
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+			// The Roles of OpenShift's own namespaces (openshift-etcd,
+			// openshift-kube-apiserver) need them, as on a cluster.
+			if n := o.GetNamespace(); n != "" {
+				if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}); err != nil && !apierrors.IsAlreadyExists(err) {
+					t.Fatal(err)
+				}
+			}
 			if err := apply(ctx, cp.Client, o); err != nil {
 				t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
 			}

@@ -1,0 +1,127 @@
+package e2e_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/pkg/endpoints"
+	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/quorum"
+	"github.com/quorumguard/quorumguard/test/e2e"
+	"github.com/quorumguard/quorumguard/test/framework"
+)
+
+// startOpenShiftProtected starts a cluster whose apiserver lives on the etcd quorumguard
+// protects, the stand-in kube-apiserver operator following openshift-etcd/etcd-endpoints,
+// and a controller keeping OpenShift's contract.
+func startOpenShiftProtected(t *testing.T) (*framework.Cluster, *framework.KubeAPIServerOperator) {
+	t.Helper()
+	ctx := t.Context()
+	c, err := framework.StartProtected(ctx, framework.ControlPlaneOptions{}, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
+	waitNodes := func() error {
+		return framework.WaitFor(ctx, time.Minute, "the control-plane Nodes", func() (bool, error) {
+			var nodes corev1.NodeList
+			if err := c.Client.List(ctx, &nodes, client.HasLabels{"node-role.kubernetes.io/master"}); err != nil {
+				return false, nil
+			}
+			return len(nodes.Items) == 3, nil
+		})
+	}
+	if err := waitNodes(); err != nil {
+		t.Fatal(err)
+	}
+	op, err := c.StartKubeAPIServerOperator(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Stop)
+	o := e2e.ControllerOptions(c)
+	o.OpenShiftEndpoints = true
+	rc, err := e2e.StartController(ctx, c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.Stop() })
+	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
+	return c, op
+}
+
+// TestOpenShiftReplacementWaitsForTheAPIServerRollout: on a cluster with a kube-apiserver
+// operator, a replaced master's member stays in etcd until every node runs a revision that no
+// longer dials it. With one node's rollout stuck, the Machine's condition names the revision
+// and that node, and the member stays; once the node rolls out, the member goes and the hook
+// is released. The stand-in operator checks all along that no member was removed while a
+// node's revision dialled it.
+func TestOpenShiftReplacementWaitsForTheAPIServerRollout(t *testing.T) {
+	c, op := startOpenShiftProtected(t)
+	ctx := t.Context()
+	const stuck = "cluster-master-2"
+	op.Stick(stuck)
+	old := c.Agent.Member("cluster-master-0")
+	if err := framework.WaitFor(ctx, time.Minute, "the API to serve before the deletion", func() (bool, error) {
+		if err := e2e.CreateReplacement(ctx, c, "cluster-new-0"); err != nil && !isAlreadyExists(err) {
+			return false, nil
+		}
+		return c.DeleteMachine(ctx, "cluster-master-0") == nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	if err := framework.WaitFor(ctx, 3*time.Minute, "the removal to wait for "+stuck, func() (bool, error) {
+		m, err := c.Machine(ctx, "cluster-master-0")
+		if err != nil {
+			return false, nil
+		}
+		cond := framework.Condition(m, masters.ConditionType)
+		if cond == nil {
+			return false, nil
+		}
+		last = cond.Message
+		return cond.Reason == quorum.ReasonWaitingForEndpointConsumers && strings.Contains(cond.Message, "on node "+stuck+" (at revision 1)"), nil
+	}); err != nil {
+		t.Fatalf("%v; last condition message %q; revisions %+v", err, last, op.Revisions())
+	}
+	t.Logf("while %s is stuck: %s", stuck, last)
+	// Waiting is a state: it lasts while the node is stuck.
+	time.Sleep(3 * time.Second)
+	ids, err := e2e.VotingMembers(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(ids, "cluster-master-0") {
+		t.Fatalf("member cluster-master-0 was removed while node %s's revision dials it: members %v", stuck, ids)
+	}
+	var cm corev1.ConfigMap
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: endpoints.EtcdEndpointsNamespace, Name: endpoints.EtcdEndpointsName}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	for id, ip := range cm.Data {
+		if ip == old.IP.String() {
+			t.Errorf("etcd-endpoints still lists the replaced member as %s", id)
+		}
+	}
+	op.Unstick(stuck)
+	if err := e2e.WaitGone(ctx, c, 3*time.Minute, "cluster-master-0"); err != nil {
+		t.Fatalf("%v; rollouts %+v", err, op.Rollouts())
+	}
+	if v := op.Violations(); len(v) > 0 {
+		t.Errorf("members removed while a node's revision dialled them: %v", v)
+	}
+	revs := op.Revisions()
+	if len(revs) < 2 {
+		t.Errorf("revisions %+v: want a revision without the replaced member", revs)
+	}
+	for _, r := range op.Rollouts() {
+		t.Logf("node %s to revision %d: restarted %v, API away %s, err %v", r.Node, r.Revision, r.Restarted, r.Down.Round(time.Millisecond), r.Err)
+	}
+}
