@@ -14,6 +14,7 @@ import (
 	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
+	configv1ac "github.com/openshift/client-go/config/applyconfigurations/config/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -27,7 +28,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/openshift"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/test/e2e"
@@ -575,6 +578,10 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 	o := e2e.ControllerOptions(c)
 	o.LeaderElect, o.ElectionNS, o.ElectionID, o.PodName = "for-life", ns, lockID, pod.Name
 	o.ClusterOperator, o.HookHeldThreshold = "quorumguard", 30*time.Minute
+	// OpenShift's endpoint contract, as shipped: with no kube-apiserver operator here it reads
+	// kubeapiservers/cluster each pass and finds none; a refused read would hold the
+	// replacement below.
+	o.OpenShiftEndpoints = true
 	a := runApp(t, cfg, o)
 	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
 	if tok := a.Token.Load(); tok == 0 {
@@ -603,6 +610,39 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 		}
 	}
 	waitConditions(t, "quorumguard", 30*time.Second, healthy)
+
+	// What OpenShift's endpoint contract needs is granted: etcd-endpoints created, read and
+	// updated, the revisions' ConfigMaps read.
+	for _, n := range []string{endpoints.EtcdEndpointsNamespace, endpoints.KubeAPIServerNamespace} {
+		if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	ee := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: endpoints.EtcdEndpointsNamespace, Name: endpoints.EtcdEndpointsName}, Data: map[string]string{"a1": "10.0.0.1"}}
+	_ = cp.Client.Delete(ctx, ee.DeepCopy())
+	if err := as.Create(ctx, ee); err != nil {
+		t.Errorf("create etcd-endpoints as %s: %v", user, err)
+	}
+	t.Cleanup(func() { _ = cp.Client.Delete(context.Background(), ee) })
+	ee.Data["b2"] = "10.0.0.2"
+	if err := as.Update(ctx, ee); err != nil {
+		t.Errorf("update etcd-endpoints as %s: %v", user, err)
+	}
+	if _, err := endpoints.RevisionServers(ctx, as, 1); !apierrors.IsNotFound(err) {
+		t.Errorf("read a kube-apiserver revision as %s: %v; want NotFound", user, err)
+	}
+	asOS, err := openshift.NewClients(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asOS.Operator.OperatorV1().KubeAPIServers().Get(ctx, endpoints.KubeAPIServerName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("read kubeapiservers/cluster as %s: %v; want NotFound", user, err)
+	}
+	otherEtcdCM := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: endpoints.EtcdEndpointsNamespace, Name: "etcd-scripts"}}
+	if err := cp.Client.Create(ctx, otherEtcdCM); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cp.Client.Delete(context.Background(), otherEtcdCM) })
 
 	// What the role does not grant is refused.
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "rbac-probe", Namespace: framework.MachineNamespace}}
@@ -650,7 +690,20 @@ func TestRBACIsEnoughAndNoMore(t *testing.T) {
 			co.Status.Conditions = []configv1.ClusterOperatorStatusCondition{{Type: configv1.OperatorAvailable, Status: configv1.ConditionFalse, LastTransitionTime: metav1.Now()}}
 			return as.Status().Update(ctx, co)
 		}},
+		{"apply another ClusterOperator's status", func() error {
+			ac := configv1ac.ClusterOperator(otherCO.Name).WithStatus(configv1ac.ClusterOperatorStatus().WithConditions(
+				configv1ac.ClusterOperatorStatusCondition().WithType(configv1.OperatorAvailable).WithStatus(configv1.ConditionFalse).WithLastTransitionTime(metav1.Now())))
+			_, err := asOS.Config.ConfigV1().ClusterOperators().ApplyStatus(ctx, ac, metav1.ApplyOptions{FieldManager: "quorumguard", Force: true})
+			return err
+		}},
 		{"delete a ClusterOperator", func() error { return as.Delete(ctx, otherCO.DeepCopy()) }},
+		{"read another ConfigMap in openshift-etcd", func() error {
+			return as.Get(ctx, client.ObjectKeyFromObject(otherEtcdCM), &corev1.ConfigMap{})
+		}},
+		{"delete etcd-endpoints", func() error { return as.Delete(ctx, ee.DeepCopy()) }},
+		{"write a kube-apiserver revision", func() error {
+			return as.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: endpoints.KubeAPIServerNamespace, Name: "config-99"}})
+		}},
 		{"delete a ConfigMap other than the lock", func() error {
 			return as.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: lockID + "-epoch", Namespace: ns}})
 		}},
