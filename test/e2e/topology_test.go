@@ -8,6 +8,7 @@ import (
 	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/coexist"
+	"github.com/quorumguard/quorumguard/pkg/failuredomain"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/openshift"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
@@ -296,5 +299,74 @@ func TestTopologyArbiter(t *testing.T) {
 	}
 	if err := e2e.WaitVoters(ctx, c, time.Minute, append(slices.Clone(mastersOnly), "cluster-arbiter-1")...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTopologyArbiterNotRebalanced runs quorumguard with Machine management on a
+// HighlyAvailableArbiter control plane whose arbiter sits in zone c, with the masters in a,
+// b, a. Adding zone c to the ControlPlaneMachineSet moves master index 2 there: the arbiter
+// neither fills zone c nor counts as a master, and it is never moved, deleted or given an
+// index, while its member stays a voter.
+func TestTopologyArbiterNotRebalanced(t *testing.T) {
+	ctx := t.Context()
+	setTopology(t, configv1.HighlyAvailableArbiterMode)
+	c, _ := startCluster(t, clusterSpec{zones: "aba", settle: true, options: func(o *app.Options) {
+		o.ManageMachines, o.CoexistInterval = true, 300*time.Millisecond
+	}})
+	arbiter := c.NewMaster("cluster-arbiter-0", e2e.ZoneSpec('c'))
+	arbiter.Labels[framework.RoleLabel], arbiter.Labels[framework.TypeLabel] = masters.ArbiterRole, masters.ArbiterRole
+	if err := c.Client.Create(ctx, arbiter); err != nil {
+		t.Fatal(err)
+	}
+	waitHooks(t, c, "cluster-arbiter-0")
+	if err := e2e.WaitVoters(ctx, c, 2*time.Minute, "cluster-arbiter-0", "cluster-master-0", "cluster-master-1", "cluster-master-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitHealthWindow(ctx, c, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	// The rollout helpers count three voters; the arbiter's is a fourth, so the rebalance is
+	// followed here. The set's selector names only the cluster, so it selects the arbiter
+	// too: the role alone keeps the arbiter out.
+	cpms := e2e.NewCPMS(c, e2e.CPMSInput{Zones: "abc"})
+	cpms.Spec.Selector.MatchLabels = map[string]string{framework.ClusterLabel: c.Opts.Prefix}
+	if err := c.Client.Create(ctx, cpms); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e2e.DeleteCPMS(context.Background(), c) })
+	if err := e2e.WaitGone(ctx, c, 3*time.Minute, "cluster-master-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e2e.WaitCPMSCondition(ctx, c, time.Minute, "Progressing", metav1.ConditionFalse, machines.ReasonAllReplicasUpdated); err != nil {
+		t.Fatal(err)
+	}
+	var list machinev1beta1.MachineList
+	if err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace)); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range list.Items {
+		names = append(names, m.Name)
+	}
+	if len(list.Items) != 4 || !slices.Contains(names, "cluster-arbiter-0") {
+		t.Errorf("Machines %v after the rebalance; want three masters and cluster-arbiter-0", names)
+	}
+	m, err := c.Machine(ctx, "cluster-arbiter-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.DeletionTimestamp != nil || !hooks.Has(m, hooks.Default) {
+		t.Errorf("the arbiter: deleting %v, hook %v; want it untouched and protected", m.DeletionTimestamp != nil, hooks.Has(m, hooks.Default))
+	}
+	if idx, ok := m.Annotations[failuredomain.IndexAnnotation]; ok {
+		t.Errorf("the arbiter got the index annotation %q", idx)
+	}
+	voters, err := e2e.VotingMembers(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(voters, "cluster-arbiter-0") || len(voters) != 4 {
+		t.Errorf("voting members %v after the rebalance; want three masters and cluster-arbiter-0", voters)
 	}
 }
