@@ -97,7 +97,7 @@ func TestTopologyGuard(t *testing.T) {
 	setTopology(t, "")
 	t.Run("no status", func(t *testing.T) { check(t, "", "master") })
 	for _, tc := range []struct {
-		topology          configv1.TopologyMode
+		topology            configv1.TopologyMode
 		wantHold, wantRoles string
 	}{
 		{configv1.HighlyAvailableTopologyMode, "", "master"},
