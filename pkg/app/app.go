@@ -16,6 +16,8 @@ import (
 	configv1 "github.com/openshift/api/config/v1"
 	machinev1 "github.com/openshift/api/machine/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -32,11 +34,11 @@ import (
 	"github.com/quorumguard/quorumguard/pkg/coexist"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
-	"github.com/quorumguard/quorumguard/pkg/openshift"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/leader"
 	"github.com/quorumguard/quorumguard/pkg/machines"
 	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/openshift"
 	"github.com/quorumguard/quorumguard/pkg/snapshot"
 )
 
@@ -204,7 +206,9 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 			}
 			c.Reconciler.OpenShift = &endpoints.OpenShiftPublisher{Client: direct, KubeAPIServers: oc.Operator.OperatorV1().KubeAPIServers(), SkipRollout: o.SkipAPIServerRollout}
 			if o.SkipAPIServerRollout {
-				ctrl.Log.WithName("endpoints").Info("WARNING: --skip-apiserver-rollout-wait: members are removed without waiting for the kube-apiserver to roll out a revision that leaves them out; the apiservers may dial removed members until they do")
+				if err := warnSkipRollout(mgr, o); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -369,4 +373,20 @@ func (f *electedFence) Token(ctx context.Context) (uint64, error) {
 		return 0, errNotElected
 	}
 	return (*inner).Token(ctx)
+}
+
+// warnSkipRollout says in the log, at once, and in a Warning Event about this replica's Pod
+// once it leads, that the kube-apiserver rollout wait is off.
+func warnSkipRollout(mgr manager.Manager, o Options) error {
+	ctrl.Log.WithName("endpoints").Info("WARNING: " + SkipRolloutWarning)
+	if o.PodName == "" || o.ElectionNS == "" {
+		return nil
+	}
+	rec := mgr.GetEventRecorder("quorumguard")
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: o.PodName, Namespace: o.ElectionNS}}
+	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		rec.Eventf(pod, nil, corev1.EventTypeWarning, "APIServerRolloutWaitOff", "Configure", "%s", SkipRolloutWarning)
+		<-ctx.Done()
+		return nil
+	}))
 }

@@ -47,7 +47,8 @@ func (c *Controller) EnableStatus() error {
 			}
 			return c.Guard.Hold()
 		},
-		Log: ctrl.Log.WithName("status"),
+		Warnings: warnings(o),
+		Log:      ctrl.Log.WithName("status"),
 	})
 	prev := c.Reconciler.Observer
 	c.Reconciler.Observer = func(obs controlplane.Observation) {
@@ -85,4 +86,17 @@ func leaderLock(o Options) *configv1.ObjectReference {
 		return &configv1.ObjectReference{Group: "coordination.k8s.io", Resource: "leases", Namespace: o.ElectionNS, Name: o.ElectionID}
 	}
 	return nil
+}
+
+// SkipRolloutWarning is said in the log, an Event and the ClusterOperator while
+// --skip-apiserver-rollout-wait is on.
+const SkipRolloutWarning = "--skip-apiserver-rollout-wait is on: etcd members are removed without waiting for every node's kube-apiserver to roll out a revision that leaves them out, so apiservers may dial removed members until they do"
+
+// warnings are the configuration choices the ClusterOperator must show.
+func warnings(o Options) []string {
+	var out []string
+	if o.OpenShiftEndpoints && o.SkipAPIServerRollout {
+		out = append(out, SkipRolloutWarning)
+	}
+	return out
 }

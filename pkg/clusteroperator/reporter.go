@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,7 +67,10 @@ type Config struct {
 	// Hold, when set and giving a reason, says another operator manages etcd; Degraded then
 	// says so (operatorstatus.Held).
 	Hold func() string
-	Log  logr.Logger
+	// Warnings are configuration choices an administrator must not miss (a safety wait
+	// turned off); each is added to the Available condition's message.
+	Warnings []string
+	Log      logr.Logger
 }
 
 // Reporter turns passes into the metrics and the ClusterOperator status. Observe is the
@@ -221,6 +225,7 @@ func (r *Reporter) sync(ctx context.Context) error {
 			want = operatorstatus.Held(want, prev, why, metav1.NewTime(now))
 		}
 	}
+	want = withWarnings(want, c.Warnings)
 	if r.stored != nil && operatorstatus.Equal(want, r.stored.Status) {
 		return nil
 	}
@@ -324,4 +329,18 @@ func RelatedObjects(namespace, electionNamespace string, lock *configv1.ObjectRe
 		out = append(out, *lock)
 	}
 	return out
+}
+
+// withWarnings adds each warning to the Available condition's message.
+func withWarnings(s configv1.ClusterOperatorStatus, warnings []string) configv1.ClusterOperatorStatus {
+	if len(warnings) == 0 {
+		return s
+	}
+	s.Conditions = slices.Clone(s.Conditions)
+	for i, c := range s.Conditions {
+		if c.Type == configv1.OperatorAvailable {
+			s.Conditions[i].Message = strings.TrimSpace(c.Message + " WARNING: " + strings.Join(warnings, " WARNING: "))
+		}
+	}
+	return s
 }

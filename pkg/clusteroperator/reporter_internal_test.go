@@ -339,3 +339,22 @@ func TestStatusApply(t *testing.T) {
 		t.Errorf("extension %v; want none applied", s.Extension)
 	}
 }
+
+// TestWarningsReachTheAvailableMessage: a safety wait turned off is said on Available, and
+// nothing else changes.
+func TestWarningsReachTheAvailableMessage(t *testing.T) {
+	in := configv1.ClusterOperatorStatus{Conditions: []configv1.ClusterOperatorStatusCondition{
+		{Type: configv1.OperatorAvailable, Status: configv1.ConditionTrue, Message: "etcd is quorate"},
+		{Type: configv1.OperatorDegraded, Status: configv1.ConditionFalse, Message: "fine"},
+	}}
+	got := withWarnings(in, []string{"the kube-apiserver rollout wait is off"})
+	if m := got.Conditions[0].Message; m != "etcd is quorate WARNING: the kube-apiserver rollout wait is off" {
+		t.Errorf("Available message %q", m)
+	}
+	if got.Conditions[1].Message != "fine" || in.Conditions[0].Message != "etcd is quorate" {
+		t.Errorf("other conditions or the input changed: %+v, %+v", got.Conditions, in.Conditions)
+	}
+	if out := withWarnings(in, nil); out.Conditions[0].Message != "etcd is quorate" {
+		t.Errorf("no warnings: %q", out.Conditions[0].Message)
+	}
+}

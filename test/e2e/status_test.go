@@ -14,8 +14,8 @@ import (
 	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
-	configv1ac "github.com/openshift/client-go/config/applyconfigurations/config/v1"
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	configv1ac "github.com/openshift/client-go/config/applyconfigurations/config/v1"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
