@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	configv1 "github.com/openshift/api/config/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/masters"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
@@ -20,7 +22,7 @@ import (
 // startOpenShiftProtected starts a cluster whose apiserver lives on the etcd quorumguard
 // protects, the stand-in kube-apiserver operator following openshift-etcd/etcd-endpoints,
 // and a controller keeping OpenShift's contract.
-func startOpenShiftProtected(t *testing.T) (*framework.Cluster, *framework.KubeAPIServerOperator) {
+func startOpenShiftProtected(t *testing.T, mutate func(*app.Options)) (*framework.Cluster, *framework.KubeAPIServerOperator) {
 	t.Helper()
 	ctx := t.Context()
 	c, err := framework.StartProtected(ctx, framework.ControlPlaneOptions{}, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
@@ -47,6 +49,9 @@ func startOpenShiftProtected(t *testing.T) (*framework.Cluster, *framework.KubeA
 	t.Cleanup(op.Stop)
 	o := e2e.ControllerOptions(c)
 	o.OpenShiftEndpoints = true
+	if mutate != nil {
+		mutate(&o)
+	}
 	rc, err := e2e.StartController(ctx, c, o)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +68,7 @@ func startOpenShiftProtected(t *testing.T) (*framework.Cluster, *framework.KubeA
 // is released. The stand-in operator checks all along that no member was removed while a
 // node's revision dialled it.
 func TestOpenShiftReplacementWaitsForTheAPIServerRollout(t *testing.T) {
-	c, op := startOpenShiftProtected(t)
+	c, op := startOpenShiftProtected(t, nil)
 	ctx := t.Context()
 	const stuck = "cluster-master-2"
 	op.Stick(stuck)
@@ -123,5 +128,62 @@ func TestOpenShiftReplacementWaitsForTheAPIServerRollout(t *testing.T) {
 	}
 	for _, r := range op.Rollouts() {
 		t.Logf("node %s to revision %d: restarted %v, API away %s, err %v", r.Node, r.Revision, r.Restarted, r.Down.Round(time.Millisecond), r.Err)
+	}
+}
+
+// TestOpenShiftSkipRolloutWaitIsSaid: with --skip-apiserver-rollout-wait a replaced member
+// goes as soon as etcd-endpoints leaves it out, even with a node's rollout stuck, and the
+// choice is said in a Warning Event and the ClusterOperator's Available message. The stand-in
+// operator's invariant check sees what the wait exists to prevent: a node still dialling the
+// removed member.
+func TestOpenShiftSkipRolloutWaitIsSaid(t *testing.T) {
+	c, op := startOpenShiftProtected(t, func(o *app.Options) {
+		o.SkipAPIServerRollout, o.ClusterOperator = true, "quorumguard"
+		o.PodName, o.ElectionNS = "quorumguard-skip", framework.MachineNamespace
+	})
+	ctx := t.Context()
+	op.Stick("cluster-master-2")
+	if err := framework.WaitFor(ctx, time.Minute, "the API to serve before the deletion", func() (bool, error) {
+		if err := e2e.CreateReplacement(ctx, c, "cluster-new-0"); err != nil && !isAlreadyExists(err) {
+			return false, nil
+		}
+		return c.DeleteMachine(ctx, "cluster-master-0") == nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitGone(ctx, c, 3*time.Minute, "cluster-master-0"); err != nil {
+		t.Fatalf("%v; rollouts %+v", err, op.Rollouts())
+	}
+	if err := framework.WaitFor(ctx, 30*time.Second, "the stand-in operator to see a node dialling the removed member", func() (bool, error) {
+		return len(op.Violations()) > 0, nil
+	}); err != nil {
+		t.Error(err)
+	}
+	var last string
+	if err := framework.WaitFor(ctx, time.Minute, "the warning on the ClusterOperator", func() (bool, error) {
+		co := &configv1.ClusterOperator{}
+		if err := c.Client.Get(ctx, client.ObjectKey{Name: "quorumguard"}, co); err != nil {
+			return false, nil
+		}
+		for _, cond := range co.Status.Conditions {
+			if cond.Type == configv1.OperatorAvailable {
+				last = cond.Message
+				return strings.Contains(cond.Message, "WARNING: --skip-apiserver-rollout-wait is on"), nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		t.Errorf("%v; Available says %q", err, last)
+	}
+	if err := framework.WaitFor(ctx, time.Minute, "the Warning Event", func() (bool, error) {
+		var list corev1.EventList
+		if err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace)); err != nil {
+			return false, nil
+		}
+		return slices.ContainsFunc(list.Items, func(e corev1.Event) bool {
+			return e.Reason == "APIServerRolloutWaitOff" && e.Type == corev1.EventTypeWarning && e.InvolvedObject.Name == "quorumguard-skip"
+		}), nil
+	}); err != nil {
+		t.Error(err)
 	}
 }
