@@ -136,6 +136,11 @@ func printTable(out io.Writer, rep *operatorstatus.Report, coName string) error 
 		return "no"
 	}
 
+	row("CONTROL-PLANE TOPOLOGY: " + dash(rep.Topology))
+	if rep.TopologyHold != "" {
+		row("HELD: " + rep.TopologyHold)
+	}
+	row()
 	row(fmt.Sprintf("ETCD MEMBERS (desired voting members: %d)", rep.Desired))
 	switch {
 	case rep.EtcdError != "" && len(rep.Members) == 0:

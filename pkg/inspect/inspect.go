@@ -16,11 +16,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/coexist"
 	"github.com/quorumguard/quorumguard/pkg/controlplane"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/failuredomain"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/openshift"
 	"github.com/quorumguard/quorumguard/pkg/operatorstatus"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
@@ -41,8 +43,9 @@ func Cluster(ctx context.Context, cfg *rest.Config, o app.Options) (*operatorsta
 		return nil, err
 	}
 	defer view.Close()
+	topology, hold, roles := Topology(ctx, cfg)
 	p, err := controlplane.DryRun(ctx, controlplane.Source{Reader: cl, Etcd: view, Namespace: o.Namespace, Hook: o.Hook,
-		DefaultReplicas: o.DefaultReplicas, LearnerStartTimeout: o.LearnerStartTimeout})
+		DefaultReplicas: o.DefaultReplicas, LearnerStartTimeout: o.LearnerStartTimeout, Roles: roles})
 	if err != nil {
 		return nil, err
 	}
@@ -77,9 +80,31 @@ func Cluster(ctx context.Context, cfg *rest.Config, o app.Options) (*operatorsta
 	} else {
 		rep.Next = operatorstatus.Next(p.State, p.Decision)
 	}
+	rep.Topology = topology
+	rep.HoldForTopology(hold)
 	rep.Members = members(p)
 	rep.Machines = machines(p, o.Hook)
 	return rep, nil
+}
+
+// Topology is the control-plane topology as pkg/coexist reads it, why it holds quorumguard
+// (empty when it does not), and the roles of the Machines that hold members. One that
+// cannot be read holds, and is reported as unknown.
+func Topology(ctx context.Context, cfg *rest.Config) (topology, hold string, roles []string) {
+	oc, err := openshift.NewClients(cfg)
+	var in coexist.Input
+	if err == nil {
+		in, err = coexist.Gather(ctx, oc, "")
+	}
+	if err != nil {
+		return "unknown", coexist.TopologyHoldPrefix + "could not be read: " + err.Error(), []string{masters.MasterRole}
+	}
+	v := coexist.Decide(in)
+	topology = string(in.Topology)
+	if topology == "" {
+		topology = string(configv1.HighlyAvailableTopologyMode) + " (default)"
+	}
+	return topology, v.Topology, v.Roles
 }
 
 // members are the observed members, each placed on its Machine as the planner places it.

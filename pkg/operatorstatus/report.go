@@ -28,6 +28,23 @@ type Report struct {
 	ClusterOperator     *ClusterOperatorReport `json:"clusterOperator,omitempty"`
 	MachineHealthChecks []MHCVerdict           `json:"machineHealthChecks"`
 	Next                NextStep               `json:"next"`
+	// Topology is status.controlPlaneTopology of infrastructures.config.openshift.io/cluster,
+	// "HighlyAvailable (default)" when unset or absent, "unknown" when it could not be read.
+	Topology string `json:"controlPlaneTopology"`
+	// TopologyHold says why the topology leaves quorumguard nothing to change (pkg/coexist);
+	// Next then takes no step.
+	TopologyHold string `json:"topologyHold,omitempty"`
+}
+
+// HoldForTopology makes the next step none, as the controller's is while the control-plane
+// topology holds it (why), keeping the planner's fault tolerance and reports.
+func (r *Report) HoldForTopology(why string) {
+	r.TopologyHold = why
+	if why == "" {
+		return
+	}
+	r.Next.Action, r.Next.Machine = string(quorum.None), ""
+	r.Next.Step, r.Next.Reason = "nothing: held for the control-plane topology", why
 }
 
 // MemberReport is one etcd member.
