@@ -32,11 +32,7 @@ import (
 	"github.com/quorumguard/quorumguard/test/framework"
 )
 
-const (
-	lockName           = "quorumguard-lock"
-	endpointsConfigMap = "quorumguard-etcd-endpoints"
-	endpointsConsumer  = "kube-apiserver"
-)
+const lockName = "quorumguard-lock"
 
 func main() {
 	keep := flag.Bool("keep", false, "leave the cluster up at the end and print how to reach it")
@@ -60,9 +56,9 @@ type demo struct {
 	bin      string
 	keep     bool
 	separate bool
-	// operator stands in for the apiserver operator when the apiserver is on the protected
-	// etcd: it rolls out the published endpoints and acknowledges them.
-	operator *framework.APIServerOperator
+	// operator stands in for the kube-apiserver operator when the apiserver is on the
+	// protected etcd: it rolls etcd-endpoints out as revisions, node by node.
+	operator *framework.KubeAPIServerOperator
 	out      *view
 	dir      string
 	cp       *framework.ControlPlane
@@ -109,8 +105,10 @@ func (d *demo) run(ctx context.Context) error {
 			return err
 		}
 		d.cp = d.cluster.CP
-		d.say("an apiserver operator stand-in restarts kube-apiserver on the etcd endpoints quorumguard publishes, and acknowledges each list")
-		d.operator = d.cluster.StartAPIServerOperator(framework.MachineNamespace, endpointsConfigMap, endpointsConsumer)
+		d.say("a kube-apiserver operator stand-in follows openshift-etcd/etcd-endpoints, which quorumguard keeps as the etcd operator would, makes a revision for each list and rolls it out node by node, restarting kube-apiserver onto it")
+		if d.operator, err = d.cluster.StartKubeAPIServerOperator(ctx); err != nil {
+			return err
+		}
 	}
 	if err := d.createCPMS(ctx, []string{"us-east-1a", "us-east-1b"}); err != nil {
 		return err
@@ -228,7 +226,9 @@ func (d *demo) summary(ctx context.Context) error {
 				restarts++
 			}
 		}
+		fmt.Printf("  %-45s %8d\n", "kube-apiserver revisions", len(d.operator.Revisions()))
 		fmt.Printf("  %-45s %8d\n", "apiserver restarts onto new etcd endpoints", restarts)
+		fmt.Printf("  %-45s %8d\n", "members removed while a node dialled them", len(d.operator.Violations()))
 		fmt.Printf("  %-45s %s\n", "apiserver's etcd servers at the end", strings.Join(d.cp.EtcdServers(), ","))
 	}
 	d.latencyTable(rep.Latency)
@@ -237,6 +237,9 @@ func (d *demo) summary(ctx context.Context) error {
 		fmt.Printf("\ncluster kept: KUBECONFIG=%s\netcd endpoints: %s\n  --etcd-ca-file=%s --etcd-cert-file=%s --etcd-key-file=%s\npress Ctrl-C to tear it down\n",
 			d.cp.KubeconfigFile, strings.Join(d.cluster.Agent.RunningEndpoints(), ","), ca, cert, key)
 		<-ctx.Done()
+	}
+	if d.operator != nil && len(d.operator.Violations()) > 0 {
+		return fmt.Errorf("members removed while a node's kube-apiserver revision dialled them: %s", strings.Join(d.operator.Violations(), "; "))
 	}
 	if len(rep.Lost) > 0 || len(mon.QuorumLost) > 0 {
 		return fmt.Errorf("%d writes lost, quorum lost in %d samples", len(rep.Lost), len(mon.QuorumLost))
@@ -315,9 +318,6 @@ func (d *demo) startReplica(name string) error {
 	cmd := exec.Command(d.bin, "--kubeconfig="+d.cp.KubeconfigFile, "--etcd-ca-file="+ca, "--etcd-cert-file="+cert, "--etcd-key-file="+key,
 		"--leader-elect=for-life", "--leader-election-namespace="+framework.MachineNamespace,
 		"--metrics-bind-address=0", "--health-probe-bind-address=0")
-	if d.operator != nil {
-		cmd.Args = append(cmd.Args, "--endpoints-configmap="+endpointsConfigMap, "--endpoint-consumers="+endpointsConsumer)
-	}
 	cmd.Env = append(os.Environ(), "POD_NAME="+name)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -281,10 +281,21 @@ func chaosScenario(t *testing.T, plane *framework.ControlPlane, seed uint64, eve
 	}
 	defer rot.Stop()
 	o.EtcdCert, o.EtcdKey = rot.CertFile(), rot.KeyFile()
+	var kas *framework.KubeAPIServerOperator
 	if !separate {
-		op := c.StartAPIServerOperator(framework.MachineNamespace, protectedConfigMap, protectedConsumer)
-		defer op.Stop()
-		o.EndpointsConfigMap, o.EndpointConsumers = protectedConfigMap, []string{protectedConsumer}
+		// OpenShift's contract: quorumguard keeps etcd-endpoints, the stand-in kube-apiserver
+		// operator rolls each list out node by node, and checks that no member is removed
+		// while a node's revision dials it.
+		if kas, err = c.StartKubeAPIServerOperator(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer kas.Stop()
+		o.OpenShiftEndpoints = true
+		defer func() {
+			if v := kas.Violations(); len(v) > 0 {
+				t.Errorf("seed %d: members removed while a node's kube-apiserver revision dialled them: %v", seed, v)
+			}
+		}()
 	}
 	rs, err := e2e.StartReplicas(ctx, c, o, fmt.Sprintf("quorumguard-chaos-%d", seed), 2)
 	if err != nil {

@@ -46,11 +46,13 @@ func startProtected(t *testing.T) (*framework.Cluster, *framework.APIServerOpera
 }
 
 // TestProtectedStoreReplaceAllThreeInTurn replaces every original master, one after another,
-// on a cluster whose apiserver stores its data in the members being replaced. The API rides
-// out each restart onto the new endpoints, no acknowledged write is lost, and at the end the
-// apiserver runs on the three new members alone.
+// on a cluster whose apiserver stores its data in the members being replaced, under
+// OpenShift's contract (etcd-endpoints and the stand-in kube-apiserver operator's revisions).
+// The API rides out each restart onto the new revision, no acknowledged write is lost, no
+// member is removed while a node's revision dials it, and at the end the apiserver runs on
+// the three new members alone.
 func TestProtectedStoreReplaceAllThreeInTurn(t *testing.T) {
-	c, op := startProtected(t)
+	c, op := startOpenShiftProtected(t, nil)
 	ctx := t.Context()
 	g, err := e2e.StartGuards(ctx, c)
 	if err != nil {
@@ -97,22 +99,26 @@ func TestProtectedStoreReplaceAllThreeInTurn(t *testing.T) {
 	}
 	restarts := 0
 	for _, r := range op.Rollouts() {
-		t.Logf("rollout of generation %d (%d endpoints): restarted %v, API away %s", r.Generation, len(r.Endpoints), r.Restarted, r.Down.Round(time.Millisecond))
+		t.Logf("node %s to revision %d: restarted %v, API away %s", r.Node, r.Revision, r.Restarted, r.Down.Round(time.Millisecond))
 		if r.Err != nil {
-			t.Errorf("rollout of generation %d failed: %v", r.Generation, r.Err)
+			t.Errorf("node %s to revision %d failed: %v", r.Node, r.Revision, r.Err)
 		}
 		if r.Restarted {
 			restarts++
 		}
 	}
 	if restarts < 3 {
-		t.Errorf("kube-apiserver was restarted %d times for new endpoints, want at least 3 (one per replacement): %+v", restarts, op.Rollouts())
+		t.Errorf("kube-apiserver was restarted %d times for new revisions, want at least 3 (one per replacement): %+v", restarts, op.Rollouts())
+	}
+	if v := op.Violations(); len(v) > 0 {
+		t.Errorf("members removed while a node's kube-apiserver revision dialled them: %v", v)
 	}
 }
 
 func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }
 
-// TestProtectedStoreQuorumLoss: two of three members frozen take quorum away, and with it
+// TestProtectedStoreQuorumLoss, under the generic contract (the quorumguard-etcd-endpoints
+// ConfigMap and a consumer's digest acknowledgement): two of three members frozen take quorum away, and with it
 // the API, as in production. Nothing is changed while it is gone: the member list and every
 // hook are as they were once it returns, no acknowledged write is lost, and a replacement
 // afterwards completes.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	operatorv1 "github.com/openshift/api/operator/v1"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,8 +74,10 @@ type KubeAPIServerOperator struct {
 	revisions  []KASRevision
 	rollouts   []KASNodeRollout
 	violations []string
-	cancel     context.CancelFunc
-	done       chan struct{}
+	// etcd is the invariant check's client, made on first use and closed by Stop.
+	etcd   *clientv3.Client
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // StartKubeAPIServerOperator creates the namespaces, the kube-apiserver operator's object
@@ -158,6 +161,9 @@ func (o *KubeAPIServerOperator) Violations() []string {
 func (o *KubeAPIServerOperator) Stop() {
 	o.cancel()
 	<-o.done
+	if o.etcd != nil {
+		_ = o.etcd.Close()
+	}
 }
 
 func (o *KubeAPIServerOperator) run(ctx context.Context) {
@@ -197,11 +203,14 @@ func (o *KubeAPIServerOperator) pass(ctx context.Context) error {
 // check records a violation for each member a node's current revision dials that is no
 // longer in etcd.
 func (o *KubeAPIServerOperator) check(ctx context.Context, kas *operatorv1.KubeAPIServer) error {
-	cli, err := o.c.EtcdClient()
-	if err != nil {
-		return err
+	if o.etcd == nil {
+		cli, err := o.c.EtcdClient()
+		if err != nil {
+			return err
+		}
+		o.etcd = cli
 	}
-	defer cli.Close()
+	cli := o.etcd
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	list, err := cli.MemberList(lctx)
