@@ -152,6 +152,9 @@ func TestRBACWithMachineManagement(t *testing.T) {
 		{"read the etcd operator's ClusterOperator", func() error {
 			return as.Get(ctx, client.ObjectKeyFromObject(otherCO), &configv1.ClusterOperator{})
 		}},
+		{"read an Infrastructure that is not cluster", func() error {
+			return as.Get(ctx, client.ObjectKey{Name: "not-cluster"}, &configv1.Infrastructure{})
+		}},
 	} {
 		if err := r.do(); !apierrors.IsForbidden(err) {
 			t.Errorf("%s as %s: %v; want Forbidden", r.name, user, err)
