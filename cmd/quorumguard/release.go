@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/endpoints"
+	"github.com/quorumguard/quorumguard/pkg/openshift"
 	"github.com/quorumguard/quorumguard/pkg/release"
 	"github.com/quorumguard/quorumguard/pkg/snapshot"
 )
@@ -56,6 +58,13 @@ func runRelease(ctx context.Context, cfg *rest.Config, ao app.Options, r release
 		if rc.EndpointsNamespace == "" {
 			rc.EndpointsNamespace = ao.Namespace
 		}
+	}
+	if ao.OpenShiftEndpoints {
+		oc, err := openshift.NewClients(cfg)
+		if err != nil {
+			return err
+		}
+		rc.OpenShift = &endpoints.OpenShiftPublisher{Client: cl, KubeAPIServers: oc.Operator.OperatorV1().KubeAPIServers(), SkipRollout: ao.SkipAPIServerRollout}
 	}
 	if ao.SnapshotDir != "" {
 		rc.Snapshots = &snapshot.Taker{Dir: ao.SnapshotDir, Keep: ao.SnapshotKeep, Budget: ao.SnapshotBudget,

@@ -90,6 +90,7 @@ quorum is lost; 4 refused (the reason is printed; nothing was changed).`,
 			}
 			ao.SnapshotDir, ao.SnapshotKeep, ao.SnapshotBudget = full.SnapshotDir, full.SnapshotKeep, full.SnapshotBudget
 			ao.EndpointsConfigMap, ao.EndpointConsumers = full.EndpointsConfigMap, full.EndpointConsumers
+			ao.OpenShiftEndpoints, ao.SkipAPIServerRollout = full.OpenShiftEndpoints, full.SkipAPIServerRollout
 			cfg, err := c.restConfig()
 			if err != nil {
 				return err

@@ -107,6 +107,48 @@ func (p *OpenShiftPublisher) Sync(ctx context.Context, members []Member, desired
 	return res
 }
 
+// Check is Sync without writing, for `quorumguard release`: the holds as the stored
+// etcd-endpoints and the rollout stand now. An etcd-endpoints that does not exist lists
+// nothing.
+func (p *OpenShiftPublisher) Check(ctx context.Context, members []Member) OpenShiftResult {
+	var res OpenShiftResult
+	holdAll := func(err error) OpenShiftResult {
+		res.Err, res.Holds = err, map[uint64]string{}
+		for _, m := range members {
+			if m.Voting {
+				res.Holds[m.ID] = fmt.Sprintf("removal waits: %v", err)
+			}
+		}
+		return res
+	}
+	kas, err := p.KubeAPIServers.Get(ctx, KubeAPIServerName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+		return res
+	case err != nil:
+		res.Active = true
+		return holdAll(fmt.Errorf("read kubeapiservers.operator.openshift.io/%s: %w", KubeAPIServerName, err))
+	}
+	res.Active = true
+	res.Rollout = ReadRollout(ctx, p.Client, kas)
+	var cm corev1.ConfigMap
+	key := client.ObjectKey{Namespace: EtcdEndpointsNamespace, Name: EtcdEndpointsName}
+	switch err := p.Client.Get(ctx, key, &cm); {
+	case apierrors.IsNotFound(err):
+		res.Data = map[string]string{}
+	case err != nil:
+		return holdAll(fmt.Errorf("read ConfigMap %s: %w", key, err))
+	default:
+		res.Data = cm.Data
+	}
+	rollout := &res.Rollout
+	if p.SkipRollout {
+		rollout = nil
+	}
+	res.Holds = RolloutHolds(members, res.Data, rollout)
+	return res
+}
+
 // write brings the ConfigMap's data to want (an empty want writes nothing) and carries the
 // bootstrap annotation. It returns the data stored afterwards (nil when none could be read).
 func (p *OpenShiftPublisher) write(ctx context.Context, want map[string]string, bootstrap, stable bool) (map[string]string, bool, error) {

@@ -55,6 +55,9 @@ type Config struct {
 	// removes one; --force goes ahead and names the risk.
 	EndpointsNamespace, EndpointsConfigMap string
 	EndpointConsumers                      []string
+	// OpenShift, when set, makes a removal wait as the controller's does under OpenShift's
+	// contract (the kube-apiserver rollout); its Check only reads.
+	OpenShift *endpoints.OpenShiftPublisher
 	// Snapshots, when set, takes an etcd snapshot before a voting member is removed, as the
 	// controller does with --snapshot-dir; a snapshot that cannot be taken refuses the
 	// release before anything is changed.
@@ -407,6 +410,9 @@ func machinesNamed(ms []machinev1beta1.Machine, names []string) []*machinev1beta
 // not acknowledged the list without it. With consumers declared and the list unreadable,
 // it waits: nothing is removed on a guess. "" when it may go.
 func (cfg Config) consumersHold(ctx context.Context, observed []etcdmember.Observed, id uint64) string {
+	if why := cfg.rolloutHold(ctx, observed, id); why != "" {
+		return why
+	}
 	if len(cfg.EndpointConsumers) == 0 {
 		return ""
 	}
@@ -422,4 +428,21 @@ func (cfg Config) consumersHold(ctx context.Context, observed []etcdmember.Obser
 		}
 	}
 	return endpoints.Holds(ms, pub, cfg.EndpointConsumers)[id]
+}
+
+// rolloutHold says why member id's removal must wait for the kube-apiserver rollout, as the
+// controller's does under OpenShift's contract (endpoints.OpenShiftPublisher): etcd-endpoints
+// still lists it, or a node's current revision still dials it. "" when it may go, or when the
+// cluster has no kube-apiserver operator.
+func (cfg Config) rolloutHold(ctx context.Context, observed []etcdmember.Observed, id uint64) string {
+	if cfg.OpenShift == nil {
+		return ""
+	}
+	var ms []endpoints.Member
+	for _, o := range observed {
+		if o.ID == id {
+			ms = append(ms, endpoints.Member{ID: o.ID, Name: o.Name, ClientURLs: o.ClientURLs, PeerURLs: o.PeerURLs, Voting: o.Started && !o.IsLearner})
+		}
+	}
+	return cfg.OpenShift.Check(ctx, ms).Holds[id]
 }

@@ -14,14 +14,19 @@ import (
 	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	operatorv1 "github.com/openshift/api/operator/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/etcdmember"
 	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/openshift"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 	"github.com/quorumguard/quorumguard/pkg/release"
 	"github.com/quorumguard/quorumguard/pkg/snapshot"
@@ -266,6 +271,14 @@ func TestReleasePromotedReplacement(t *testing.T) {
 		t.Fatalf("release while endpoint consumer \"never\" has not acknowledged = %+v, %v; want refused with nothing changed", res, err)
 	}
 
+	// Told of OpenShift's contract, with every kube-apiserver node on a revision that still
+	// dials the member, it waits as the controller would.
+	rollout := openShiftRolloutDialling(t, e, id)
+	out, res, err = e.releaseConfig(func(c *release.Config) { c.OpenShift = rollout }, release.Request{Machine: old})
+	if !errors.As(err, &re) || res.Token != 0 || res.Removed || res.Released || !strings.Contains(out, "the latest, revision 1, still dials it") {
+		t.Fatalf("release while kube-apiserver revision 1 dials the member = %+v, %v:\n%s\nwant refused with nothing changed", res, err, out)
+	}
+
 	// With snapshots asked for, one that cannot be taken refuses the release, and nothing
 	// changes: no token, no removal, the hook kept.
 	out, res, err = e.releaseWith(failingSnapshots{}, release.Request{Machine: old})
@@ -305,11 +318,12 @@ func TestReleasePromotedReplacement(t *testing.T) {
 		t.Fatalf("%d members after the release, want 3", len(ms))
 	}
 	ev := e.events(old)
-	if len(ev) < 4 || !strings.HasPrefix(ev[0], "Warning Refuse: quorumguard release refused: waiting for endpoint consumers") ||
-		!strings.HasPrefix(ev[1], "Warning SnapshotFailed: quorumguard release refused: no etcd snapshot could be taken") ||
-		!strings.HasPrefix(ev[2], "Warning RemoveMember: quorumguard release: removed etcd member") ||
-		!strings.HasPrefix(ev[3], "Warning ReleaseHook: quorumguard release released preDrain hook") {
-		t.Errorf("Events on %s: %q; want the refusals for the consumers and the snapshot, then the forced removal and release", old, ev)
+	if len(ev) < 5 || !strings.HasPrefix(ev[0], "Warning Refuse: quorumguard release refused: waiting for endpoint consumers") ||
+		!strings.HasPrefix(ev[1], "Warning Refuse: quorumguard release refused: waiting for the kube-apiserver operator") ||
+		!strings.HasPrefix(ev[2], "Warning SnapshotFailed: quorumguard release refused: no etcd snapshot could be taken") ||
+		!strings.HasPrefix(ev[3], "Warning RemoveMember: quorumguard release: removed etcd member") ||
+		!strings.HasPrefix(ev[4], "Warning ReleaseHook: quorumguard release released preDrain hook") {
+		t.Errorf("Events on %s: %q; want the refusals for the consumers, the kube-apiserver rollout and the snapshot, then the forced removal and release", old, ev)
 	}
 	// The controller's token is refused from the release on: it cannot act on what it read
 	// before, and a controller that tries steps down (and, in a Pod, restarts with a newer one).
@@ -432,4 +446,56 @@ type failingSnapshots struct{}
 
 func (failingSnapshots) Take(context.Context, snapshot.Request) (snapshot.Result, error) {
 	return snapshot.Result{}, errors.New("write: no space left on device")
+}
+
+// openShiftRolloutDialling writes the kube-apiserver operator's state as that operator would
+// on a cluster whose one node runs revision 1, which dials member id, and returns the
+// contract's reader. It is removed when the test ends.
+func openShiftRolloutDialling(t *testing.T, e *env, id uint64) *endpoints.OpenShiftPublisher {
+	t.Helper()
+	ctx := t.Context()
+	var ip string
+	for _, m := range e.members() {
+		if m.ID == id {
+			got, err := endpoints.PeerIP(endpoints.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ip = got
+		}
+	}
+	oc, err := openshift.NewClients(e.c.CP.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{endpoints.EtcdEndpointsNamespace, endpoints.KubeAPIServerNamespace} {
+		if err := e.cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	cfg := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: endpoints.KubeAPIServerNamespace, Name: endpoints.RevisionConfigPrefix + "1"},
+		Data: map[string]string{endpoints.RevisionConfigKey: `{"apiServerArguments":{"etcd-servers":["https://` + ip + `:2379"]}}`}}
+	if err := e.cl.Create(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	kases := oc.Operator.OperatorV1().KubeAPIServers()
+	kas, err := kases.Create(ctx, &operatorv1.KubeAPIServer{ObjectMeta: metav1.ObjectMeta{Name: endpoints.KubeAPIServerName},
+		Spec: operatorv1.KubeAPIServerSpec{StaticPodOperatorSpec: operatorv1.StaticPodOperatorSpec{OperatorSpec: operatorv1.OperatorSpec{ManagementState: operatorv1.Managed}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kases.Delete(context.Background(), endpoints.KubeAPIServerName, metav1.DeleteOptions{})
+		_ = e.cl.Delete(context.Background(), cfg)
+	})
+	// A node status is first written without a revision, as the CRD demands.
+	kas.Status.NodeStatuses = []operatorv1.NodeStatus{{NodeName: "master-a"}}
+	if kas, err = kases.UpdateStatus(ctx, kas, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kas.Status.LatestAvailableRevision, kas.Status.NodeStatuses[0].CurrentRevision = 1, 1
+	if _, err := kases.UpdateStatus(ctx, kas, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return &endpoints.OpenShiftPublisher{Client: e.cl, KubeAPIServers: kases}
 }
