@@ -68,12 +68,17 @@ func Gather(ctx context.Context, c *openshift.Clients, clusterOperator string) (
 	return in, nil
 }
 
-// StatusWriters are the field managers other than FieldManager that own fields of co's
-// status.
+// beforeFirstApply is the manager the API server gives the fields an object had when it was
+// first applied to with no managedFields: those of a writer whose managedFields were reset,
+// which is how a person hands the ClusterOperator over once the other writer is gone.
+const beforeFirstApply = "before-first-apply"
+
+// StatusWriters are the field managers other than FieldManager (and beforeFirstApply) that
+// own fields of co's status.
 func StatusWriters(co *configv1.ClusterOperator) []string {
 	var out []string
 	for _, mf := range co.ManagedFields {
-		if mf.Subresource == "status" && mf.Manager != FieldManager {
+		if mf.Subresource == "status" && mf.Manager != FieldManager && mf.Manager != beforeFirstApply {
 			out = append(out, mf.Manager)
 		}
 	}
