@@ -34,7 +34,7 @@ func startOpenShiftProtected(t *testing.T, mutate func(*app.Options)) (*framewor
 		return framework.WaitFor(ctx, time.Minute, "the control-plane Nodes", func() (bool, error) {
 			var nodes corev1.NodeList
 			if err := c.Client.List(ctx, &nodes, client.HasLabels{"node-role.kubernetes.io/master"}); err != nil {
-				return false, nil
+				return false, err
 			}
 			return len(nodes.Items) == 3, nil
 		})
@@ -85,7 +85,7 @@ func TestOpenShiftReplacementWaitsForTheAPIServerRollout(t *testing.T) {
 	if err := framework.WaitFor(ctx, 3*time.Minute, "the removal to wait for "+stuck, func() (bool, error) {
 		m, err := c.Machine(ctx, "cluster-master-0")
 		if err != nil {
-			return false, nil
+			return false, err
 		}
 		cond := framework.Condition(m, masters.ConditionType)
 		if cond == nil {
@@ -163,7 +163,7 @@ func TestOpenShiftSkipRolloutWaitIsSaid(t *testing.T) {
 	if err := framework.WaitFor(ctx, time.Minute, "the warning on the ClusterOperator", func() (bool, error) {
 		co := &configv1.ClusterOperator{}
 		if err := c.Client.Get(ctx, client.ObjectKey{Name: "quorumguard"}, co); err != nil {
-			return false, nil
+			return false, err
 		}
 		for _, cond := range co.Status.Conditions {
 			if cond.Type == configv1.OperatorAvailable {
@@ -178,7 +178,7 @@ func TestOpenShiftSkipRolloutWaitIsSaid(t *testing.T) {
 	if err := framework.WaitFor(ctx, time.Minute, "the Warning Event", func() (bool, error) {
 		var list corev1.EventList
 		if err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace)); err != nil {
-			return false, nil
+			return false, err
 		}
 		return slices.ContainsFunc(list.Items, func(e corev1.Event) bool {
 			return e.Reason == "APIServerRolloutWaitOff" && e.Type == corev1.EventTypeWarning && e.InvolvedObject.Name == "quorumguard-skip"
