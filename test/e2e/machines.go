@@ -531,6 +531,8 @@ type RolloutInput struct {
 	// Replaced are the indexes whose Machines must be replaced; the others must stay.
 	Replaced []int
 	Timeout  time.Duration
+	// Replicas is the ControlPlaneMachineSet's; 3 when zero.
+	Replicas int
 	// EndProgressing, when set, is the reason Progressing shows True at the end (OnDelete
 	// with a Machine still to replace, say); by default it is False, AllReplicasUpdated.
 	EndProgressing string
@@ -590,7 +592,11 @@ func RolloutSpec(ctx context.Context, in RolloutInput) (RolloutResult, error) {
 	}
 	res.Took = time.Since(start)
 	res.Watch = watch.Stop()
-	res.Writer, res.Monitor, err = g.Check(ctx, 3)
+	n := in.Replicas
+	if n == 0 {
+		n = 3
+	}
+	res.Writer, res.Monitor, err = g.Check(ctx, n)
 	if stepErr != nil {
 		return res, fmt.Errorf("%w (layout: %s; watch: %+v)", stepErr, LayoutString(res.Layout), res.Watch)
 	}
@@ -598,17 +604,17 @@ func RolloutSpec(ctx context.Context, in RolloutInput) (RolloutResult, error) {
 		return res, err
 	}
 	var problems []string
-	if res.Watch.MaxMachines > 4 {
-		problems = append(problems, fmt.Sprintf("%d Machines existed at once, want at most 4", res.Watch.MaxMachines))
+	if res.Watch.MaxMachines > n+1 {
+		problems = append(problems, fmt.Sprintf("%d Machines existed at once, want at most %d", res.Watch.MaxMachines, n+1))
 	}
-	if res.Watch.MaxUpdated > 3 {
-		problems = append(problems, fmt.Sprintf("status.updatedReplicas reached %d for 3 replicas", res.Watch.MaxUpdated))
+	if int(res.Watch.MaxUpdated) > n {
+		problems = append(problems, fmt.Sprintf("status.updatedReplicas reached %d for %d replicas", res.Watch.MaxUpdated, n))
 	}
 	if res.Watch.MaxReplacing > 1 {
 		problems = append(problems, fmt.Sprintf("%d indexes were replaced at once, want 1", res.Watch.MaxReplacing))
 	}
-	if res.Monitor.MaxMembers > 4 {
-		problems = append(problems, fmt.Sprintf("%d etcd members existed at once, want at most 4 (one replacement at a time)", res.Monitor.MaxMembers))
+	if res.Monitor.MaxMembers > n+1 {
+		problems = append(problems, fmt.Sprintf("%d etcd members existed at once, want at most %d (one replacement at a time)", res.Monitor.MaxMembers, n+1))
 	}
 	for _, p := range before {
 		now := slices.IndexFunc(res.Layout, func(q Placed) bool { return q.Name == p.Name })
