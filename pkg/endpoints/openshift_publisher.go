@@ -57,31 +57,13 @@ type OpenShiftResult struct {
 // members and says which removals must wait. Whatever cannot be read holds every voting
 // member's removal: none is made on a guess.
 func (p *OpenShiftPublisher) Sync(ctx context.Context, members []Member, desired int) OpenShiftResult {
-	var res OpenShiftResult
-	holdAll := func(err error) OpenShiftResult {
-		res.Err = err
-		res.Holds = map[uint64]string{}
-		for _, m := range members {
-			if m.Voting {
-				res.Holds[m.ID] = fmt.Sprintf("removal waits: %v", err)
-			}
-		}
+	res, ok := p.readRollout(ctx, members)
+	if !ok {
 		return res
 	}
-	kas, err := p.KubeAPIServers.Get(ctx, KubeAPIServerName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
-		return res
-	case err != nil:
-		res.Active = true
-		return holdAll(fmt.Errorf("read kubeapiservers.operator.openshift.io/%s: %w", KubeAPIServerName, err))
-	}
-	res.Active = true
-	res.Rollout = ReadRollout(ctx, p.Client, kas)
-
 	want, err := OpenShiftData(members, desired)
 	if err != nil {
-		return holdAll(fmt.Errorf("%s/%s cannot be written: %w", EtcdEndpointsNamespace, EtcdEndpointsName, err))
+		return holdAll(res, members, fmt.Errorf("%s/%s cannot be written: %w", EtcdEndpointsNamespace, EtcdEndpointsName, err))
 	}
 	bootstrap := false
 	for _, m := range members {
@@ -89,7 +71,7 @@ func (p *OpenShiftPublisher) Sync(ctx context.Context, members []Member, desired
 	}
 	res.Data, res.Changed, err = p.write(ctx, want, bootstrap, res.Rollout.Stable())
 	if err != nil {
-		held := holdAll(err)
+		held := holdAll(res, members, err)
 		if res.Data == nil {
 			return held
 		}
@@ -111,33 +93,17 @@ func (p *OpenShiftPublisher) Sync(ctx context.Context, members []Member, desired
 // etcd-endpoints and the rollout stand now. An etcd-endpoints that does not exist lists
 // nothing.
 func (p *OpenShiftPublisher) Check(ctx context.Context, members []Member) OpenShiftResult {
-	var res OpenShiftResult
-	holdAll := func(err error) OpenShiftResult {
-		res.Err, res.Holds = err, map[uint64]string{}
-		for _, m := range members {
-			if m.Voting {
-				res.Holds[m.ID] = fmt.Sprintf("removal waits: %v", err)
-			}
-		}
+	res, ok := p.readRollout(ctx, members)
+	if !ok {
 		return res
 	}
-	kas, err := p.KubeAPIServers.Get(ctx, KubeAPIServerName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
-		return res
-	case err != nil:
-		res.Active = true
-		return holdAll(fmt.Errorf("read kubeapiservers.operator.openshift.io/%s: %w", KubeAPIServerName, err))
-	}
-	res.Active = true
-	res.Rollout = ReadRollout(ctx, p.Client, kas)
 	var cm corev1.ConfigMap
 	key := client.ObjectKey{Namespace: EtcdEndpointsNamespace, Name: EtcdEndpointsName}
 	switch err := p.Client.Get(ctx, key, &cm); {
 	case apierrors.IsNotFound(err):
 		res.Data = map[string]string{}
 	case err != nil:
-		return holdAll(fmt.Errorf("read ConfigMap %s: %w", key, err))
+		return holdAll(res, members, fmt.Errorf("read ConfigMap %s: %w", key, err))
 	default:
 		res.Data = cm.Data
 	}
@@ -146,6 +112,34 @@ func (p *OpenShiftPublisher) Check(ctx context.Context, members []Member) OpenSh
 		rollout = nil
 	}
 	res.Holds = RolloutHolds(members, res.Data, rollout)
+	return res
+}
+
+// readRollout reads the kube-apiserver operator's object and rollout. ok is false when
+// there is nothing more to do: no such operator (an inactive result), or it cannot be read
+// (every voting member held).
+func (p *OpenShiftPublisher) readRollout(ctx context.Context, members []Member) (res OpenShiftResult, ok bool) {
+	kas, err := p.KubeAPIServers.Get(ctx, KubeAPIServerName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+		return res, false
+	case err != nil:
+		res.Active = true
+		return holdAll(res, members, fmt.Errorf("read kubeapiservers.operator.openshift.io/%s: %w", KubeAPIServerName, err)), false
+	}
+	res.Active = true
+	res.Rollout = ReadRollout(ctx, p.Client, kas)
+	return res, true
+}
+
+// holdAll is res with err recorded and every voting member's removal held for it.
+func holdAll(res OpenShiftResult, members []Member, err error) OpenShiftResult {
+	res.Err, res.Holds = err, map[uint64]string{}
+	for _, m := range members {
+		if m.Voting {
+			res.Holds[m.ID] = fmt.Sprintf("removal waits: %v", err)
+		}
+	}
 	return res
 }
 

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -25,21 +24,14 @@ import (
 func startOpenShiftProtected(t *testing.T, mutate func(*app.Options)) (*framework.Cluster, *framework.KubeAPIServerOperator) {
 	t.Helper()
 	ctx := t.Context()
-	c, err := framework.StartProtected(ctx, framework.ControlPlaneOptions{}, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
-	waitNodes := func() error {
-		return framework.WaitFor(ctx, time.Minute, "the control-plane Nodes", func() (bool, error) {
-			var nodes corev1.NodeList
-			if err := c.Client.List(ctx, &nodes, client.HasLabels{"node-role.kubernetes.io/master"}); err != nil {
-				return false, err
-			}
-			return len(nodes.Items) == 3, nil
-		})
-	}
-	if err := waitNodes(); err != nil {
+	c := newProtected(t)
+	if err := framework.WaitFor(ctx, time.Minute, "the control-plane Nodes", func() (bool, error) {
+		var nodes corev1.NodeList
+		if err := c.Client.List(ctx, &nodes, client.HasLabels{"node-role.kubernetes.io/master"}); err != nil {
+			return false, err
+		}
+		return len(nodes.Items) == 3, nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	op, err := c.StartKubeAPIServerOperator(ctx)
@@ -52,12 +44,7 @@ func startOpenShiftProtected(t *testing.T, mutate func(*app.Options)) (*framewor
 	if mutate != nil {
 		mutate(&o)
 	}
-	rc, err := e2e.StartController(ctx, c, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rc.Stop() })
-	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
+	runProtectedController(t, c, o)
 	return c, op
 }
 
@@ -73,14 +60,7 @@ func TestOpenShiftReplacementWaitsForTheAPIServerRollout(t *testing.T) {
 	const stuck = "cluster-master-2"
 	op.Stick(stuck)
 	old := c.Agent.Member("cluster-master-0")
-	if err := framework.WaitFor(ctx, time.Minute, "the API to serve before the deletion", func() (bool, error) {
-		if err := e2e.CreateReplacement(ctx, c, "cluster-new-0"); err != nil && !isAlreadyExists(err) {
-			return false, nil
-		}
-		return c.DeleteMachine(ctx, "cluster-master-0") == nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	replaceWhenServing(t, c, "cluster-master-0", "cluster-new-0")
 	var last string
 	if err := framework.WaitFor(ctx, 3*time.Minute, "the removal to wait for "+stuck, func() (bool, error) {
 		m, err := c.Machine(ctx, "cluster-master-0")
@@ -143,14 +123,7 @@ func TestOpenShiftSkipRolloutWaitIsSaid(t *testing.T) {
 	})
 	ctx := t.Context()
 	op.Stick("cluster-master-2")
-	if err := framework.WaitFor(ctx, time.Minute, "the API to serve before the deletion", func() (bool, error) {
-		if err := e2e.CreateReplacement(ctx, c, "cluster-new-0"); err != nil && !isAlreadyExists(err) {
-			return false, nil
-		}
-		return c.DeleteMachine(ctx, "cluster-master-0") == nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	replaceWhenServing(t, c, "cluster-master-0", "cluster-new-0")
 	if err := e2e.WaitGone(ctx, c, 3*time.Minute, "cluster-master-0"); err != nil {
 		t.Fatalf("%v; rollouts %+v", err, op.Rollouts())
 	}

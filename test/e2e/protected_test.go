@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/quorumguard/quorumguard/pkg/app"
 	"github.com/quorumguard/quorumguard/test/e2e"
 	"github.com/quorumguard/quorumguard/test/framework"
 )
@@ -26,23 +27,52 @@ const (
 // waits for it before removing a member.
 func startProtected(t *testing.T) (*framework.Cluster, *framework.APIServerOperator) {
 	t.Helper()
-	ctx := t.Context()
-	c, err := framework.StartProtected(ctx, framework.ControlPlaneOptions{}, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop(context.Background()) })
+	c := newProtected(t)
 	op := c.StartAPIServerOperator(framework.MachineNamespace, protectedConfigMap, protectedConsumer)
 	t.Cleanup(op.Stop)
 	o := e2e.ControllerOptions(c)
 	o.EndpointsConfigMap, o.EndpointConsumers = protectedConfigMap, []string{protectedConsumer}
-	rc, err := e2e.StartController(ctx, c, o)
+	runProtectedController(t, c, o)
+	return c, op
+}
+
+// newProtected starts a cluster whose apiserver stores its data in the members quorumguard
+// protects, stopped when the test ends.
+func newProtected(t *testing.T) *framework.Cluster {
+	t.Helper()
+	c, err := framework.StartProtected(t.Context(), framework.ControlPlaneOptions{}, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
+	return c
+}
+
+// runProtectedController starts the controller, stopped when the test ends, and waits until
+// every master carries the hook.
+func runProtectedController(t *testing.T, c *framework.Cluster, o app.Options) {
+	t.Helper()
+	rc, err := e2e.StartController(t.Context(), c, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rc.Stop() })
 	waitHooks(t, c, "cluster-master-0", "cluster-master-1", "cluster-master-2")
-	return c, op
+}
+
+// replaceWhenServing creates repl and deletes old, retried while the API is away (a
+// restart onto new etcd servers).
+func replaceWhenServing(t *testing.T, c *framework.Cluster, old, repl string) {
+	t.Helper()
+	ctx := t.Context()
+	if err := framework.WaitFor(ctx, time.Minute, "the API to serve before "+old+" is deleted", func() (bool, error) {
+		if err := e2e.CreateReplacement(ctx, c, repl); err != nil && !isAlreadyExists(err) {
+			return false, err
+		}
+		return c.DeleteMachine(ctx, old) == nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestProtectedStoreReplaceAllThreeInTurn replaces every original master, one after another,
@@ -60,14 +90,7 @@ func TestProtectedStoreReplaceAllThreeInTurn(t *testing.T) {
 	}
 	for i := range 3 {
 		old, repl := fmt.Sprintf("cluster-master-%d", i), fmt.Sprintf("cluster-new-%d", i)
-		if err := framework.WaitFor(ctx, time.Minute, "the API to serve before "+old+" is deleted", func() (bool, error) {
-			if err := e2e.CreateReplacement(ctx, c, repl); err != nil && !isAlreadyExists(err) {
-				return false, err
-			}
-			return c.DeleteMachine(ctx, old) == nil, nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		replaceWhenServing(t, c, old, repl)
 		if err := e2e.WaitGone(ctx, c, 3*time.Minute, old); err != nil {
 			t.Fatalf("%v; rollouts so far %+v", err, op.Rollouts())
 		}
