@@ -85,7 +85,7 @@ func (r *Reconciler) reportHook(m *machinev1beta1.Machine, kind string, hook mac
 			return
 		}
 		r.event(m, corev1.EventTypeWarning, quorum.ReasonHookRemovedExternally, "Observe",
-			fmt.Sprintf("preTerminate hook %s is not on the deleting Machine (removed by someone else); it is not added back, so should its drain be skipped nothing holds its instance while its etcd member votes", hook.Name))
+			fmt.Sprintf("preTerminate hook %s is not on the deleting Machine (removed by someone else, or the Machine was deleting before quorumguard kept one); it is not added back, so should its drain be skipped nothing holds its instance while its etcd member votes", hook.Name))
 	}
 }
 

@@ -19,7 +19,8 @@ import (
 // The phases run in this order of precedence, each returning as soon as it decides an
 // action; the invariant each keeps is written above it:
 //  1. dropHopelessLearners removes a learner that will never be promoted;
-//  2. releaseUnclaimedHooks releases the hook of a deleting Machine no member points at;
+//  2. releaseUnclaimedHooks releases the hooks (preDrain and preTerminate, together) of a
+//     deleting Machine no member points at;
 //  3. removeDeadOfDeleting removes the unhealthy voting member of a deleting Machine;
 //  4. promoteLearner promotes a started learner of a live Machine;
 //  5. removeReplaced removes the voting member of a deleting Machine once its replacement
@@ -67,6 +68,8 @@ func hookNote(m Machine, preTerminate bool) string {
 		switch {
 		case !preTerminate:
 			notes = append(notes, NoteExcludeDrain+": its drain, and the preDrain hook with it, is skipped, and no preTerminate hook is kept, so nothing holds its instance while its etcd member votes")
+		case m.Deleting && !m.HasHook && !m.HasPreTerminateHook:
+			notes = append(notes, NoteExcludeDrain+": its drain, and the preDrain hook with it, is skipped")
 		case m.Deleting && !m.HasPreTerminateHook:
 			notes = append(notes, NoteExcludeDrain+": its drain, and the preDrain hook with it, is skipped, and its preTerminate hook is gone, so nothing holds its instance while its etcd member votes")
 		default:
