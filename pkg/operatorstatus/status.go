@@ -340,7 +340,7 @@ func progress(in Input) string {
 	var parts []string
 	for i := range in.Machines {
 		m := &in.Machines[i]
-		if m.DeletionTimestamp == nil || !(hasHook(m, in.Hook) || hasPreTerminateHook(m, in.PreTerminateHook)) {
+		if m.DeletionTimestamp == nil || (!hasHook(m, in.Hook) && !hasPreTerminateHook(m, in.PreTerminateHook)) {
 			continue
 		}
 		part := "Machine " + m.Name + " is being replaced"
