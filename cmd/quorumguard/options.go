@@ -26,6 +26,8 @@ type options struct {
 	namespace       string
 	hookName        string
 	hookOwner       string
+	preTermName     string
+	preTermOwner    string
 	replicas        int
 	manageMachines  bool
 	pollInterval    time.Duration
@@ -53,6 +55,14 @@ type options struct {
 	snapshotBudget                  string
 }
 
+// preTerminate is the preTerminate hook the flags name, none when the name is empty.
+func (o *options) preTerminate() machinev1beta1.LifecycleHook {
+	if o.preTermName == "" {
+		return machinev1beta1.LifecycleHook{}
+	}
+	return machinev1beta1.LifecycleHook{Name: o.preTermName, Owner: o.preTermOwner}
+}
+
 func (o *options) bind(fs *flag.FlagSet) {
 	d := app.DefaultOptions()
 	fs.StringVar(&o.etcdEndpoints, "etcd-endpoints", "", "comma-separated etcd client URLs, always dialled when given (the member list never replaces them); discovered from the control-plane Machines' InternalIPs (port 2379) when empty; the Machines' addresses are also tried when every endpoint fails")
@@ -62,6 +72,8 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVarP(&o.namespace, "machine-namespace", "n", d.Namespace, "namespace of the control-plane Machines and the ControlPlaneMachineSet")
 	fs.StringVar(&o.hookName, "hook-name", d.Hook.Name, "name of the preDrain lifecycle hook quorumguard owns; "+hooks.EtcdOperator.Name+" takes over the etcd operator's hook")
 	fs.StringVar(&o.hookOwner, "hook-owner", d.Hook.Owner, "owner of the preDrain lifecycle hook; "+hooks.EtcdOperator.Owner+" with the etcd operator's hook")
+	fs.StringVar(&o.preTermName, "preterminate-hook-name", d.PreTerminateHook.Name, "name of the preTerminate lifecycle hook quorumguard owns and releases only with the preDrain one: it holds a Machine whose drain (and preDrain hooks) the Machine controller skips, for want of a Node or for the exclude-node-draining annotation; empty keeps none")
+	fs.StringVar(&o.preTermOwner, "preterminate-hook-owner", d.PreTerminateHook.Owner, "owner of the preTerminate lifecycle hook")
 	fs.IntVar(&o.replicas, "replicas", d.DefaultReplicas, "desired voting members when there is no ControlPlaneMachineSet")
 	fs.BoolVar(&o.manageMachines, "manage-machines", d.ManageMachines, "create and delete control-plane Machines from the ControlPlaneMachineSet; false only protects quorum")
 	fs.DurationVar(&o.pollInterval, "poll-interval", d.PollInterval, "how often etcd is polled while a change is in flight (when idle it is re-read every second)")
@@ -132,6 +144,8 @@ func (o *options) appOptions() (app.Options, error) {
 	ao := app.Options{
 		Namespace:            o.namespace,
 		Hook:                 machinev1beta1.LifecycleHook{Name: o.hookName, Owner: o.hookOwner},
+		PreTerminateHook:     o.preTerminate(),
+		NoPreTerminateHook:   o.preTermName == "",
 		DefaultReplicas:      o.replicas,
 		ManageMachines:       o.manageMachines,
 		PollInterval:         o.pollInterval,

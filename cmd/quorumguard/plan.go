@@ -61,7 +61,7 @@ func runPlan(ctx context.Context, cfg *rest.Config, ao app.Options, r planReques
 		return err
 	}
 	defer view.Close()
-	p, err := controlplane.DryRun(ctx, controlplane.Source{Reader: cl, Etcd: view, Namespace: ao.Namespace, Hook: ao.Hook,
+	p, err := controlplane.DryRun(ctx, controlplane.Source{Reader: cl, Etcd: view, Namespace: ao.Namespace, Hook: ao.Hook, PreTerminateHook: ao.PreTerminate(),
 		DefaultReplicas: ao.DefaultReplicas, LearnerStartTimeout: ao.LearnerStartTimeout})
 	if err != nil {
 		return err

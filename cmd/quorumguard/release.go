@@ -51,7 +51,7 @@ func runRelease(ctx context.Context, cfg *rest.Config, ao app.Options, r release
 	// A removal may move leadership first and waits for etcd at each step; bounded as a whole,
 	// with the time a snapshot may take on top when one is taken first.
 	limit := 2 * time.Minute
-	rc := release.Config{Client: cl, Etcd: view, Namespace: ao.Namespace, Hook: ao.Hook, DefaultReplicas: ao.DefaultReplicas,
+	rc := release.Config{Client: cl, Etcd: view, Namespace: ao.Namespace, Hook: ao.Hook, PreTerminateHook: ao.PreTerminate(), DefaultReplicas: ao.DefaultReplicas,
 		DryRun: r.DryRun, Out: out}
 	if len(ao.EndpointConsumers) > 0 {
 		rc.EndpointsNamespace, rc.EndpointsConfigMap, rc.EndpointConsumers = ao.ElectionNS, ao.EndpointsConfigMap, ao.EndpointConsumers

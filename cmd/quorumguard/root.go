@@ -41,7 +41,7 @@ type cli struct {
 // plan, release) take too, with the same defaults and QUORUMGUARD_<FLAG> variables.
 var clusterFlags = []string{
 	"etcd-endpoints", "etcd-ca-file", "etcd-cert-file", "etcd-key-file",
-	"machine-namespace", "cluster-operator", "hook-name", "hook-owner", "replicas", "learner-start-timeout",
+	"machine-namespace", "cluster-operator", "hook-name", "hook-owner", "preterminate-hook-name", "preterminate-hook-owner", "replicas", "learner-start-timeout",
 }
 
 // newKubeFlags are kubectl's connection flags (k8s.io/cli-runtime), less the ones that mean
@@ -208,6 +208,7 @@ func (c *cli) readOptions() (app.Options, error) {
 	}
 	return app.Options{
 		Namespace: o.namespace, Hook: machinev1beta1.LifecycleHook{Name: o.hookName, Owner: o.hookOwner},
+		PreTerminateHook: o.preTerminate(), NoPreTerminateHook: o.preTermName == "",
 		DefaultReplicas: o.replicas, EtcdEndpoints: o.endpoints(), LearnerStartTimeout: o.learnerStart,
 		EtcdCA: o.etcdCA, EtcdCert: o.etcdCert, EtcdKey: o.etcdKey, ClusterOperator: o.clusterOperator,
 	}, nil

@@ -174,15 +174,17 @@ func New(cfg *rest.Config, o Options) (*Controller, error) {
 		fence = c.fence
 	}
 	c.Reconciler = &controlplane.Reconciler{
-		Client:          mgr.GetClient(),
-		Reader:          mgr.GetAPIReader(),
-		Namespace:       o.Namespace,
-		Hook:            o.Hook,
-		DefaultReplicas: o.DefaultReplicas,
-		Etcd:            etcd,
-		Fence:           fence,
-		Recorder:        mgr.GetEventRecorder("quorumguard"),
-		PollInterval:    o.PollInterval,
+		Client:    mgr.GetClient(),
+		Reader:    mgr.GetAPIReader(),
+		Namespace: o.Namespace,
+		Hook:      o.Hook,
+		// The preTerminate hook holds what a skipped drain lets through.
+		PreTerminateHook: o.PreTerminate(),
+		DefaultReplicas:  o.DefaultReplicas,
+		Etcd:             etcd,
+		Fence:            fence,
+		Recorder:         mgr.GetEventRecorder("quorumguard"),
+		PollInterval:     o.PollInterval,
 		// A learner that never starts would hold etcd's one learner slot for ever.
 		LearnerStartTimeout: o.LearnerStartTimeout,
 	}

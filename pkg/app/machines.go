@@ -22,6 +22,7 @@ func setupMachines(mgr manager.Manager, o Options, fence masters.Fence, etcd mac
 		APIReader:    mgr.GetAPIReader(),
 		Namespace:    o.Namespace,
 		Hook:         o.Hook,
+		PreTerminate: o.PreTerminate(),
 		Fence:        fence,
 		Etcd:         etcd,
 		Recorder:     mgr.GetEventRecorder("quorumguard-machines"),

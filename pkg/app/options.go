@@ -16,11 +16,16 @@ import (
 // Options configure one controller process. Each field is the command-line flag named in
 // Validate's messages; the binary starts its flags from DefaultOptions.
 type Options struct {
-	Namespace       string
-	Hook            machinev1beta1.LifecycleHook
-	DefaultReplicas int
-	ManageMachines  bool
-	PollInterval    time.Duration
+	Namespace string
+	Hook      machinev1beta1.LifecycleHook
+	// PreTerminateHook is the preTerminate hook kept beside Hook and released with it: it
+	// holds a Machine whose drain, and with it Hook, OpenShift's Machine controller skips.
+	// NoPreTerminateHook keeps none (an empty --preterminate-hook-name).
+	PreTerminateHook   machinev1beta1.LifecycleHook
+	NoPreTerminateHook bool
+	DefaultReplicas    int
+	ManageMachines     bool
+	PollInterval       time.Duration
 
 	EtcdEndpoints                []string
 	EtcdCA, EtcdCert, EtcdKey    string
@@ -80,6 +85,7 @@ func DefaultOptions() Options {
 	return Options{
 		Namespace:           "openshift-machine-api",
 		Hook:                hooks.Default,
+		PreTerminateHook:    hooks.DefaultPreTerminate,
 		DefaultReplicas:     3,
 		ManageMachines:      true,
 		PollInterval:        250 * time.Millisecond,
@@ -119,6 +125,9 @@ func (o *Options) Complete() {
 	if o.Hook == (machinev1beta1.LifecycleHook{}) {
 		o.Hook = d.Hook
 	}
+	if o.PreTerminateHook == (machinev1beta1.LifecycleHook{}) && !o.NoPreTerminateHook {
+		o.PreTerminateHook = d.PreTerminateHook
+	}
 	if o.DefaultReplicas == 0 {
 		o.DefaultReplicas = d.DefaultReplicas
 	}
@@ -137,6 +146,14 @@ func (o *Options) Complete() {
 	set(&o.RetryPeriod, d.RetryPeriod)
 	set(&o.HookHeldThreshold, d.HookHeldThreshold)
 	set(&o.StallTimeout, d.StallTimeout)
+}
+
+// PreTerminate is the preTerminate hook kept, with no Name when none is.
+func (o Options) PreTerminate() machinev1beta1.LifecycleHook {
+	if o.NoPreTerminateHook {
+		return machinev1beta1.LifecycleHook{}
+	}
+	return o.PreTerminateHook
 }
 
 // minStallTimeout is the shortest --healthz-stall-timeout: a pass can take tens of seconds
@@ -163,6 +180,9 @@ func (o Options) Validate() error {
 	}
 	if o.Hook.Name == "" || o.Hook.Owner == "" {
 		bad("--hook-name and --hook-owner must not be empty")
+	}
+	if !o.NoPreTerminateHook && (o.PreTerminateHook.Name == "" || o.PreTerminateHook.Owner == "") {
+		bad("--preterminate-hook-owner must not be empty while --preterminate-hook-name is set (an empty --preterminate-hook-name keeps no preTerminate hook)")
 	}
 	if o.DefaultReplicas != 3 && o.DefaultReplicas != 5 {
 		bad("--replicas must be 3 or 5, not %d", o.DefaultReplicas)

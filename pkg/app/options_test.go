@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+
 	"github.com/quorumguard/quorumguard/pkg/app"
 )
 
@@ -54,6 +56,11 @@ func TestOptionsValidate(t *testing.T) {
 			binary: "--etcd-ca-file, --etcd-cert-file and --etcd-key-file are all required", library: "--etcd-ca-file"},
 		{name: "a hook without an owner", change: func(o *app.Options) { o.Hook.Owner = "" },
 			binary: "--hook-name and --hook-owner must not be empty", library: "--hook-name and --hook-owner must not be empty"},
+		{name: "a preTerminate hook without an owner", change: func(o *app.Options) { o.PreTerminateHook.Owner = "" },
+			binary: "--preterminate-hook-owner must not be empty", library: "--preterminate-hook-owner must not be empty"},
+		{name: "no preTerminate hook", change: func(o *app.Options) {
+			o.PreTerminateHook, o.NoPreTerminateHook = machinev1beta1.LifecycleHook{}, true
+		}},
 		{name: "a consumer name that is no annotation key", change: func(o *app.Options) { o.EndpointConsumers = []string{"Kube_APIServer"} },
 			binary: "--endpoint-consumers", library: "--endpoint-consumers"},
 		{name: "consumers with nothing published", change: func(o *app.Options) {
@@ -88,6 +95,14 @@ func TestOptionsComplete(t *testing.T) {
 	}
 	if o.ClusterOperator != "" || o.EndpointsConfigMap != "" || o.LearnerStartTimeout != 0 {
 		t.Errorf("Complete filled a field whose zero means none: %+v", o)
+	}
+	if o.PreTerminate() != d.PreTerminateHook {
+		t.Errorf("completed preTerminate hook %+v; want the default %+v", o.PreTerminate(), d.PreTerminateHook)
+	}
+	off := app.Options{NoPreTerminateHook: true}
+	off.Complete()
+	if off.PreTerminate() != (machinev1beta1.LifecycleHook{}) {
+		t.Errorf("with NoPreTerminateHook, Complete kept preTerminate hook %+v; want none", off.PreTerminate())
 	}
 }
 

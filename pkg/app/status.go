@@ -34,7 +34,7 @@ func (c *Controller) EnableStatus() error {
 	}
 	o := c.opts
 	r := clusteroperator.New(clusteroperator.Config{
-		Name: o.ClusterOperator, Namespace: o.Namespace, Hook: o.Hook, HookHeldThreshold: o.HookHeldThreshold,
+		Name: o.ClusterOperator, Namespace: o.Namespace, Hook: o.Hook, HookHeldThreshold: o.HookHeldThreshold, PreTerminateHook: o.PreTerminate(),
 		Related: clusteroperator.RelatedObjects(o.Namespace, o.ElectionNS, leaderLock(o)),
 		Client:  c.Manager.GetClient(), Informers: c.Manager.GetCache(), ClusterOperators: oc.Config.ConfigV1().ClusterOperators(),
 		Metrics: m, Leads: c.leads,

@@ -41,8 +41,10 @@ type Config struct {
 	Name string
 	// Namespace holds the control-plane Machines, their MachineHealthChecks and the
 	// ControlPlaneMachineSet.
-	Namespace         string
-	Hook              machinev1beta1.LifecycleHook
+	Namespace string
+	Hook      machinev1beta1.LifecycleHook
+	// PreTerminateHook is the preTerminate hook kept beside Hook; no Name when none is.
+	PreTerminateHook  machinev1beta1.LifecycleHook
 	HookHeldThreshold time.Duration
 	// Related are the relatedObjects besides the MachineHealthChecks (RelatedObjects).
 	Related []configv1.ObjectReference
@@ -213,7 +215,7 @@ func (r *Reporter) sync(ctx context.Context) error {
 	want := operatorstatus.Decide(operatorstatus.Input{
 		Now: now, Machines: obs.Machines, Members: obs.Members, Desired: obs.Desired, Decision: obs.Decision,
 		Observed: etcdObserved(*obs), History: history, Inertia: r.inertia,
-		Hook: c.Hook, HookHeldThreshold: c.HookHeldThreshold,
+		Hook: c.Hook, HookHeldThreshold: c.HookHeldThreshold, PreTerminateHook: c.PreTerminateHook,
 		MachineHealthChecks: mhcs.Items, ControlPlaneMachineSet: cpms,
 		Previous: prev, Version: r.version, Related: c.Related, MachineNamespace: c.Namespace,
 	})

@@ -27,12 +27,13 @@ type Snapshotter interface {
 // a member's removal waits for an etcd snapshot that could not be taken.
 const ReasonSnapshotFailed = "SnapshotFailed"
 
-// ensureHooks puts the hook on every live control-plane Machine and reports a hook that
-// someone removed from a deleting one.
+// ensureHooks puts the hooks on every live control-plane Machine, and reports a hook that
+// someone removed from a deleting one and the exclude-node-draining annotation.
 func (r *Reconciler) ensureHooks(ctx context.Context, st *snapshot) {
+	set := r.hooks()
 	writes := false
 	for i := range st.machines {
-		if _, out := hooks.Desired(&st.machines[i], r.Hook); out == hooks.Added || out == hooks.Repaired {
+		if _, out := hooks.DesiredSet(&st.machines[i], set); out.Writes() {
 			writes = true
 		}
 	}
@@ -46,24 +47,68 @@ func (r *Reconciler) ensureHooks(ctx context.Context, st *snapshot) {
 	for i := range st.machines {
 		m := &st.machines[i]
 		rv := m.ResourceVersion
-		out, err := r.writer().Ensure(ctx, m, r.Hook)
+		out, err := r.writer().EnsureSet(ctx, m, set)
 		if err == nil && m.ResourceVersion != rv {
 			r.own.record(rv, m)
 		}
-		switch {
-		case err != nil:
+		if err != nil {
 			r.event(m, corev1.EventTypeWarning, "HookWriteFailed", "Ensure", err.Error())
-		case out == hooks.Added:
-			r.event(m, corev1.EventTypeNormal, "HookAdded", "Ensure", fmt.Sprintf("added preDrain hook %s (owner %s)", r.Hook.Name, r.Hook.Owner))
-		case out == hooks.Repaired:
-			r.event(m, corev1.EventTypeNormal, "HookRepaired", "Ensure", fmt.Sprintf("set the owner of preDrain hook %s to %s", r.Hook.Name, r.Hook.Owner))
-		case out == hooks.Missing:
-			if c := condition(m); c == nil || (c.Reason != quorum.ReasonHookReleased && c.Reason != quorum.ReasonHookRemovedExternally) {
-				r.event(m, corev1.EventTypeWarning, quorum.ReasonHookRemovedExternally, "Observe",
-					fmt.Sprintf("preDrain hook %s was removed from the deleting Machine by someone else; it is not added back, so etcd quorum is no longer protected for this Machine", r.Hook.Name))
-			}
+			continue
 		}
+		r.reportHook(m, "preDrain", set.PreDrain, out.PreDrain)
+		if set.WithPreTerminate() {
+			r.reportHook(m, "preTerminate", set.PreTerminate, out.PreTerminate)
+		}
+		r.reportExcludeDrain(m, set)
 	}
+}
+
+// reportHook sends the Event for what EnsureSet did with one hook of m. A hook missing
+// from a deleting Machine is reported once: the condition records it after this pass.
+func (r *Reconciler) reportHook(m *machinev1beta1.Machine, kind string, hook machinev1beta1.LifecycleHook, out hooks.Outcome) {
+	switch out {
+	case hooks.Added:
+		r.event(m, corev1.EventTypeNormal, "HookAdded", "Ensure", fmt.Sprintf("added %s hook %s (owner %s)", kind, hook.Name, hook.Owner))
+	case hooks.Repaired:
+		r.event(m, corev1.EventTypeNormal, "HookRepaired", "Ensure", fmt.Sprintf("set the owner of %s hook %s to %s", kind, hook.Name, hook.Owner))
+	case hooks.Missing:
+		c := condition(m)
+		if c != nil && (c.Reason == quorum.ReasonHookReleased || c.Reason == quorum.ReasonHookRemovedExternally) {
+			return
+		}
+		if kind == "preDrain" {
+			r.event(m, corev1.EventTypeWarning, quorum.ReasonHookRemovedExternally, "Observe",
+				fmt.Sprintf("preDrain hook %s was removed from the deleting Machine by someone else; it is not added back, so etcd quorum is no longer protected for this Machine", hook.Name))
+			return
+		}
+		if c != nil && strings.Contains(c.Message, quorum.NoteNoPreTerminateHook) {
+			return
+		}
+		r.event(m, corev1.EventTypeWarning, quorum.ReasonHookRemovedExternally, "Observe",
+			fmt.Sprintf("preTerminate hook %s is not on the deleting Machine (removed by someone else, or the Machine was deleting before quorumguard kept one); it is not added back, so should its drain be skipped nothing holds its instance while its etcd member votes", hook.Name))
+	}
+}
+
+// ReasonExcludeDrain is the Warning Event's reason on a control-plane Machine that carries
+// the exclude-node-draining annotation.
+const ReasonExcludeDrain = "NodeDrainExcluded"
+
+// reportExcludeDrain sends a Warning Event on a control-plane Machine that carries the
+// exclude-node-draining annotation, once: the condition records it after this pass.
+func (r *Reconciler) reportExcludeDrain(m *machinev1beta1.Machine, set hooks.Set) {
+	if _, ok := m.Annotations[hooks.ExcludeDrainAnnotation]; !ok {
+		return
+	}
+	if c := condition(m); c != nil && strings.Contains(c.Message, quorum.NoteExcludeDrain) {
+		return
+	}
+	msg := fmt.Sprintf("the Machine carries the %s annotation: OpenShift's Machine controller skips its drain, and preDrain hook %s with it", hooks.ExcludeDrainAnnotation, set.PreDrain.Name)
+	if set.WithPreTerminate() {
+		msg += fmt.Sprintf("; preTerminate hook %s holds its instance until its etcd member is removed", set.PreTerminate.Name)
+	} else {
+		msg += "; no preTerminate hook is kept, so nothing holds its instance while its etcd member votes"
+	}
+	r.event(m, corev1.EventTypeWarning, ReasonExcludeDrain, "Observe", msg)
 }
 
 // act takes the decided action. A refused promotion (learner not yet in sync) is not an
@@ -194,13 +239,13 @@ func (r *Reconciler) act(ctx context.Context, st *snapshot, d *quorum.Decision) 
 		// still deleting and still shows the addresses and Node the placement used, and
 		// after the fence and a fresh member list allow it again.
 		rv := m.ResourceVersion
-		if err := r.writer().Release(ctx, m, r.Hook, still); err != nil {
+		if err := r.writer().ReleaseSet(ctx, m, r.hooks(), still); err != nil {
 			return r.failed(m, a, err)
 		}
 		if m.ResourceVersion != rv {
 			r.own.record(rv, m)
 		}
-		r.event(m, corev1.EventTypeNormal, quorum.ReasonHookReleased, "ReleaseHook", "released preDrain hook "+r.Hook.Name+": "+a.Reason)
+		r.event(m, corev1.EventTypeNormal, quorum.ReasonHookReleased, "ReleaseHook", "released "+r.hooks().Names()+": "+a.Reason)
 	}
 	return nil
 }
@@ -274,7 +319,7 @@ func (r *Reconciler) releaseFence(ctx context.Context, token uint64, still etcdm
 // next pass, which decides again on what it reads.
 func (r *Reconciler) still(st *snapshot, a quorum.Action) etcdmember.Guard {
 	return func(fresh []etcdmember.Observed) error {
-		s := StateOf(st.machines, fresh, st.cpms, r.Hook, st.state.Desired)
+		s := StateOf(st.machines, fresh, st.cpms, r.hooks(), st.state.Desired)
 		s.LearnerStartTimeout, s.Now, s.RemovalHeld = st.state.LearnerStartTimeout, st.state.Now, st.state.RemovalHeld
 		down := map[uint64]time.Duration{}
 		for _, m := range st.state.Members {
@@ -344,6 +389,11 @@ func (r *Reconciler) waiting(ctx context.Context, d *quorum.Decision, a quorum.A
 		d.Conditions[a.Machine] = quorum.Condition{Status: "False", Reason: quorum.ReasonNotMember, Message: "a learner is added once etcd allows it: " + msg}
 	}
 	return true
+}
+
+// hooks is the Set of hooks the controller keeps.
+func (r *Reconciler) hooks() hooks.Set {
+	return hooks.Set{PreDrain: r.Hook, PreTerminate: r.PreTerminateHook}
 }
 
 func (r *Reconciler) writer() hooks.Writer {

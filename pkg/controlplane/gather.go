@@ -54,11 +54,13 @@ type snapshot struct {
 // through Reader, the members through Etcd. A Reconciler reads from its fields of the same
 // names.
 type Source struct {
-	Reader          client.Reader
-	Etcd            Etcd
-	Namespace       string
-	Hook            machinev1beta1.LifecycleHook
-	DefaultReplicas int
+	Reader    client.Reader
+	Etcd      Etcd
+	Namespace string
+	Hook      machinev1beta1.LifecycleHook
+	// PreTerminateHook is the preTerminate hook kept beside Hook; no Name keeps none.
+	PreTerminateHook machinev1beta1.LifecycleHook
+	DefaultReplicas  int
 	// LearnerStartTimeout is handed to the planner (quorum.State.LearnerStartTimeout).
 	LearnerStartTimeout time.Duration
 	// Roles are the values of masters.RoleLabel whose Machines hold etcd members (see
@@ -67,12 +69,17 @@ type Source struct {
 }
 
 func (r *Reconciler) source() Source {
-	s := Source{Reader: r.Client, Etcd: r.Etcd, Namespace: r.Namespace, Hook: r.Hook,
+	s := Source{Reader: r.Client, Etcd: r.Etcd, Namespace: r.Namespace, Hook: r.Hook, PreTerminateHook: r.PreTerminateHook,
 		DefaultReplicas: r.DefaultReplicas, LearnerStartTimeout: r.LearnerStartTimeout}
 	if r.Roles != nil {
 		s.Roles = r.Roles()
 	}
 	return s
+}
+
+// Hooks is the Source's Set of hooks.
+func (s Source) Hooks() hooks.Set {
+	return hooks.Set{PreDrain: s.Hook, PreTerminate: s.PreTerminateHook}
 }
 
 // roleSelector selects the Machines of roles, masters alone when there are none.
@@ -153,11 +160,11 @@ func (s Source) read(ctx context.Context, overlay func([]machinev1beta1.Machine)
 	if err != nil {
 		st.etcdErr = err
 		if len(observed) == 0 {
-			st.state = StateOf(list.Items, nil, cpms, s.Hook, desired)
+			st.state = StateOf(list.Items, nil, cpms, s.Hooks(), desired)
 			return st, nil
 		}
 	}
-	st.state = StateOf(list.Items, observed, st.cpms, s.Hook, desired)
+	st.state = StateOf(list.Items, observed, st.cpms, s.Hooks(), desired)
 	st.observed = observed
 	st.state.LearnerStartTimeout = s.LearnerStartTimeout
 	st.state.Now = now()
@@ -167,8 +174,8 @@ func (s Source) read(ctx context.Context, overlay func([]machinev1beta1.Machine)
 // StateOf is the planner's input built from the objects and the observed members: the one
 // place that turns them into a quorum.State, for the controller and `quorumguard status`
 // alike. Members are placed on Machines by the planner itself (quorum.Map).
-func StateOf(machines []machinev1beta1.Machine, members []etcdmember.Observed, cpms *machinev1.ControlPlaneMachineSet, hook machinev1beta1.LifecycleHook, desired int) quorum.State {
-	s := quorum.State{Desired: desired}
+func StateOf(machines []machinev1beta1.Machine, members []etcdmember.Observed, cpms *machinev1.ControlPlaneMachineSet, set hooks.Set, desired int) quorum.State {
+	s := quorum.State{Desired: desired, PreTerminateHook: set.WithPreTerminate()}
 	for _, m := range members {
 		healthy := m.Healthy
 		if m.IsLearner {
@@ -192,8 +199,12 @@ func StateOf(machines []machinev1beta1.Machine, members []etcdmember.Observed, c
 		m := &machines[i]
 		qm := quorum.Machine{
 			Name: m.Name, Deleting: m.DeletionTimestamp != nil, Running: ptr.Deref(m.Status.Phase, "") == "Running",
-			HasHook: hooks.Has(m, hook),
+			HasHook: hooks.Has(m, set.PreDrain),
 		}
+		if set.WithPreTerminate() {
+			qm.HasPreTerminateHook = hooks.HasPreTerminate(m, set.PreTerminate)
+		}
+		_, qm.ExcludeDrain = m.Annotations[hooks.ExcludeDrainAnnotation]
 		if len(domains) > 0 {
 			if d, ok, err := failuredomain.MachineDomain(domains[0].Platform, m, domains); err == nil && ok {
 				qm.Domain = d.Key()

@@ -41,6 +41,10 @@ type Reconciler struct {
 	Reader    client.Reader
 	Namespace string
 	Hook      machinev1beta1.LifecycleHook
+	// PreTerminateHook is kept beside Hook and released with it, in the same write; it
+	// holds a Machine whose drain, and so Hook, OpenShift's Machine controller skips. No
+	// Name keeps none.
+	PreTerminateHook machinev1beta1.LifecycleHook
 	// DefaultReplicas is the desired voting members when there is no ControlPlaneMachineSet.
 	DefaultReplicas int
 	Etcd            Etcd

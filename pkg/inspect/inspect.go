@@ -44,7 +44,7 @@ func Cluster(ctx context.Context, cfg *rest.Config, o app.Options) (*operatorsta
 	}
 	defer view.Close()
 	topology, hold, roles := Topology(ctx, cfg)
-	p, err := controlplane.DryRun(ctx, controlplane.Source{Reader: cl, Etcd: view, Namespace: o.Namespace, Hook: o.Hook,
+	p, err := controlplane.DryRun(ctx, controlplane.Source{Reader: cl, Etcd: view, Namespace: o.Namespace, Hook: o.Hook, PreTerminateHook: o.PreTerminate(),
 		DefaultReplicas: o.DefaultReplicas, LearnerStartTimeout: o.LearnerStartTimeout, Roles: roles})
 	if err != nil {
 		return nil, err

@@ -130,6 +130,9 @@ func (r *Reconciler) newMachine(snap *snapshot, a Action) (*machinev1beta1.Machi
 	if r.Hook.Name != "" && !slices.Contains(m.Spec.LifecycleHooks.PreDrain, r.Hook) {
 		m.Spec.LifecycleHooks.PreDrain = append(m.Spec.LifecycleHooks.PreDrain, r.Hook)
 	}
+	if r.PreTerminate.Name != "" && !slices.Contains(m.Spec.LifecycleHooks.PreTerminate, r.PreTerminate) {
+		m.Spec.LifecycleHooks.PreTerminate = append(m.Spec.LifecycleHooks.PreTerminate, r.PreTerminate)
+	}
 	return m, nil
 }
 

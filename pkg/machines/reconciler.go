@@ -48,6 +48,9 @@ type Reconciler struct {
 	// Hook, when its name is set, is put on every Machine at creation, so the quorum
 	// protection holds from the Machine's first moment.
 	Hook machinev1beta1.LifecycleHook
+	// PreTerminate, when its name is set, is the preTerminate hook put on every Machine at
+	// creation beside Hook.
+	PreTerminate machinev1beta1.LifecycleHook
 	// Fence gives this leadership's token, re-reading the lock; Etcd passes the etcd fence
 	// with it. Both are required: every creation, deletion or adoption is made only after
 	// the lock is still ours and the etcd fence, a write that needs quorum, accepts the

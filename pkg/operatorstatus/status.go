@@ -2,6 +2,7 @@ package operatorstatus
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/quorumguard/quorumguard/pkg/failuredomain"
+	"github.com/quorumguard/quorumguard/pkg/hooks"
 	"github.com/quorumguard/quorumguard/pkg/quorum"
 )
 
@@ -32,6 +34,9 @@ const (
 	ReasonInvalidControlPlaneMachineSet = "InvalidControlPlaneMachineSet"
 	ReasonUnsafeMachineHealthCheck      = "UnsafeMachineHealthCheck"
 	ReasonReconcileFailing              = "ReconcileFailing"
+	// ReasonNodeDrainExcluded: a control-plane Machine carries the exclude-node-draining
+	// annotation and no preTerminate hook would hold its instance.
+	ReasonNodeDrainExcluded = "NodeDrainExcluded"
 	// ReasonUnaccountedMembers: a voting member cannot be placed on exactly one Machine, so
 	// no hook is released and no learner is added until a person resolves it.
 	ReasonUnaccountedMembers = "UnaccountedMembers"
@@ -70,6 +75,8 @@ type Input struct {
 
 	Hook              machinev1beta1.LifecycleHook
 	HookHeldThreshold time.Duration
+	// PreTerminateHook is the preTerminate hook kept beside Hook; no Name when none is.
+	PreTerminateHook machinev1beta1.LifecycleHook
 	// MachineHealthChecks are those in the Machines' namespace.
 	MachineHealthChecks []machinev1beta1.MachineHealthCheck
 	// ControlPlaneMachineSet is nil when there is none.
@@ -119,6 +126,7 @@ func Decide(in Input) configv1.ClusterOperatorStatus {
 		}
 	}
 	progressing := progress(in)
+	unheld, held := drainExcluded(in)
 
 	// Available follows lost quorum, and its return, at once: the newest pass decides when
 	// it established either (a lost quorum on two signals; a linearizable member list with
@@ -134,13 +142,13 @@ func Decide(in Input) configv1.ClusterOperatorStatus {
 	case newest != nil && newest.QuorumLost:
 		available = cond(configv1.OperatorAvailable, configv1.ConditionFalse, ReasonNoQuorum, newest.findings()[ReasonNoQuorum])
 	case quorateNow:
-		available = cond(configv1.OperatorAvailable, configv1.ConditionTrue, ReasonEtcdQuorate, quorateMessage(in.History))
+		available = cond(configv1.OperatorAvailable, configv1.ConditionTrue, ReasonEtcdQuorate, quorateMessage(in.History)+held)
 	case probedNow[ReasonEtcdUnreachable] != "":
 		available = cond(configv1.OperatorAvailable, configv1.ConditionFalse, ReasonEtcdUnreachable, probedNow[ReasonEtcdUnreachable])
 	case probedNow[ReasonNoQuorum] != "":
 		available = cond(configv1.OperatorAvailable, configv1.ConditionFalse, ReasonNoQuorum, probedNow[ReasonNoQuorum])
 	default:
-		available = cond(configv1.OperatorAvailable, configv1.ConditionTrue, ReasonEtcdQuorate, quorateMessage(in.History))
+		available = cond(configv1.OperatorAvailable, configv1.ConditionTrue, ReasonEtcdQuorate, quorateMessage(in.History)+held)
 	}
 
 	var degraded []finding
@@ -151,6 +159,9 @@ func Decide(in Input) configv1.ClusterOperatorStatus {
 	}
 	if f, ok := heldTooLong(in); ok {
 		degraded = append(degraded, f)
+	}
+	if unheld != "" {
+		degraded = append(degraded, finding{ReasonNodeDrainExcluded, unheld})
 	}
 	degraded = append(degraded, blocked(in, probedNow[ReasonMembersUnhealthy] != "")...)
 	if cpms := in.ControlPlaneMachineSet; cpms != nil {
@@ -329,7 +340,7 @@ func progress(in Input) string {
 	var parts []string
 	for i := range in.Machines {
 		m := &in.Machines[i]
-		if m.DeletionTimestamp == nil || !hasHook(m, in.Hook) {
+		if m.DeletionTimestamp == nil || (!hasHook(m, in.Hook) && !hasPreTerminateHook(m, in.PreTerminateHook)) {
 			continue
 		}
 		part := "Machine " + m.Name + " is being replaced"
@@ -372,7 +383,7 @@ func Step(a quorum.Action) string {
 		}
 		return fmt.Sprintf("remove member %x of Machine %s", a.MemberID, a.Machine)
 	case quorum.ReleaseHook:
-		return fmt.Sprintf("release the preDrain hook of Machine %s", a.Machine)
+		return fmt.Sprintf("release the hooks of Machine %s", a.Machine)
 	case quorum.None, "":
 		return "nothing to do"
 	}
@@ -386,6 +397,37 @@ func hasHook(m *machinev1beta1.Machine, hook machinev1beta1.LifecycleHook) bool 
 		}
 	}
 	return false
+}
+
+func hasPreTerminateHook(m *machinev1beta1.Machine, hook machinev1beta1.LifecycleHook) bool {
+	return hook.Name != "" && slices.Contains(m.Spec.LifecycleHooks.PreTerminate, hook)
+}
+
+// drainExcluded reports the control-plane Machines that carry the exclude-node-draining
+// annotation, with which OpenShift's Machine controller skips the drain and every preDrain
+// hook. unheld names those no preTerminate hook would hold (none is kept, or a deleting one
+// has lost it), for Degraded; held, a note for the Available message, those it holds.
+func drainExcluded(in Input) (unheld, held string) {
+	var bad, good []string
+	for i := range in.Machines {
+		m := &in.Machines[i]
+		if _, ok := m.Annotations[hooks.ExcludeDrainAnnotation]; !ok {
+			continue
+		}
+		switch {
+		case in.PreTerminateHook.Name == "":
+			bad = append(bad, fmt.Sprintf("Machine %s carries the %s annotation: its drain, and preDrain hook %s with it, is skipped, and no preTerminate hook is kept, so should it be deleted its instance is terminated while its etcd member votes", m.Name, hooks.ExcludeDrainAnnotation, in.Hook.Name))
+		case m.DeletionTimestamp != nil && !hasPreTerminateHook(m, in.PreTerminateHook):
+			bad = append(bad, fmt.Sprintf("Machine %s carries the %s annotation: its drain, and preDrain hook %s with it, is skipped, and preTerminate hook %s is not on it, so nothing holds its instance while its etcd member votes", m.Name, hooks.ExcludeDrainAnnotation, in.Hook.Name, in.PreTerminateHook.Name))
+		default:
+			good = append(good, m.Name)
+		}
+	}
+	if len(good) > 0 {
+		held = fmt.Sprintf("; Machines %s carry the %s annotation: their drain, and preDrain hook %s with it, is skipped, and preTerminate hook %s holds each instance until its etcd member is removed",
+			strings.Join(good, ", "), hooks.ExcludeDrainAnnotation, in.Hook.Name, in.PreTerminateHook.Name)
+	}
+	return strings.Join(bad, "\n"), held
 }
 
 // EtcdMemberConditionType is the condition quorumguard keeps on every control-plane Machine.

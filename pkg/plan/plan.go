@@ -230,7 +230,12 @@ func (w *world) next() (Step, bool) {
 		m := &w.s.Machines[i]
 		if !m.Deleting && !m.HasHook {
 			m.HasHook = true
+			m.HasPreTerminateHook = m.HasPreTerminateHook || w.s.PreTerminateHook
 			return Step{Actor: ActorController, Kind: KindAddHook, Machine: m.Name, What: "add the preDrain hook to Machine " + m.Name}, true
+		}
+		if !m.Deleting && w.s.PreTerminateHook && !m.HasPreTerminateHook {
+			m.HasPreTerminateHook = true
+			return Step{Actor: ActorController, Kind: KindAddHook, Machine: m.Name, What: "add the preTerminate hook to Machine " + m.Name}, true
 		}
 	}
 	d := quorum.Decide(w.s)
@@ -279,7 +284,7 @@ func (w *world) apply(a quorum.Action) Step {
 		}
 	case quorum.ReleaseHook:
 		m := w.machine(a.Machine)
-		m.HasHook, m.ReleasedByUs = false, true
+		m.HasHook, m.HasPreTerminateHook, m.ReleasedByUs = false, false, true
 	}
 	return st
 }
@@ -302,10 +307,13 @@ func (w *world) elect() {
 func (w *world) machineAPI() (Step, bool) {
 	placed := quorum.Map(w.s.Machines, w.s.Members)
 	for _, m := range w.s.Machines {
-		if !m.Deleting || m.HasHook {
+		if !m.Deleting || m.HasHook || (w.s.PreTerminateHook && m.HasPreTerminateHook) {
 			continue
 		}
 		what := fmt.Sprintf("drain Node %s and delete Machine %s: it holds no preDrain hook", orDash(m.NodeName), m.Name)
+		if w.s.PreTerminateHook {
+			what = fmt.Sprintf("drain Node %s and delete Machine %s: it holds neither hook", orDash(m.NodeName), m.Name)
+		}
 		for i, mem := range w.s.Members {
 			if placed.Of[mem.ID].Machine == m.Name {
 				w.s.Members[i].Healthy = false

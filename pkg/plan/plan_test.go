@@ -281,3 +281,23 @@ func TestRunCaughtUpLearnerMayLead(t *testing.T) {
 		t.Errorf("leadership moves to %s; want the caught-up replacement's member %s", r.Steps[i].To, r.Steps[max(learner, 0)].Member)
 	}
 }
+
+// TestRunWithPreTerminateHook: with the preTerminate hook kept, a replacement runs as with the
+// preDrain hook alone: the new Machine gets both hooks in one step, and the old one goes once
+// both are released together.
+func TestRunWithPreTerminateHook(t *testing.T) {
+	s := cluster("abc", 0)
+	s.PreTerminateHook = true
+	for i := range s.Machines {
+		s.Machines[i].HasPreTerminateHook = true
+	}
+	r, err := Run(Input{State: s, MachineSet: set("abc"), Delete: []string{"cluster-master-0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Concat([]string{"you DeleteMachine cluster-master-0", "ControlPlaneMachineSet CreateMachine cluster-master-new-0 in a"},
+		replacing("cluster-master-0", "cluster-master-new-0", true))
+	if got := script(r); !slices.Equal(got, want) {
+		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -19,7 +19,8 @@ import (
 // The phases run in this order of precedence, each returning as soon as it decides an
 // action; the invariant each keeps is written above it:
 //  1. dropHopelessLearners removes a learner that will never be promoted;
-//  2. releaseUnclaimedHooks releases the hook of a deleting Machine no member points at;
+//  2. releaseUnclaimedHooks releases the hooks (preDrain and preTerminate, together) of a
+//     deleting Machine no member points at;
 //  3. removeDeadOfDeleting removes the unhealthy voting member of a deleting Machine;
 //  4. promoteLearner promotes a started learner of a live Machine;
 //  5. removeReplaced removes the voting member of a deleting Machine once its replacement
@@ -34,6 +35,54 @@ import (
 // why nothing else is done.
 func Decide(s State) Decision {
 	v := newView(s)
+	d := v.decide()
+	for _, m := range v.machines {
+		if note := hookNote(m, s.PreTerminateHook); note != "" {
+			if c, ok := d.Conditions[m.Name]; ok {
+				c.Message += "; " + note
+				d.Conditions[m.Name] = c
+			}
+		}
+	}
+	return d
+}
+
+// Notes the planner adds to a Machine's condition message, after what it says otherwise.
+const (
+	// NoteExcludeDrain begins the note on a Machine that carries the exclude-node-draining
+	// annotation.
+	NoteExcludeDrain = "the Machine carries the exclude-node-draining annotation"
+	// NoteNoPreTerminateHook begins the note on a deleting Machine that still has the
+	// preDrain hook but not the preTerminate one.
+	NoteNoPreTerminateHook = "the preTerminate hook is not on this deleting Machine"
+)
+
+// hookNote is what a Machine's condition adds about the hooks that hold it: the
+// exclude-node-draining annotation, with which OpenShift's Machine controller skips the
+// drain and every preDrain hook, so that only the preTerminate hook holds the instance; and
+// a deleting Machine whose preTerminate hook is gone (removed by hand, or the Machine was
+// deleting before the controller kept one) while its preDrain hook is still held.
+func hookNote(m Machine, preTerminate bool) string {
+	var notes []string
+	if m.ExcludeDrain {
+		switch {
+		case !preTerminate:
+			notes = append(notes, NoteExcludeDrain+": its drain, and the preDrain hook with it, is skipped, and no preTerminate hook is kept, so nothing holds its instance while its etcd member votes")
+		case m.Deleting && !m.HasHook && !m.HasPreTerminateHook:
+			notes = append(notes, NoteExcludeDrain+": its drain, and the preDrain hook with it, is skipped")
+		case m.Deleting && !m.HasPreTerminateHook:
+			notes = append(notes, NoteExcludeDrain+": its drain, and the preDrain hook with it, is skipped, and its preTerminate hook is gone, so nothing holds its instance while its etcd member votes")
+		default:
+			notes = append(notes, NoteExcludeDrain+": its drain, and the preDrain hook with it, is skipped; the preTerminate hook holds its instance until its etcd member is removed")
+		}
+	}
+	if preTerminate && m.Deleting && m.HasHook && !m.HasPreTerminateHook {
+		notes = append(notes, NoteNoPreTerminateHook+" and is not added back: should its drain be skipped, the preDrain hook does not hold it")
+	}
+	return strings.Join(notes, "; ")
+}
+
+func (v *view) decide() Decision {
 	if v.held != "" {
 		if d, ok := v.releaseUnclaimedHooks(); ok {
 			return d
@@ -120,8 +169,8 @@ func newView(s State) *view {
 	d.AlarmsUnread = s.AlarmsUnread
 
 	for _, m := range v.machines {
-		d.Conditions[m.Name] = baseCondition(m, *d, v.memberOf, v.learners, v.machines)
-		if m.Deleting && m.HasHook {
+		d.Conditions[m.Name] = baseCondition(m, *d, v.memberOf, v.learners, v.machines, s.PreTerminateHook)
+		if m.Deleting && v.holds(m) {
 			d.InFlight = true
 		}
 	}
@@ -230,10 +279,21 @@ func (v *view) dropHopelessLearners() (Decision, bool) {
 // Machine, placed on it or not (a claim that cannot be placed with certainty is named in the
 // condition), and while a voting member is unaccounted for, since that member may be the one
 // the Machine runs. Machines are taken by name; the first that qualifies is released.
+//
+// A deleting Machine whose preDrain hook someone removed while its preTerminate hook is still
+// on it has its preTerminate hook released at once, whatever its member: removing the
+// preDrain hook by hand is the escape hatch, and the preTerminate hook is never kept past it.
 func (v *view) releaseUnclaimedHooks() (Decision, bool) {
 	for _, m := range v.machines {
-		if !m.Deleting || !m.HasHook {
+		if !m.Deleting || !v.holds(m) {
 			continue
+		}
+		if !m.HasHook {
+			why := "the preDrain hook was removed by someone else; the preTerminate hook goes with it"
+			if m.ReleasedByUs {
+				why = "the preDrain hook was released; the preTerminate hook goes with it"
+			}
+			return v.act(Action{Kind: ReleaseHook, Machine: m.Name, Reason: why}), true
 		}
 		if claimed := v.d.Mapping.Claimed[m.Name]; len(claimed) > 0 {
 			if _, placed := v.d.Mapping.MemberOf[m.Name]; !placed {
@@ -365,7 +425,7 @@ func (v *view) addLearner() (Decision, bool) {
 	for _, m := range candidates {
 		ips := m.InternalIPs()
 		_, shared := v.d.Mapping.Shared[m.Name]
-		if m.Deleting || !m.Running || !m.HasHook || m.Ineligible != "" || len(v.d.Mapping.Claimed[m.Name]) > 0 || len(ips) == 0 || shared {
+		if m.Deleting || !m.Running || !v.hooked(m) || m.Ineligible != "" || len(v.d.Mapping.Claimed[m.Name]) > 0 || len(ips) == 0 || shared {
 			continue
 		}
 		if _, err := ParseIP(ips[0]); err != nil {
@@ -600,7 +660,19 @@ func ChooseLeader(cands []LeaderCandidate) int {
 	return best
 }
 
-func baseCondition(m Machine, d Decision, memberOf func(string) (Member, bool), learners []Member, all []Machine) Condition {
+// holds says one of the controller's hooks is still on the Machine: a deleting Machine is held
+// while either is.
+func (v *view) holds(m Machine) bool {
+	return m.HasHook || (v.s.PreTerminateHook && m.HasPreTerminateHook)
+}
+
+// hooked says every hook the controller keeps is on the Machine: a live Machine gets a
+// learner only once it is protected.
+func (v *view) hooked(m Machine) bool {
+	return m.HasHook && (!v.s.PreTerminateHook || m.HasPreTerminateHook)
+}
+
+func baseCondition(m Machine, d Decision, memberOf func(string) (Member, bool), learners []Member, all []Machine, preTerminate bool) Condition {
 	mem, has := memberOf(m.Name)
 	_, shared := d.Mapping.Shared[m.Name]
 	claimed := d.Mapping.Claimed[m.Name]
@@ -630,6 +702,8 @@ func baseCondition(m Machine, d Decision, memberOf func(string) (Member, bool), 
 			return Condition{"False", ReasonNotMember, "Machine has no InternalIP; no learner is added until it has one"}
 		case !m.HasHook:
 			return Condition{"False", ReasonNotMember, "no etcd member; waiting for the preDrain hook before adding a learner"}
+		case preTerminate && !m.HasPreTerminateHook:
+			return Condition{"False", ReasonNotMember, "no etcd member; waiting for the preTerminate hook before adding a learner"}
 		case len(d.Unaccounted) > 0:
 			return Condition{"False", ReasonNotMember, "no etcd member; no learner is added while a voting member is not accounted for"}
 		default:
@@ -641,6 +715,9 @@ func baseCondition(m Machine, d Decision, memberOf func(string) (Member, bool), 
 			return Condition{"False", ReasonHookReleased, "hook released: the etcd member is gone"}
 		}
 		msg := "the preDrain hook was removed by someone else; it is not added back"
+		if preTerminate && m.HasPreTerminateHook {
+			msg += ", and the preTerminate hook is released with it"
+		}
 		if has {
 			msg += fmt.Sprintf(", and member %x may be lost with the Machine before a replacement joins", mem.ID)
 		}

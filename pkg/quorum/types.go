@@ -12,6 +12,12 @@ type Machine struct {
 	Running  bool
 	// HasHook says the controller's preDrain hook is on the Machine.
 	HasHook bool
+	// HasPreTerminateHook says the controller's preTerminate hook is on the Machine (see
+	// State.PreTerminateHook).
+	HasPreTerminateHook bool
+	// ExcludeDrain says the Machine carries the exclude-node-draining annotation: OpenShift's
+	// Machine controller skips its drain, and every preDrain hook with it.
+	ExcludeDrain bool
 	// Addresses are the Machine's status.addresses.
 	Addresses []Address
 	// NodeName is the Node named in status.nodeRef, "" for none.
@@ -96,6 +102,10 @@ type State struct {
 	// AlarmsUnread says why etcd's alarm list could not be read in this snapshot; "" when
 	// it was. Unread alarms hold every membership change, as a CORRUPT alarm does.
 	AlarmsUnread string
+	// PreTerminateHook says the controller keeps a preTerminate hook beside the preDrain one
+	// (Machine.HasPreTerminateHook). The two are released together: a deleting Machine is
+	// held while either is on it, and a live Machine is protected once both are.
+	PreTerminateHook bool
 }
 
 // Placed returns the members with Machine set as Map places them.

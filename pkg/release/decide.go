@@ -135,7 +135,7 @@ func decideMachine(in Input, mp quorum.Mapping) Plan {
 			return refuse("voting member %x is not accounted for (%s), and it may be the member of Machine %s; nothing is released on a guess: fix the Machines' addresses or Node names, or remove it with `quorumguard release --member %x` if it is dead", m.ID, mp.Of[m.ID].Problem, in.Machine, m.ID)
 		}
 	}
-	p := Plan{Machine: in.Machine, Release: mach.HasHook}
+	p := Plan{Machine: in.Machine, Release: mach.HasHook || (in.State.PreTerminateHook && mach.HasPreTerminateHook)}
 	if len(claimed) == 0 {
 		return p
 	}

@@ -38,6 +38,9 @@ type Config struct {
 	Etcd      Etcd
 	Namespace string
 	Hook      machinev1beta1.LifecycleHook
+	// PreTerminateHook is the preTerminate hook the controller keeps beside Hook; the two
+	// are released together, in one write. No Name: none is kept.
+	PreTerminateHook machinev1beta1.LifecycleHook
 	// DefaultReplicas is the desired voting members when there is no ControlPlaneMachineSet.
 	DefaultReplicas int
 	// Epoch, when its Name is set, is the leader-for-life epoch ConfigMap (<lock>-epoch):
@@ -101,7 +104,8 @@ type Result struct {
 // with a *etcdmember.FencedError, and the controller, which saw what was already done,
 // carries on. A refusal and a dry run claim nothing and disturb no controller.
 func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
-	src := controlplane.Source{Reader: cfg.Client, Etcd: cfg.Etcd, Namespace: cfg.Namespace, Hook: cfg.Hook, DefaultReplicas: cfg.DefaultReplicas}
+	src := controlplane.Source{Reader: cfg.Client, Etcd: cfg.Etcd, Namespace: cfg.Namespace, Hook: cfg.Hook,
+		PreTerminateHook: cfg.PreTerminateHook, DefaultReplicas: cfg.DefaultReplicas}
 	pass, err := controlplane.DryRun(ctx, src)
 	if err != nil {
 		return nil, err
@@ -129,7 +133,7 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 		return res, &RefusedError{Plan: plan}
 	}
 	if plan.Nothing() {
-		cfg.printf("Machine %s has no etcd member and no preDrain hook %s: nothing to release", plan.Machine, cfg.Hook.Name)
+		cfg.printf("Machine %s has no etcd member and no %s: nothing to release", plan.Machine, src.Hooks().Names())
 		return res, nil
 	}
 	for _, r := range plan.Risks {
@@ -140,7 +144,7 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 			cfg.printf("dry run: would remove etcd member %s (%s)", plan.Member, plan.Why)
 		}
 		if plan.Release {
-			cfg.printf("dry run: would release preDrain hook %s of Machine %s", cfg.Hook.Name, plan.Machine)
+			cfg.printf("dry run: would release %s of Machine %s", src.Hooks().Names(), plan.Machine)
 		}
 		return res, nil
 	}
@@ -173,7 +177,7 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 	// fence, on the same Machines: the step is taken only if it is still the one decided.
 	still := func(want Plan) etcdmember.Guard {
 		return func(fresh []etcdmember.Observed) error {
-			st := controlplane.StateOf(pass.Machines, fresh, pass.ControlPlaneMachineSet, cfg.Hook, pass.State.Desired)
+			st := controlplane.StateOf(pass.Machines, fresh, pass.ControlPlaneMachineSet, src.Hooks(), pass.State.Desired)
 			now := Decide(inputOf(req, st, fresh, nil))
 			if now.Refused != "" {
 				return errors.New(now.Refused)
@@ -226,7 +230,7 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 		return fenceAndCheck()
 	}
 	if err := fenceAndCheck(); err != nil {
-		err = fmt.Errorf("release preDrain hook %s of Machine %s: %w", cfg.Hook.Name, mach.Name, explain(err))
+		err = fmt.Errorf("release %s of Machine %s: %w", src.Hooks().Names(), mach.Name, explain(err))
 		cfg.printf("not released: %v", err)
 		cfg.event(ctx, regarding, corev1.EventTypeWarning, "ReleaseHook", "quorumguard release did not release the hook: "+err.Error())
 		return res, err
@@ -250,15 +254,15 @@ func Run(ctx context.Context, cfg Config, req Request) (*Result, error) {
 		cfg.printf("not released: %v", err)
 		return res, err
 	}
-	if err := w.Release(ctx, mach, cfg.Hook, unchanged); err != nil {
+	if err := w.ReleaseSet(ctx, mach, src.Hooks(), unchanged); err != nil {
 		err = explain(err)
 		cfg.printf("not released: %v", err)
 		cfg.event(ctx, regarding, corev1.EventTypeWarning, "ReleaseHook", "quorumguard release did not release the hook: "+err.Error())
 		return res, err
 	}
 	res.Released = true
-	cfg.printf("released preDrain hook %s of Machine %s: %s", cfg.Hook.Name, mach.Name, why)
-	note := "quorumguard release released preDrain hook " + cfg.Hook.Name + ": " + why
+	cfg.printf("released %s of Machine %s: %s", src.Hooks().Names(), mach.Name, why)
+	note := "quorumguard release released " + src.Hooks().Names() + ": " + why
 	if len(plan.Risks) > 0 {
 		note += "; forced although " + joinRisks(plan.Risks)
 	}

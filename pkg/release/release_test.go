@@ -110,7 +110,7 @@ func (e *env) releaseConfig(set func(*release.Config), req release.Request) (str
 	e.t.Helper()
 	var out bytes.Buffer
 	cfg := release.Config{Client: e.cl, Etcd: e.view, Namespace: framework.MachineNamespace,
-		Hook: hooks.Default, DefaultReplicas: 3, Out: &out, Instance: "test"}
+		Hook: hooks.Default, PreTerminateHook: hooks.DefaultPreTerminate, DefaultReplicas: 3, Out: &out, Instance: "test"}
 	set(&cfg)
 	res, err := release.Run(e.t.Context(), cfg, req)
 	e.t.Logf("release %+v: %v\n%s", req, err, out.String())
@@ -300,7 +300,10 @@ func TestReleasePromotedReplacement(t *testing.T) {
 	if err != nil || !res.Removed || !res.Released {
 		t.Fatalf("release %s = %+v, %v; want the member removed and the hook released", old, res, err)
 	}
-	snap, removed, released := strings.Index(out, "etcd snapshot before the removal: "+dir), strings.Index(out, "removed etcd member"), strings.Index(out, "released preDrain hook")
+	if m, err := e.c.Machine(ctx, old); err == nil && (hooks.Has(m, hooks.Default) || hooks.HasPreTerminate(m, hooks.DefaultPreTerminate)) {
+		t.Fatalf("after the release %s still has %+v; want both hooks released", old, m.Spec.LifecycleHooks)
+	}
+	snap, removed, released := strings.Index(out, "etcd snapshot before the removal: "+dir), strings.Index(out, "removed etcd member"), strings.Index(out, "released preDrain hook QuorumGuard and preTerminate hook QuorumGuard of Machine "+old)
 	if snap < 0 || removed < snap || released < removed {
 		t.Fatalf("want a snapshot in %s, then the member removed, then the hook released; printed:\n%s", dir, out)
 	}
@@ -385,11 +388,14 @@ func TestReleaseMember(t *testing.T) {
 	}
 	e.refused(release.Request{Member: live.ID}, "belongs to Machine "+e.name(1))
 
-	// A Machine that never got a member: its provisioning fails, it is deleted, the hook holds it.
+	// A Machine that never got a member: its provisioning fails, it is deleted, the hooks
+	// hold it. With no Node its drain is skipped, and the preDrain hook with it: the
+	// preTerminate hook is what holds it.
 	never := e.name(5)
 	m := e.c.NewMaster(never, framework.AWSProviderSpec("us-east-1a", "subnet-us-east-1a"))
 	m.Annotations = map[string]string{framework.FailProvisionAnnotation: "true"}
 	m.Spec.LifecycleHooks.PreDrain = []machinev1beta1.LifecycleHook{hooks.Default}
+	m.Spec.LifecycleHooks.PreTerminate = []machinev1beta1.LifecycleHook{hooks.DefaultPreTerminate}
 	if err := e.cl.Create(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +425,7 @@ func TestReleaseMember(t *testing.T) {
 	if err != nil || res.Removed || !res.Released || !strings.Contains(out, "released preDrain hook") {
 		t.Fatalf("release %s = %+v, %v; want only its hook released", never, res, err)
 	}
-	if ev := e.events(never); len(ev) == 0 || !strings.HasPrefix(ev[len(ev)-1], "Normal ReleaseHook: quorumguard release released preDrain hook QuorumGuard: no etcd member is left") {
+	if ev := e.events(never); len(ev) == 0 || !strings.HasPrefix(ev[len(ev)-1], "Normal ReleaseHook: quorumguard release released preDrain hook QuorumGuard and preTerminate hook QuorumGuard: no etcd member is left") {
 		t.Errorf("Events on %s: %q", never, ev)
 	}
 	e.waitFor(never+" gone once its hook is released", func() bool {

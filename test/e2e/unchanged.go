@@ -63,12 +63,12 @@ func TakeFootprint(ctx context.Context, c *framework.Cluster) (Footprint, error)
 	}
 	for _, m := range ms.Items {
 		f.UIDs[string(m.UID)] = true
-		fp := fmt.Sprintf("hooks=%v", m.Spec.LifecycleHooks.PreDrain)
+		fp := fmt.Sprintf("hooks=%v preTerminate=%v", m.Spec.LifecycleHooks.PreDrain, m.Spec.LifecycleHooks.PreTerminate)
 		if cond := framework.Condition(&m, masters.ConditionType); cond != nil {
 			fp += fmt.Sprintf(" %s=%s/%s/%s", masters.ConditionType, cond.Status, cond.Reason, cond.Message)
 		}
 		switch phase := ptr.Deref(m.Status.Phase, ""); {
-		case phase == framework.PhaseRunning && m.DeletionTimestamp == nil, m.DeletionTimestamp != nil && len(m.Spec.LifecycleHooks.PreDrain) > 0:
+		case phase == framework.PhaseRunning && m.DeletionTimestamp == nil, m.DeletionTimestamp != nil && (len(m.Spec.LifecycleHooks.PreDrain) > 0 || len(m.Spec.LifecycleHooks.PreTerminate) > 0):
 			fp += " resourceVersion=" + m.ResourceVersion
 		}
 		f.Machines[m.Name] = fp

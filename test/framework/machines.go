@@ -35,6 +35,10 @@ const (
 	ConditionDrained    machinev1beta1.ConditionType = "Drained"
 	ConditionTerminable machinev1beta1.ConditionType = "Terminable"
 
+	// ExcludeDrainAnnotation makes the machine-api skip a Machine's drain, and with it every
+	// preDrain hook, as OpenShift's does.
+	ExcludeDrainAnnotation = "machine.openshift.io/exclude-node-draining"
+
 	// FailProvisionAnnotation makes the simulator fail a Machine's provisioning.
 	FailProvisionAnnotation = "framework.quorumguard.io/fail-provision"
 )
@@ -212,13 +216,20 @@ func (s *Simulator) decommission(ctx context.Context, m *machinev1beta1.Machine)
 		m.Status.Phase = ptr.To(PhaseDeleting)
 		return c.Status().Update(ctx, m)
 	}
-	if hooks := m.Spec.LifecycleHooks.PreDrain; len(hooks) > 0 {
+	if why := drainSkipped(m); why != "" {
+		// As the real controller: with no Node, or the exclude annotation, there is no
+		// drain, and no preDrain hook holds anything; the Machine goes on to termination.
+		if setCondition(m, ConditionDrained, corev1.ConditionTrue, "NodeDrainSkipped", "Node drain skipped: "+why) {
+			return c.Status().Update(ctx, m)
+		}
+	}
+	if hooks := m.Spec.LifecycleHooks.PreDrain; len(hooks) > 0 && !conditionTrue(m, ConditionDrained) {
 		if setCondition(m, ConditionDrainable, corev1.ConditionFalse, "HookPresent", "Drain operation currently blocked by: "+hookNames(hooks)) {
 			return c.Status().Update(ctx, m)
 		}
 		return nil
 	}
-	if setCondition(m, ConditionDrainable, corev1.ConditionTrue, "", "") {
+	if !conditionTrue(m, ConditionDrained) && setCondition(m, ConditionDrainable, corev1.ConditionTrue, "", "") {
 		return c.Status().Update(ctx, m)
 	}
 	if !conditionTrue(m, ConditionDrained) {
@@ -252,6 +263,18 @@ func (s *Simulator) decommission(ctx context.Context, m *machinev1beta1.Machine)
 	}
 	m.Finalizers = slices.DeleteFunc(m.Finalizers, func(f string) bool { return f == MachineFinalizer })
 	return c.Update(ctx, m)
+}
+
+// drainSkipped says why the machine-api skips m's drain, and with it its preDrain hooks: it
+// has no Node (status.nodeRef), or it carries ExcludeDrainAnnotation. "" when it drains.
+func drainSkipped(m *machinev1beta1.Machine) string {
+	if _, ok := m.Annotations[ExcludeDrainAnnotation]; ok {
+		return "the " + ExcludeDrainAnnotation + " annotation is set"
+	}
+	if m.Status.NodeRef == nil {
+		return "the Machine has no Node"
+	}
+	return ""
 }
 
 func hookNames(hooks []machinev1beta1.LifecycleHook) string {

@@ -1,0 +1,151 @@
+package e2e_test
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/quorumguard/quorumguard/pkg/app"
+	"github.com/quorumguard/quorumguard/pkg/controlplane"
+	"github.com/quorumguard/quorumguard/pkg/hooks"
+	"github.com/quorumguard/quorumguard/pkg/masters"
+	"github.com/quorumguard/quorumguard/pkg/quorum"
+	"github.com/quorumguard/quorumguard/test/e2e"
+	"github.com/quorumguard/quorumguard/test/framework"
+)
+
+// noPreTerminateEnv, when set, runs TestExcludedDrainHeldByPreTerminateHook with no
+// preTerminate hook kept, to show what it holds: the test then fails.
+const noPreTerminateEnv = "QUORUMGUARD_E2E_NO_PRETERMINATE"
+
+// TestExcludedDrainHeldByPreTerminateHook deletes a master that carries the
+// exclude-node-draining annotation while its member votes. The machine-api skips its drain
+// and every preDrain hook with it, so only the preTerminate hook holds it: its instance (and
+// the etcd member on it) must stay until a replacement was promoted and the member removed,
+// and the replacement then completes. The annotation is reported on the Machine's condition
+// and in an Event.
+func TestExcludedDrainHeldByPreTerminateHook(t *testing.T) {
+	off := os.Getenv(noPreTerminateEnv) != ""
+	c, _ := setup(t, func(o *app.Options) { o.NoPreTerminateHook = off })
+	ctx := t.Context()
+	const old, repl = "cluster-master-0", "cluster-new-0"
+
+	if !off {
+		if err := framework.WaitFor(ctx, 30*time.Second, "the preTerminate hook on every master", func() (bool, error) {
+			for i := range 3 {
+				m, err := c.Machine(ctx, fmt.Sprintf("cluster-master-%d", i))
+				if err != nil || !hooks.HasPreTerminate(m, hooks.DefaultPreTerminate) || !hooks.Has(m, hooks.Default) {
+					return false, nil //nolint:nilerr // not there yet: wait
+				}
+			}
+			return true, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if err := c.UpdateMachine(ctx, old, func(m *machinev1beta1.Machine) {
+		if m.Annotations == nil {
+			m.Annotations = map[string]string{}
+		}
+		m.Annotations[framework.ExcludeDrainAnnotation] = ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := framework.WaitFor(ctx, 30*time.Second, "the annotation on the EtcdMember condition", func() (bool, error) {
+		m, err := c.Machine(ctx, old)
+		cond := framework.Condition(m, masters.ConditionType)
+		return err == nil && cond != nil && strings.Contains(cond.Message, quorum.NoteExcludeDrain), err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !gotEvent(t, old, controlplane.ReasonExcludeDrain) {
+		t.Error("no Event reports the exclude-node-draining annotation")
+	}
+
+	// From the deletion on, the old Machine's instance must not be terminated while its
+	// member is still a voter.
+	watch := watchTermination(t, c, old)
+	if err := c.DeleteMachine(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := framework.WaitFor(ctx, 30*time.Second, "the drain skipped", func() (bool, error) {
+		m, err := c.Machine(ctx, old)
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		cond := framework.Condition(m, framework.ConditionDrained)
+		return err == nil && cond != nil && cond.Status == corev1.ConditionTrue, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Some time with no replacement: the Machine waits at its preTerminate hook.
+	time.Sleep(3 * time.Second)
+	if err := e2e.CreateReplacement(ctx, c, repl); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitVoters(ctx, c, 3*time.Minute, "cluster-master-1", "cluster-master-2", repl); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitGone(ctx, c, time.Minute, old); err != nil {
+		t.Fatal(err)
+	}
+	if bad := watch(); len(bad) > 0 {
+		t.Fatalf("Machine %s was let through to termination while its etcd member voted: %s", old, strings.Join(bad, "; "))
+	}
+	if !hasEvent(t, old, quorum.ReasonHookReleased) {
+		t.Error("no Event reports the hooks' release")
+	}
+}
+
+// watchTermination polls the Machine and the voting members until the returned stop is
+// called, and returns what it saw that lets the instance go while its member votes: the
+// Machine gone, or its Terminable condition True.
+func watchTermination(t *testing.T, c *framework.Cluster, name string) func() []string {
+	t.Helper()
+	stop := make(chan struct{})
+	done := make(chan []string, 1)
+	ctx := t.Context()
+	go func() {
+		var bad []string
+		for {
+			select {
+			case <-stop:
+				done <- bad
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			voters, err := e2e.VotingMembers(ctx, c)
+			if err != nil || !slices.Contains(voters, name) || len(bad) >= 5 {
+				continue
+			}
+			m, err := c.Machine(ctx, name)
+			switch {
+			case apierrors.IsNotFound(err):
+				bad = append(bad, fmt.Sprintf("the Machine is gone while member %s votes (voters %v)", name, voters))
+			case err != nil:
+			default:
+				if cond := framework.Condition(m, framework.ConditionTerminable); cond != nil && cond.Status == corev1.ConditionTrue {
+					bad = append(bad, fmt.Sprintf("Terminable=True while member %s votes (voters %v)", name, voters))
+				}
+			}
+		}
+	}()
+	var once []string
+	stopped := false
+	return func() []string {
+		if !stopped {
+			close(stop)
+			once = <-done
+			stopped = true
+		}
+		return once
+	}
+}
