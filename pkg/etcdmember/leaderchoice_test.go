@@ -30,7 +30,10 @@ func TestRemovedLeaderHandsOverToTheMostUpToDate(t *testing.T) {
 	e, _ := cl.addLearner(ctx, token, "e", nil)
 	cl.waitHealth(ctx, e.ID, true)
 
-	cl.members["a"].Degrade(etcdnet.LinkFault{Latency: 1500 * time.Millisecond})
+	// a's lag is about the write rate times this latency, so 32 writers keep it more than
+	// twice the slack behind even on a loaded machine; a longer latency would make a's own
+	// probe fail, and a must stay healthy.
+	cl.members["a"].Degrade(etcdnet.LinkFault{Latency: 2 * time.Second})
 	defer cl.members["a"].Restore()
 	// The writers go through b, c and d only: a request a forwards would wait on its slow
 	// links, and the writes would be too few for a to fall behind.
@@ -46,7 +49,7 @@ func TestRemovedLeaderHandsOverToTheMostUpToDate(t *testing.T) {
 	defer fast.Close()
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for w := range 8 {
+	for w := range 32 {
 		wg.Go(func() {
 			for i := 0; wctx.Err() == nil; i++ {
 				pctx, cancel := context.WithTimeout(wctx, 2*time.Second)
@@ -58,7 +61,7 @@ func TestRemovedLeaderHandsOverToTheMostUpToDate(t *testing.T) {
 	defer func() { stop(); wg.Wait() }()
 	// a trails while the writes go on, and stays healthy: it is passed over for its index,
 	// not for its health.
-	eventually(t, ctx, 20*time.Second, "a healthy and far behind b and c", func() (bool, string) {
+	eventually(t, ctx, 45*time.Second, "a healthy and far behind b and c", func() (bool, string) {
 		ms, hs, err := cl.client.State(ctx)
 		if err != nil {
 			return false, err.Error()
