@@ -15,6 +15,7 @@ import (
 
 	"github.com/quorumguard/quorumguard/pkg/endpoints"
 	"github.com/quorumguard/quorumguard/pkg/openshift"
+	"github.com/quorumguard/quorumguard/test/framework"
 )
 
 // kasWorld is the kube-apiserver operator's state on the test apiserver: its object and
@@ -32,16 +33,9 @@ func newKASWorld(t *testing.T) *kasWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ns := range []string{endpoints.EtcdEndpointsNamespace, endpoints.KubeAPIServerNamespace} {
-		if err := cp.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-	}
 	_ = oc.Operator.OperatorV1().KubeAPIServers().Delete(ctx, endpoints.KubeAPIServerName, metav1.DeleteOptions{})
 	_ = cp.Client.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: endpoints.EtcdEndpointsNamespace, Name: endpoints.EtcdEndpointsName}})
-	kas := &operatorv1.KubeAPIServer{ObjectMeta: metav1.ObjectMeta{Name: endpoints.KubeAPIServerName},
-		Spec: operatorv1.KubeAPIServerSpec{StaticPodOperatorSpec: operatorv1.StaticPodOperatorSpec{OperatorSpec: operatorv1.OperatorSpec{ManagementState: operatorv1.Managed}}}}
-	if _, err := oc.Operator.OperatorV1().KubeAPIServers().Create(ctx, kas, metav1.CreateOptions{}); err != nil {
+	if err := framework.CreateKubeAPIServer(ctx, cp.Client, oc); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -53,60 +47,17 @@ func newKASWorld(t *testing.T) *kasWorld {
 // revision writes config-<rev> dialling servers.
 func (w *kasWorld) revision(rev int32, servers ...string) {
 	w.t.Helper()
-	quoted := make([]string, len(servers))
-	for i, s := range servers {
-		quoted[i] = `"` + s + `"`
-	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: endpoints.KubeAPIServerNamespace, Name: fmt.Sprintf("%s%d", endpoints.RevisionConfigPrefix, rev)},
-		Data: map[string]string{endpoints.RevisionConfigKey: `{"apiVersion":"kubecontrolplane.config.openshift.io/v1","kind":"KubeAPIServerConfig","apiServerArguments":{"etcd-servers":[` + strings.Join(quoted, ",") + `]}}`}}
-	if err := cp.Client.Create(w.ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := framework.WriteRevision(w.ctx, cp.Client, rev, servers); err != nil {
 		w.t.Fatal(err)
 	}
 }
 
-// status sets latestAvailableRevision and the nodes' current revisions. A node status is
-// first written without a revision, as the CRD requires.
+// status sets latestAvailableRevision and the nodes' current revisions.
 func (w *kasWorld) status(latest int32, nodes map[string]int32) {
 	w.t.Helper()
-	kases := w.oc.Operator.OperatorV1().KubeAPIServers()
-	kas, err := kases.Get(w.ctx, endpoints.KubeAPIServerName, metav1.GetOptions{})
-	if err != nil {
+	if err := framework.SetKubeAPIServerRevisions(w.ctx, w.oc, latest, nodes); err != nil {
 		w.t.Fatal(err)
 	}
-	known := map[string]bool{}
-	for _, n := range kas.Status.NodeStatuses {
-		known[n.NodeName] = true
-	}
-	for _, n := range sortedKeys(nodes) {
-		if !known[n] {
-			kas.Status.NodeStatuses = append(kas.Status.NodeStatuses, operatorv1.NodeStatus{NodeName: n})
-		}
-	}
-	if kas, err = kases.UpdateStatus(w.ctx, kas, metav1.UpdateOptions{}); err != nil {
-		w.t.Fatal(err)
-	}
-	kas.Status.LatestAvailableRevision = latest
-	for i, n := range kas.Status.NodeStatuses {
-		kas.Status.NodeStatuses[i].CurrentRevision = nodes[n.NodeName]
-	}
-	if _, err := kases.UpdateStatus(w.ctx, kas, metav1.UpdateOptions{}); err != nil {
-		w.t.Fatal(err)
-	}
-}
-
-func sortedKeys(m map[string]int32) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func etcdEndpoints(t *testing.T) *corev1.ConfigMap {

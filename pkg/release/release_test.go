@@ -14,10 +14,8 @@ import (
 	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
-	operatorv1 "github.com/openshift/api/operator/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -474,33 +472,18 @@ func openShiftRolloutDialling(t *testing.T, e *env, id uint64) *endpoints.OpenSh
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ns := range []string{endpoints.EtcdEndpointsNamespace, endpoints.KubeAPIServerNamespace} {
-		if err := e.cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-	}
-	cfg := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: endpoints.KubeAPIServerNamespace, Name: endpoints.RevisionConfigPrefix + "1"},
-		Data: map[string]string{endpoints.RevisionConfigKey: `{"apiServerArguments":{"etcd-servers":["https://` + ip + `:2379"]}}`}}
-	if err := e.cl.Create(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
 	kases := oc.Operator.OperatorV1().KubeAPIServers()
-	kas, err := kases.Create(ctx, &operatorv1.KubeAPIServer{ObjectMeta: metav1.ObjectMeta{Name: endpoints.KubeAPIServerName},
-		Spec: operatorv1.KubeAPIServerSpec{StaticPodOperatorSpec: operatorv1.StaticPodOperatorSpec{OperatorSpec: operatorv1.OperatorSpec{ManagementState: operatorv1.Managed}}}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
 		_ = kases.Delete(context.Background(), endpoints.KubeAPIServerName, metav1.DeleteOptions{})
-		_ = e.cl.Delete(context.Background(), cfg)
+		_ = e.cl.Delete(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: endpoints.KubeAPIServerNamespace, Name: endpoints.RevisionConfigPrefix + "1"}})
 	})
-	// A node status is first written without a revision, as the CRD demands.
-	kas.Status.NodeStatuses = []operatorv1.NodeStatus{{NodeName: "master-a"}}
-	if kas, err = kases.UpdateStatus(ctx, kas, metav1.UpdateOptions{}); err != nil {
+	if err := framework.CreateKubeAPIServer(ctx, e.cl, oc); err != nil {
 		t.Fatal(err)
 	}
-	kas.Status.LatestAvailableRevision, kas.Status.NodeStatuses[0].CurrentRevision = 1, 1
-	if _, err := kases.UpdateStatus(ctx, kas, metav1.UpdateOptions{}); err != nil {
+	if err := framework.WriteRevision(ctx, e.cl, 1, []string{"https://" + ip + ":2379"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := framework.SetKubeAPIServerRevisions(ctx, oc, 1, map[string]int32{"master-a": 1}); err != nil {
 		t.Fatal(err)
 	}
 	return &endpoints.OpenShiftPublisher{Client: e.cl, KubeAPIServers: kases}

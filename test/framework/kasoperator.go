@@ -89,15 +89,8 @@ func (c *Cluster) StartKubeAPIServerOperator(ctx context.Context) (*KubeAPIServe
 		return nil, err
 	}
 	o := &KubeAPIServerOperator{c: c, oc: oc, Step: 300 * time.Millisecond, stuck: map[string]bool{}, done: make(chan struct{})}
-	for _, ns := range []string{endpoints.EtcdEndpointsNamespace, endpoints.KubeAPIServerNamespace} {
-		if err := c.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, err
-		}
-	}
-	kas := &operatorv1.KubeAPIServer{ObjectMeta: metav1.ObjectMeta{Name: endpoints.KubeAPIServerName},
-		Spec: operatorv1.KubeAPIServerSpec{StaticPodOperatorSpec: operatorv1.StaticPodOperatorSpec{OperatorSpec: operatorv1.OperatorSpec{ManagementState: operatorv1.Managed}}}}
-	if _, err := oc.Operator.OperatorV1().KubeAPIServers().Create(ctx, kas, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("create kubeapiservers/cluster: %w", err)
+	if err := CreateKubeAPIServer(ctx, c.Client, oc); err != nil {
+		return nil, err
 	}
 	servers := slices.Clone(c.CP.EtcdServers())
 	sort.Strings(servers)
@@ -289,7 +282,25 @@ func (o *KubeAPIServerOperator) follow(ctx context.Context, kas *operatorv1.Kube
 	return o.makeRevision(ctx, latest+1, servers)
 }
 
-func (o *KubeAPIServerOperator) makeRevision(ctx context.Context, rev int32, servers []string) error {
+// CreateKubeAPIServer creates the namespaces of OpenShift's endpoint contract and the
+// kube-apiserver operator's object, kubeapiservers/cluster (Managed, no status yet).
+func CreateKubeAPIServer(ctx context.Context, c client.Client, oc *openshift.Clients) error {
+	for _, ns := range []string{endpoints.EtcdEndpointsNamespace, endpoints.KubeAPIServerNamespace} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	kas := &operatorv1.KubeAPIServer{ObjectMeta: metav1.ObjectMeta{Name: endpoints.KubeAPIServerName},
+		Spec: operatorv1.KubeAPIServerSpec{StaticPodOperatorSpec: operatorv1.StaticPodOperatorSpec{OperatorSpec: operatorv1.OperatorSpec{ManagementState: operatorv1.Managed}}}}
+	if _, err := oc.Operator.OperatorV1().KubeAPIServers().Create(ctx, kas, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create kubeapiservers/cluster: %w", err)
+	}
+	return nil
+}
+
+// WriteRevision writes openshift-kube-apiserver/config-<rev>, a KubeAPIServerConfig whose
+// etcd servers are servers, as the kube-apiserver operator does; one already there is kept.
+func WriteRevision(ctx context.Context, c client.Client, rev int32, servers []string) error {
 	cfg := map[string]any{"apiVersion": "kubecontrolplane.config.openshift.io/v1", "kind": "KubeAPIServerConfig",
 		"apiServerArguments": map[string][]string{"etcd-servers": servers}}
 	raw, err := json.Marshal(cfg)
@@ -298,7 +309,46 @@ func (o *KubeAPIServerOperator) makeRevision(ctx context.Context, rev int32, ser
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: endpoints.KubeAPIServerNamespace, Name: endpoints.RevisionConfigPrefix + strconv.Itoa(int(rev))},
 		Data: map[string]string{endpoints.RevisionConfigKey: string(raw)}}
-	if err := o.c.Client.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := c.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// SetKubeAPIServerRevisions sets kubeapiservers/cluster's latestAvailableRevision and each
+// named node's currentRevision. A node status not there yet is first written without a
+// revision, as the CRD demands.
+func SetKubeAPIServerRevisions(ctx context.Context, oc *openshift.Clients, latest int32, nodes map[string]int32) error {
+	kases := oc.Operator.OperatorV1().KubeAPIServers()
+	kas, err := kases.Get(ctx, endpoints.KubeAPIServerName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, n := range kas.Status.NodeStatuses {
+		known[n.NodeName] = true
+	}
+	names := slices.Sorted(maps.Keys(nodes))
+	for _, n := range names {
+		if !known[n] {
+			kas.Status.NodeStatuses = append(kas.Status.NodeStatuses, operatorv1.NodeStatus{NodeName: n})
+		}
+	}
+	if kas, err = kases.UpdateStatus(ctx, kas, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	kas.Status.LatestAvailableRevision = latest
+	for i, n := range kas.Status.NodeStatuses {
+		if rev, ok := nodes[n.NodeName]; ok {
+			kas.Status.NodeStatuses[i].CurrentRevision = rev
+		}
+	}
+	_, err = kases.UpdateStatus(ctx, kas, metav1.UpdateOptions{})
+	return err
+}
+
+func (o *KubeAPIServerOperator) makeRevision(ctx context.Context, rev int32, servers []string) error {
+	if err := WriteRevision(ctx, o.c.Client, rev, servers); err != nil {
 		return err
 	}
 	if err := o.update(ctx, func(kas *operatorv1.KubeAPIServer) { kas.Status.LatestAvailableRevision = rev }); err != nil {
