@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"fmt"
-	"maps"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -80,11 +79,8 @@ func (r *Reconciler) publishOpenShift(ctx context.Context, st *snapshot, ms []en
 	if res.Err != nil {
 		log.Error(res.Err, "OpenShift's etcd endpoint contract: removals wait")
 	}
-	if res.Active && res.Changed && !maps.Equal(res.Data, r.openshiftData) {
+	if res.Changed {
 		log.Info("wrote etcd-endpoints", "configMap", endpoints.EtcdEndpointsNamespace+"/"+endpoints.EtcdEndpointsName, "members", res.Data)
-	}
-	if res.Data != nil {
-		r.openshiftData = res.Data
 	}
 	return res.Holds
 }

@@ -86,8 +86,6 @@ type Reconciler struct {
 	// cluster with a kube-apiserver operator and holds removals until its rollout leaves the
 	// member out on every node.
 	OpenShift *endpoints.OpenShiftPublisher
-	// openshiftData is the last etcd-endpoints data written, for logging changes once.
-	openshiftData map[string]string
 	// published is the last generation published, for logging changes once.
 	published int64
 	// learners are the last pass's reading of each learner (see learnerAges); etcdRead says
