@@ -182,7 +182,7 @@ func startControlPlane(gc bool) (*framework.ControlPlane, string, func(), error)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	cp, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: dir, GarbageCollector: gc})
+	cp, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: dir, ControllerManager: gc})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, "", nil, err

@@ -23,7 +23,7 @@ func overhead(ctx context.Context, trials int) ([]row, error) {
 		return nil, err
 	}
 	defer stop()
-	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: dir, ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
+	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: dir, ProvisionDelay: 100 * time.Millisecond})
 	if err != nil {
 		return nil, err
 	}

@@ -150,7 +150,7 @@ func prodCluster(ctx context.Context, o prodOptions, mastersN int, size int64, d
 	defer stop()
 	quota := min(max(2*size, 2<<30), 8<<30)
 	c, err := framework.StartCluster(ctx, cp, framework.ClusterOptions{Dir: dir, Masters: mastersN, OnlyMasters: true,
-		ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond, QuotaBackendBytes: quota})
+		ProvisionDelay: 100 * time.Millisecond, QuotaBackendBytes: quota})
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ import (
 // deletion that stalls. Nothing is changed by it.
 func TestPlanCommand(t *testing.T) {
 	ctx := t.Context()
-	c, err := framework.StartCluster(ctx, controlPlane(t), framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond,
+	c, err := framework.StartCluster(ctx, controlPlane(t), framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond,
 		ProviderSpec: func(i int) *runtime.RawExtension { return e2e.ZoneSpec("abc"[i]) }})
 	if err != nil {
 		t.Fatal(err)

@@ -92,7 +92,7 @@ func TestStatusCommandFlags(t *testing.T) {
 // idle and then with a Machine being deleted, in both formats.
 func TestStatusCommand(t *testing.T) {
 	ctx := t.Context()
-	c, err := framework.StartCluster(ctx, controlPlane(t), framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
+	c, err := framework.StartCluster(ctx, controlPlane(t), framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 // one it lists the arbiter Machine with the masters.
 func TestStatusCommandTopology(t *testing.T) {
 	ctx := t.Context()
-	c, err := framework.StartCluster(ctx, controlPlane(t), framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
+	c, err := framework.StartCluster(ctx, controlPlane(t), framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 var cp *framework.ControlPlane
 
 func TestMain(m *testing.M) {
-	framework.Main(m, framework.ControlPlaneOptions{GarbageCollector: true}, &cp)
+	framework.Main(m, framework.ControlPlaneOptions{ControllerManager: true}, &cp)
 }
 
 func namespace(t *testing.T) string {

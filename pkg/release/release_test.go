@@ -72,7 +72,7 @@ func start(t *testing.T) *env {
 	ctx := t.Context()
 	prefix := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	c, err := framework.StartCluster(ctx, controlPlane(t), framework.ClusterOptions{Dir: t.TempDir(), Prefix: prefix, Hook: &hooks.Default,
-		ProvisionDelay: 50 * time.Millisecond, DrainDelay: 50 * time.Millisecond})
+		ProvisionDelay: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func TestChaos(t *testing.T) {
 	workers := envInt("QUORUMGUARD_CHAOS_WORKERS", 1)
 	planes := []*framework.ControlPlane{cp}
 	for w := 1; w < workers && separate; w++ {
-		p, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: t.TempDir(), GarbageCollector: true})
+		p, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: t.TempDir(), ControllerManager: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func chaosScenario(t *testing.T, plane *framework.ControlPlane, seed uint64, eve
 	ctx := t.Context()
 	const boot = "aba"
 	opts := framework.ClusterOptions{
-		Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond,
+		Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond,
 		ProviderSpec: func(i int) *runtime.RawExtension { return e2e.ZoneSpec(boot[i]) },
 	}
 	var c *framework.Cluster
@@ -264,7 +264,7 @@ func chaosScenario(t *testing.T, plane *framework.ControlPlane, seed uint64, eve
 	} else {
 		// The scenario's own kube-apiserver stores its data in the members being replaced
 		// and killed; the garbage collector frees the leader-for-life lock of a killed leader.
-		c, err = framework.StartProtected(ctx, framework.ControlPlaneOptions{GarbageCollector: true}, opts)
+		c, err = framework.StartProtected(ctx, framework.ControlPlaneOptions{ControllerManager: true}, opts)
 	}
 	if err != nil {
 		t.Fatal(err)

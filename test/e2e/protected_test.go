@@ -40,7 +40,7 @@ func startProtected(t *testing.T) (*framework.Cluster, *framework.APIServerOpera
 // protects, stopped when the test ends.
 func newProtected(t *testing.T) *framework.Cluster {
 	t.Helper()
-	c, err := framework.StartProtected(t.Context(), framework.ControlPlaneOptions{}, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond})
+	c, err := framework.StartProtected(t.Context(), framework.ControlPlaneOptions{}, framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func newCluster(t *testing.T, zones string) *framework.Cluster {
 // newClusterWith is newCluster with its options adjusted.
 func newClusterWith(t *testing.T, zones string, adjust func(*framework.ClusterOptions)) *framework.Cluster {
 	t.Helper()
-	opts := framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond, DrainDelay: 100 * time.Millisecond}
+	opts := framework.ClusterOptions{Dir: t.TempDir(), ProvisionDelay: 100 * time.Millisecond}
 	if zones != "" {
 		opts.ProviderSpec = func(i int) *runtime.RawExtension { return e2e.ZoneSpec(zones[i]) }
 	}

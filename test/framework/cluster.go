@@ -35,12 +35,13 @@ type ClusterOptions struct {
 	// us-east-1a when nil.
 	ProviderSpec func(i int) *runtime.RawExtension
 	// Hook, when set, is put on each bootstrap Machine as it is created, as an installer would.
-	Hook                       *machinev1beta1.LifecycleHook
-	ProvisionDelay, DrainDelay time.Duration
+	Hook *machinev1beta1.LifecycleHook
+	// ProvisionDelay is the time from an instance's creation to its Node registering.
+	ProvisionDelay time.Duration
 	// Dir holds etcd data and certificates; a temp dir when empty.
 	Dir string
-	// OnlyMasters makes the simulator look at control-plane Machines only, so a benchmark can
-	// park thousands of worker Machines in the apiserver without simulating them.
+	// OnlyMasters makes the machine-api look at control-plane Machines only, so a benchmark
+	// can park thousands of worker Machines in the apiserver without provisioning them.
 	OnlyMasters bool
 	// QuotaBackendBytes is every member's etcd quota (--quota-backend-bytes); etcdnet's 2 GiB
 	// when zero. A benchmark that fills etcd past that sets it, as OpenShift sets 8 GiB.
@@ -51,12 +52,14 @@ type ClusterOptions struct {
 	SnapshotCount uint64
 }
 
-// Cluster is a simulated machine-api and etcd on a real apiserver.
+// Cluster is OpenShift's machine-api (machine-api-operator's controllers on a stand-in cloud)
+// and etcd on a real apiserver.
 type Cluster struct {
 	CP     *ControlPlane
 	Client client.Client
 	Net    *etcdnet.Network
-	Sim    *Simulator
+	Cloud  *Cloud
+	API    *MachineAPI
 	Agent  *Agent
 	Opts   ClusterOptions
 	// Quorate is when every bootstrap member answered as ready: the time their peer
@@ -64,7 +67,6 @@ type Cluster struct {
 	Quorate time.Time
 
 	cancel context.CancelFunc
-	done   chan struct{}
 	// ownCP: the control plane was started for this cluster, on its etcd (StartProtected).
 	ownCP bool
 }
@@ -162,7 +164,7 @@ func bootNames(opts ClusterOptions) []string {
 // the bootstrap Machines of the same names: those Machines get their addresses.
 func startCluster(ctx context.Context, cp *ControlPlane, opts ClusterOptions, n *etcdnet.Network, booted []*etcdnet.Member) (*Cluster, error) {
 	boot := bootNames(opts)
-	c := &Cluster{CP: cp, Client: cp.Client, Net: n, Agent: NewAgent(n, boot), Opts: opts, done: make(chan struct{})}
+	c := &Cluster{CP: cp, Client: cp.Client, Net: n, Agent: NewAgent(n, boot), Opts: opts}
 	var mu sync.Mutex
 	reserved := map[string]net.IP{}
 	for _, m := range booted {
@@ -178,26 +180,33 @@ func startCluster(ctx context.Context, cp *ControlPlane, opts ClusterOptions, n 
 		}
 		return n.AllocateIP()
 	}
-	c.Sim = NewSimulator(SimulatorOptions{
-		Client: cp.Client, ProvisionDelay: opts.ProvisionDelay, DrainDelay: opts.DrainDelay,
-		AllocateIP: allocate, OnRunning: c.Agent.MachineRunning, OnStopped: c.Agent.MachineStopped,
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.Cloud = NewCloud(runCtx, CloudOptions{
+		Client: cp.Client, BootDelay: opts.ProvisionDelay, AllocateIP: allocate,
+		OnBoot: c.Agent.MachineRunning, OnStop: c.Agent.MachineStopped,
 	})
+	selector := map[string]string{ClusterLabel: opts.Prefix}
 	if opts.OnlyMasters {
-		c.Sim.opts.Labels = map[string]string{RoleLabel: "master"}
+		selector[RoleLabel] = "master"
 	}
+	api, err := StartMachineAPI(ctx, MachineAPIOptions{Config: cp.Config, Cloud: c.Cloud, Machines: selector})
+	if err != nil {
+		cancel()
+		n.Close()
+		return nil, err
+	}
+	c.API = api
 	for i, name := range boot {
 		m := c.NewMaster(name, opts.ProviderSpec(i))
 		if opts.Hook != nil {
 			m.Spec.LifecycleHooks.PreDrain = []machinev1beta1.LifecycleHook{*opts.Hook}
 		}
 		if err := cp.Client.Create(ctx, m); err != nil {
-			n.Close()
+			c.Stop(context.Background())
 			return nil, fmt.Errorf("create Machine %s: %w", name, err)
 		}
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	go func() { defer close(c.done); c.Sim.Run(runCtx) }()
 	if err := c.waitQuorum(ctx, boot); err != nil {
 		c.Stop(context.Background())
 		return nil, err
@@ -296,11 +305,12 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 	}
 }
 
-// Stop stops the simulator, strips every Machine's hooks and finalizers so they go away,
-// removes the Nodes and stops etcd.
+// Stop stops the machine-api and the instances, strips every Machine's hooks and finalizers
+// so they go away, removes the Nodes and stops etcd.
 func (c *Cluster) Stop(ctx context.Context) {
+	c.API.Stop()
+	c.Cloud.Close()
 	c.cancel()
-	<-c.done
 	if c.ownCP {
 		// The apiserver's store goes with the members: nothing to clean up in it.
 		c.Agent.Close()
@@ -336,7 +346,7 @@ func (c *Cluster) Stop(ctx context.Context) {
 	c.Net.Close()
 }
 
-// DeleteMachine deletes a Machine by name (the simulator then takes it through drain).
+// DeleteMachine deletes a Machine by name (the machine-api then takes it through drain).
 func (c *Cluster) DeleteMachine(ctx context.Context, name string) error {
 	m := &machinev1beta1.Machine{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: MachineNamespace}}
 	err := RideOut(ctx, "delete Machine "+name, func() error { return c.Client.Delete(ctx, m) })

@@ -116,8 +116,11 @@ func CRDPaths() ([]string, error) {
 
 // ControlPlaneOptions shape StartControlPlane.
 type ControlPlaneOptions struct {
-	// GarbageCollector also runs kube-controller-manager --controllers=garbagecollector.
-	GarbageCollector bool
+	// ControllerManager also runs kube-controller-manager with the controllers a Machine's
+	// lifecycle meets: the garbage collector, the disruption controller (PodDisruptionBudget
+	// status, so evictions behave), pod GC, node lifecycle (a Node whose kubelet stops
+	// heartbeating goes Ready=Unknown after NodeMonitorGracePeriod) and taint eviction.
+	ControllerManager bool
 	// Dir holds the kubeconfig and logs; a temp dir when empty.
 	Dir string
 	// Etcd, when set, is where kube-apiserver stores its data instead of a private etcd of
@@ -148,7 +151,7 @@ type ControlPlane struct {
 // namespace, and writes an admin kubeconfig.
 func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	bins := []string{"kube-apiserver", "etcd"}
-	if opts.GarbageCollector {
+	if opts.ControllerManager {
 		bins = append(bins, "kube-controller-manager")
 	}
 	if err := RequireBinaries(bins...); err != nil {
@@ -231,20 +234,26 @@ func (cp *ControlPlane) init(opts ControlPlaneOptions) error {
 	if err := cp.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", MachineNamespace, err)
 	}
-	if opts.GarbageCollector {
-		return cp.startGC()
+	if opts.ControllerManager {
+		return cp.startControllerManager()
 	}
 	return nil
 }
 
-func (cp *ControlPlane) startGC() error {
+// NodeMonitorGracePeriod is how long the node lifecycle controller waits on a silent kubelet
+// before it marks its Node Ready=Unknown (kube-controller-manager's default is 50 s).
+const NodeMonitorGracePeriod = 8 * time.Second
+
+func (cp *ControlPlane) startControllerManager() error {
 	logf, err := os.Create(filepath.Join(cp.Dir, "kube-controller-manager.log"))
 	if err != nil {
 		return err
 	}
 	cmd := exec.Command(filepath.Join(BinDir(), "kube-controller-manager"),
 		"--kubeconfig="+cp.KubeconfigFile,
-		"--controllers=garbagecollector",
+		"--controllers=garbage-collector-controller,disruption-controller,pod-garbage-collector-controller,node-lifecycle-controller,taint-eviction-controller",
+		"--node-monitor-period=1s",
+		"--node-monitor-grace-period="+NodeMonitorGracePeriod.String(),
 		"--leader-elect=false",
 		"--use-service-account-credentials=false",
 		"--secure-port=0",
@@ -252,7 +261,7 @@ func (cp *ControlPlane) startGC() error {
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start kube-controller-manager (garbage collector): %w", err)
+		return fmt.Errorf("start kube-controller-manager: %w", err)
 	}
 	cp.mu.Lock()
 	cp.gc = cmd
