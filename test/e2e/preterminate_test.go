@@ -97,8 +97,15 @@ func TestExcludedDrainHeldByPreTerminateHook(t *testing.T) {
 	if err := e2e.WaitGone(ctx, c, time.Minute, old); err != nil {
 		t.Fatal(err)
 	}
+	// The cloud's own record of the termination: the member was gone from the list by then.
+	if bad := c.TerminatedWithMember(); len(bad) > 0 {
+		t.Fatalf("an instance was terminated with its etcd member still in the list: %v", bad)
+	}
 	if bad := watch(); len(bad) > 0 {
 		t.Fatalf("Machine %s was let through to termination while its etcd member voted: %s", old, strings.Join(bad, "; "))
+	}
+	if !slices.ContainsFunc(c.Terminations(), func(x framework.Termination) bool { return x.Machine == old }) {
+		t.Fatalf("the cloud never terminated %s's instance: %v", old, c.Terminations())
 	}
 	if !hasEvent(t, old, quorum.ReasonHookReleased) {
 		t.Error("no Event reports the hooks' release")

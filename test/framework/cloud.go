@@ -45,6 +45,7 @@ type Cloud struct {
 	// instance, as on a cloud.
 	instances map[types.UID]*instance
 	stopped   map[types.UID]bool
+	last      map[string]net.IP // the address of each Machine's terminated instance
 	ctx       context.Context
 }
 
@@ -58,7 +59,7 @@ type instance struct {
 
 // NewCloud returns an empty cloud whose instances live until ctx ends or they are deleted.
 func NewCloud(ctx context.Context, opts CloudOptions) *Cloud {
-	return &Cloud{opts: opts, instances: map[types.UID]*instance{}, stopped: map[types.UID]bool{}, ctx: ctx}
+	return &Cloud{opts: opts, instances: map[types.UID]*instance{}, stopped: map[types.UID]bool{}, last: map[string]net.IP{}, ctx: ctx}
 }
 
 var _ maomachine.Actuator = (*Cloud)(nil)
@@ -111,6 +112,7 @@ func (c *Cloud) Delete(_ context.Context, m *machinev1beta1.Machine) error {
 	delete(c.instances, m.UID)
 	if ok {
 		c.stopped[m.UID] = true
+		c.last[m.Name] = in.ip
 	}
 	c.mu.Unlock()
 	if !ok {
@@ -141,6 +143,18 @@ func (c *Cloud) Kubelet(machine string) *Kubelet {
 		}
 	}
 	return nil
+}
+
+// address is the address of the named Machine's instance, running or the last terminated.
+func (c *Cloud) address(machine string) net.IP {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, in := range c.instances {
+		if in.machine.Name == machine {
+			return in.ip
+		}
+	}
+	return c.last[machine]
 }
 
 // Close terminates every instance.

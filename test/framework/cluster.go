@@ -66,6 +66,7 @@ type Cluster struct {
 	// connections are counted from by etcd's health window.
 	Quorate time.Time
 
+	terms  terminations
 	cancel context.CancelFunc
 	// ownCP: the control plane was started for this cluster, on its etcd (StartProtected).
 	ownCP bool
@@ -184,7 +185,8 @@ func startCluster(ctx context.Context, cp *ControlPlane, opts ClusterOptions, n 
 	c.cancel = cancel
 	c.Cloud = NewCloud(runCtx, CloudOptions{
 		Client: cp.Client, BootDelay: opts.ProvisionDelay, AllocateIP: allocate,
-		OnBoot: c.Agent.MachineRunning, OnStop: c.Agent.MachineStopped,
+		OnBoot: c.Agent.MachineRunning,
+		OnStop: func(m *machinev1beta1.Machine) { c.recordTermination(m); c.Agent.MachineStopped(m) },
 	})
 	selector := map[string]string{ClusterLabel: opts.Prefix}
 	if opts.OnlyMasters {
