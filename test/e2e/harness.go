@@ -337,3 +337,8 @@ func WaitHealthWindow(ctx context.Context, c *framework.Cluster, timeout time.Du
 	}
 	return nil
 }
+
+// MemberList lists the etcd members, learners included.
+func MemberList(ctx context.Context, c *framework.Cluster) ([]*etcdserverpb.Member, error) {
+	return memberList(ctx, c)
+}

@@ -156,3 +156,102 @@ func watchTermination(t *testing.T, c *framework.Cluster, name string) func() []
 		return once
 	}
 }
+
+// TestNewMachineDeletedBeforeItsNode is the rollback that cost a cluster-api user their
+// quorum: a replacement Machine whose learner was added is deleted before it has a Node
+// (status.nodeRef). quorumguard itself adds a learner only for a Running Machine (one with a
+// Node), which the test checks first; the learner here is added out of band, as a node-side
+// join or an administrator's etcdctl would. OpenShift's Machine controller skips the drain of a
+// Machine without a Node, and every preDrain hook with it, so only the preTerminate hook holds
+// its instance: nothing may be terminated while its member is in the list. The cloud records
+// each termination with the membership at that moment; with the preTerminate hook turned off
+// (QUORUMGUARD_E2E_NO_PRETERMINATE=1) the record shows the learner's instance terminated while
+// listed, and the test fails. A second replacement then completes.
+func TestNewMachineDeletedBeforeItsNode(t *testing.T) {
+	off := os.Getenv(noPreTerminateEnv) != ""
+	c, _ := setup(t, func(o *app.Options) { o.NoPreTerminateHook = off })
+	ctx := t.Context()
+	const old, repl, second = "cluster-master-0", "cluster-new-0", "cluster-new-1"
+
+	// The replacement's instance gets its address but never finishes booting.
+	c.Cloud.HoldBoot(repl)
+	if err := c.DeleteMachine(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.CreateReplacement(ctx, c, repl); err != nil {
+		t.Fatal(err)
+	}
+	var ip string
+	if err := framework.WaitFor(ctx, time.Minute, repl+"'s address and preTerminate hook", func() (bool, error) {
+		m, err := c.Machine(ctx, repl)
+		if err != nil || framework.InternalIP(m) == nil {
+			return false, nil //nolint:nilerr // not provisioned yet
+		}
+		ip = framework.InternalIP(m).String()
+		return off || hooks.HasPreTerminate(m, hooks.DefaultPreTerminate), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	learnerOf := func() (uint64, bool) {
+		members, err := e2e.MemberList(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mem := range members {
+			if slices.ContainsFunc(mem.PeerURLs, func(u string) bool { return strings.Contains(u, "://"+ip+":") }) {
+				return mem.ID, true
+			}
+		}
+		return 0, false
+	}
+	time.Sleep(3 * time.Second)
+	if _, ok := learnerOf(); ok {
+		t.Fatalf("a member was added for %s, which has no Node yet", repl)
+	}
+	cli, err := c.EtcdClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cli.MemberAddAsLearner(ctx, []string{"https://" + ip + ":2380"})
+	_ = cli.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.Machine(ctx, repl); err != nil || m.Status.NodeRef != nil {
+		t.Fatalf("%s should have no Node yet (%v)", repl, err)
+	}
+
+	// The rollback: the replacement is deleted before its Node ever registered.
+	if err := c.DeleteMachine(ctx, repl); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitGone(ctx, c, 2*time.Minute, repl); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := learnerOf(); ok {
+		t.Fatalf("%s's learner is still listed after its Machine went", repl)
+	}
+	if bad := c.TerminatedWithMember(); len(bad) > 0 {
+		t.Fatalf("an instance was terminated with its etcd member still in the list: %v", bad)
+	}
+	if !slices.ContainsFunc(c.Terminations(), func(x framework.Termination) bool { return x.Machine == repl }) {
+		t.Fatalf("the cloud never terminated %s's instance: %v", repl, c.Terminations())
+	}
+	if err := e2e.WaitVoters(ctx, c, time.Minute, old, "cluster-master-1", "cluster-master-2"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The old master still waits for a replacement, and the next one completes.
+	if err := e2e.CreateReplacement(ctx, c, second); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitVoters(ctx, c, 3*time.Minute, "cluster-master-1", "cluster-master-2", second); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WaitGone(ctx, c, time.Minute, old); err != nil {
+		t.Fatal(err)
+	}
+	if bad := c.TerminatedWithMember(); len(bad) > 0 {
+		t.Fatalf("an instance was terminated with its etcd member still in the list: %v", bad)
+	}
+}

@@ -46,6 +46,7 @@ type Cloud struct {
 	instances map[types.UID]*instance
 	stopped   map[types.UID]bool
 	last      map[string]net.IP // the address of each Machine's terminated instance
+	held      map[string]bool   // Machines whose instances do not finish booting
 	ctx       context.Context
 }
 
@@ -59,7 +60,7 @@ type instance struct {
 
 // NewCloud returns an empty cloud whose instances live until ctx ends or they are deleted.
 func NewCloud(ctx context.Context, opts CloudOptions) *Cloud {
-	return &Cloud{opts: opts, instances: map[types.UID]*instance{}, stopped: map[types.UID]bool{}, last: map[string]net.IP{}, ctx: ctx}
+	return &Cloud{opts: opts, instances: map[types.UID]*instance{}, stopped: map[types.UID]bool{}, last: map[string]net.IP{}, held: map[string]bool{}, ctx: ctx}
 }
 
 var _ maomachine.Actuator = (*Cloud)(nil)
@@ -124,6 +125,28 @@ func (c *Cloud) Delete(_ context.Context, m *machinev1beta1.Machine) error {
 		c.opts.OnStop(in.machine)
 	}
 	return nil
+}
+
+// HoldBoot keeps the named Machine's instance (created or to be created) from finishing its
+// boot until ReleaseBoot: it has an address, but no kubelet registers its Node and no etcd
+// member starts on it, as a machine stuck in its first boot.
+func (c *Cloud) HoldBoot(machine string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held[machine] = true
+}
+
+// ReleaseBoot lets a held instance finish booting.
+func (c *Cloud) ReleaseBoot(machine string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.held, machine)
+}
+
+func (c *Cloud) booting(machine string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held[machine]
 }
 
 // Terminated says whether the instance of the Machine with this UID was terminated.
@@ -203,6 +226,13 @@ func (c *Cloud) boot(ctx context.Context, in *instance) {
 	case <-ctx.Done():
 		return
 	case <-time.After(c.opts.BootDelay):
+	}
+	for c.booting(in.machine.Name) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	k := NewKubelet(KubeletOptions{Client: c.opts.Client, Machine: in.machine, ProviderID: providerIDOf(in.machine), IP: in.ip})
 	c.mu.Lock()
