@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -25,6 +26,9 @@ type MHCVerdict struct {
 	Allowed int    `json:"allowed"`
 	Safe    bool   `json:"safe"`
 	Message string `json:"message"`
+	// Restricted is the machine-api's own message when the MachineHealthCheck short-circuited
+	// (RemediationAllowed False): it remediates nothing until fewer Machines are unhealthy.
+	Restricted string `json:"restricted,omitempty"`
 }
 
 // CheckMachineHealthChecks judges every MachineHealthCheck whose selector matches one of the
@@ -60,7 +64,9 @@ func CheckMachineHealthChecks(mhcs []machinev1beta1.MachineHealthCheck, controlP
 			}
 		}
 		if targets {
-			out = append(out, judge(mhc.Name, mhc.Spec.MaxUnhealthy, desired))
+			v := judge(mhc.Name, mhc.Spec.MaxUnhealthy, desired)
+			v.Restricted = restricted(mhc)
+			out = append(out, v)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -105,4 +111,17 @@ func allowed(maxUnhealthy *intstr.IntOrString, total int) (int, error) {
 		return 0, err
 	}
 	return max(n, 0), nil
+}
+
+// restricted is the message of mhc's RemediationAllowed condition when it is False, "" else.
+func restricted(mhc *machinev1beta1.MachineHealthCheck) string {
+	for _, c := range mhc.Status.Conditions {
+		if c.Type == machinev1beta1.RemediationAllowedCondition && c.Status == corev1.ConditionFalse {
+			if c.Message == "" {
+				return c.Reason
+			}
+			return c.Message
+		}
+	}
+	return ""
 }

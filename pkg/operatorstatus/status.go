@@ -34,6 +34,10 @@ const (
 	ReasonInvalidControlPlaneMachineSet = "InvalidControlPlaneMachineSet"
 	ReasonUnsafeMachineHealthCheck      = "UnsafeMachineHealthCheck"
 	ReasonReconcileFailing              = "ReconcileFailing"
+	// ReasonMachineHealthCheckRestricted: a MachineHealthCheck over the control-plane
+	// Machines short-circuited (its RemediationAllowed condition is False: more Machines are
+	// unhealthy than maxUnhealthy allows), so it remediates none of them.
+	ReasonMachineHealthCheckRestricted = "MachineHealthCheckRestricted"
 	// ReasonNodeDrainExcluded: a control-plane Machine carries the exclude-node-draining
 	// annotation and no preTerminate hook would hold its instance.
 	ReasonNodeDrainExcluded = "NodeDrainExcluded"
@@ -119,10 +123,15 @@ func Decide(in Input) configv1.ClusterOperatorStatus {
 	}
 	probedNow := Settle(in.History, in.Now, in.Inertia, func(reason string) bool { return priorReported(in.Previous, reason) })
 	verdicts := CheckMachineHealthChecks(in.MachineHealthChecks, controlPlaneLabels(in.Machines), in.Desired)
-	var unsafe []finding
+	var unsafe, restricted []finding
 	for _, v := range verdicts {
 		if !v.Safe {
 			unsafe = append(unsafe, finding{ReasonUnsafeMachineHealthCheck, v.Message})
+		}
+		if v.Restricted != "" {
+			restricted = append(restricted, finding{ReasonMachineHealthCheckRestricted, fmt.Sprintf(
+				"MachineHealthCheck %s remediates no control-plane Machine: %s. Deleting two masters at once could cost etcd its quorum; bring one of their Nodes back, or delete one Machine by hand (quorumguard still holds its member until a replacement is promoted)",
+				v.Name, v.Restricted)})
 		}
 	}
 	progressing := progress(in)
@@ -175,6 +184,7 @@ func Decide(in Input) configv1.ClusterOperatorStatus {
 		}
 	}
 	degraded = append(degraded, merge(unsafe)...)
+	degraded = append(degraded, merge(restricted)...)
 	if failing, msg := Failing(in.History, in.FailingPasses); failing {
 		degraded = append(degraded, finding{ReasonReconcileFailing, msg})
 	}

@@ -75,6 +75,29 @@ func TestDecide(t *testing.T) {
 			upgradeable: want{"True", ReasonAsExpected, nil},
 		},
 		{
+			name: "a MachineHealthCheck that short-circuited degrades and says why it remediates nothing",
+			in: input(now, healthySample, func(in *Input) {
+				in.MachineHealthChecks[0].Status.Conditions = []machinev1beta1.Condition{{
+					Type: machinev1beta1.RemediationAllowedCondition, Status: "False", Reason: machinev1beta1.TooManyUnhealthyReason,
+					Message: "Remediation is not allowed, the number of not started or unhealthy machines exceeds maxUnhealthy (total: 3, unhealthy: 2, maxUnhealthy: 1)",
+				}}
+			}),
+			available:   want{"True", ReasonEtcdQuorate, nil},
+			progressing: want{"False", ReasonAsExpected, nil},
+			degraded:    want{"True", ReasonMachineHealthCheckRestricted, []string{"MachineHealthCheck control-plane remediates no control-plane Machine", "unhealthy: 2, maxUnhealthy: 1", "could cost etcd its quorum"}},
+			upgradeable: want{"True", ReasonAsExpected, nil},
+		},
+		{
+			name: "a MachineHealthCheck allowed to remediate adds nothing",
+			in: input(now, healthySample, func(in *Input) {
+				in.MachineHealthChecks[0].Status.Conditions = []machinev1beta1.Condition{{Type: machinev1beta1.RemediationAllowedCondition, Status: "True"}}
+			}),
+			available:   want{"True", ReasonEtcdQuorate, nil},
+			progressing: want{"False", ReasonAsExpected, nil},
+			degraded:    want{"False", ReasonAsExpected, nil},
+			upgradeable: want{"True", ReasonAsExpected, nil},
+		},
+		{
 			name:        "a dead member degrades and blocks upgrades but keeps quorum",
 			in:          input(now, oneDeadSample, nil),
 			available:   want{"True", ReasonEtcdQuorate, []string{"2 of 3"}},
