@@ -169,7 +169,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.say("step 3: killing the leader replica %s (its Pod is deleted, as the kubelet would)", leaderPod)
+	d.say("step 3: killing the leader replica %s and deleting its Pod; the kubelet on %s confirms the deletion once the container is gone", leaderPod, replicaNode)
 	_ = d.procs[leaderPod].Process.Kill()
 	if err := d.cp.Client.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: leaderPod, Namespace: framework.MachineNamespace}}); err != nil {
 		return err
@@ -304,9 +304,14 @@ func (d *demo) cleanup() {
 	}
 }
 
+// replicaNode is the control-plane Node both replicas' Pods are bound to, as the Deployment's
+// nodeSelector puts them on masters: cluster-master-0, which neither the replacement (master-1)
+// nor the rebalance (index 2 moves to the new domain) drains.
+const replicaNode = "cluster-master-0"
+
 func (d *demo) startReplica(name string) error {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: framework.MachineNamespace},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
+		Spec: corev1.PodSpec{NodeName: replicaNode, Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
 	if err := d.cp.Client.Create(context.Background(), p); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}

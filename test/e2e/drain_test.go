@@ -1,0 +1,88 @@
+package e2e_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/quorumguard/quorumguard/test/e2e"
+	"github.com/quorumguard/quorumguard/test/framework"
+)
+
+// TestDrainsOneControlPlaneNodeAtATime: OpenShift's drain controller drains a control-plane
+// Node only while no other control-plane Node is cordoned. With master-2's Node cordoned by an
+// administrator, two masters are replaced at once: quorumguard still brings both replacements
+// to vote and removes the old members, one after another, while the drains wait (the drain
+// controller says so in an Event); once master-2 is uncordoned the drains
+// go on, one Node at a time, and both old Machines go. No instance is terminated while its
+// member is listed.
+func TestDrainsOneControlPlaneNodeAtATime(t *testing.T) {
+	c, _ := setup(t, nil)
+	ctx := t.Context()
+	cordon := func(name string, on bool) {
+		t.Helper()
+		if err := framework.WaitFor(ctx, 10*time.Second, "cordon "+name, func() (bool, error) {
+			node := &corev1.Node{}
+			if err := c.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+				return false, err
+			}
+			node.Spec.Unschedulable = on
+			return c.Client.Update(ctx, node) == nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cordon("cluster-master-2", true)
+	for _, name := range []string{"cluster-master-0", "cluster-master-1"} {
+		if err := c.DeleteMachine(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"cluster-new-0", "cluster-new-1"} {
+		if err := e2e.CreateReplacement(ctx, c, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e2e.WaitVoters(ctx, c, 4*time.Minute, "cluster-master-2", "cluster-new-0", "cluster-new-1"); err != nil {
+		t.Fatal(err)
+	}
+	// Both old members are gone; their Machines wait on the drain controller, which says so
+	// in an Event on the Machine.
+	uids := map[types.UID]string{}
+	for _, name := range []string{"cluster-master-0", "cluster-master-1"} {
+		if m, err := c.Machine(ctx, name); err == nil {
+			uids[m.UID] = name
+		}
+	}
+	if err := framework.WaitFor(ctx, time.Minute, "a drain refused while master-2 is cordoned", func() (bool, error) {
+		var list corev1.EventList
+		if err := c.Client.List(ctx, &list, client.InNamespace(framework.MachineNamespace)); err != nil {
+			return false, err
+		}
+		return slices.ContainsFunc(list.Items, func(e corev1.Event) bool {
+			return uids[e.InvolvedObject.UID] != "" && e.Reason == "DrainRequeued" && strings.Contains(e.Message, "drain not permitted")
+		}), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cluster-master-0", "cluster-master-1"} {
+		if m, err := c.Machine(ctx, name); err == nil && c.Cloud.Terminated(m.UID) {
+			t.Fatalf("%s was terminated though its drain was refused", name)
+		}
+	}
+	cordon("cluster-master-2", false)
+	if err := e2e.WaitGone(ctx, c, 3*time.Minute, "cluster-master-0", "cluster-master-1"); err != nil {
+		t.Fatal(err)
+	}
+	if bad := c.TerminatedWithMember(); len(bad) > 0 {
+		t.Fatalf("an instance was terminated with its etcd member still in the list: %v", bad)
+	}
+	if err := e2e.WaitVoters(ctx, c, time.Minute, "cluster-master-2", "cluster-new-0", "cluster-new-1"); err != nil {
+		t.Fatal(err)
+	}
+}
