@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +56,10 @@ func (rs *Replicas) Actions() []Acted {
 type replica struct {
 	pod  *corev1.Pod
 	ctrl *Controller
+	// kubelet runs on the replica's Node: it heartbeats (so the node lifecycle controller
+	// keeps the Node Ready), and confirms the Pod's deletion.
+	kubelet     *framework.Kubelet
+	stopKubelet func()
 	// pause, when set, is taken by the replica's next action: it blocks right after the
 	// fencing token is taken and before the etcd call, as a process paused there would.
 	pauseMu sync.Mutex
@@ -92,25 +97,35 @@ func (rs *Replicas) add(ctx context.Context) error {
 	name := fmt.Sprintf("%s-%d", rs.prefix, rs.next)
 	rs.next++
 	rs.mu.Unlock()
-	// Each replica runs on a Node of its own, Ready, so that a Node going NotReady can be
-	// played (LoseLeaderNode).
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name + "-node"}}
-	err := framework.RideOut(ctx, "create Node "+node.Name, func() error { return rs.c.Client.Create(ctx, node) })
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create Node %s: %w", node.Name, err)
-	}
-	if err := rs.setNodeReady(ctx, node.Name, corev1.ConditionTrue); err != nil {
+	// Each replica runs on a Node of its own, registered and kept Ready by its kubelet, so
+	// that a Node going NotReady can be played (LoseLeaderNode).
+	nodeName := name + "-node"
+	kubelet := framework.NewKubelet(framework.KubeletOptions{Client: rs.c.Client, Node: nodeName, Role: "worker", IP: net.IPv4(127, 0, 0, 1)})
+	stopKubelet := kubelet.Start()
+	if err := framework.WaitFor(ctx, 30*time.Second, "Node "+nodeName+" Ready", func() (bool, error) {
+		node := &corev1.Node{}
+		if err := rs.c.Client.Get(ctx, client.ObjectKey{Name: nodeName}, node); err != nil {
+			return false, nil //nolint:nilerr // not registered yet
+		}
+		for _, c := range node.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		stopKubelet()
 		return err
 	}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: framework.MachineNamespace},
-		Spec: corev1.PodSpec{NodeName: node.Name, Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
-	err = framework.RideOut(ctx, "create Pod "+name, func() error { return rs.c.Client.Create(ctx, pod) })
+		Spec: corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
+	err := framework.RideOut(ctx, "create Pod "+name, func() error { return rs.c.Client.Create(ctx, pod) })
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create Pod %s: %w", name, err)
 	}
 	o := rs.o
 	o.PodName = name
-	r := &replica{pod: pod}
+	r := &replica{pod: pod, kubelet: kubelet, stopKubelet: stopKubelet}
 	ctrl, err := StartControllerWith(ctx, rs.c, o, func(a *app.Controller) error {
 		// Every action that completed is recorded when its pass ends (status reporting, added
 		// when the controller runs, chains after this).
@@ -140,6 +155,7 @@ func (rs *Replicas) add(ctx context.Context) error {
 	})
 	if err != nil {
 		_ = rs.c.Client.Delete(context.Background(), pod, client.GracePeriodSeconds(0))
+		stopKubelet()
 		return err
 	}
 	r.ctrl = ctrl
@@ -191,15 +207,24 @@ func (rs *Replicas) drop(r *replica) {
 	}
 }
 
-// deletePod deletes a replica's Pod, as the kubelet's eviction or a person would. The Pod is
-// bound to a Node, so the apiserver would keep it terminating until that Node's kubelet
-// confirms; there is no kubelet here, so the deletion is the confirmed one (grace 0).
+// retire stops a dropped replica's kubelet and deletes its Node: the machine is gone.
+func (rs *Replicas) retire(r *replica) {
+	r.stopKubelet()
+	_ = rs.c.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: r.pod.Spec.NodeName}})
+}
+
+// deletePod deletes a replica's Pod, as an eviction or a person would. The Pod is bound to
+// a Node, so the apiserver keeps it terminating until that Node's kubelet confirms the
+// deletion; deletePod returns once the Pod is gone.
 func (rs *Replicas) deletePod(ctx context.Context, r *replica) error {
-	err := framework.RideOut(ctx, "delete Pod "+r.pod.Name, func() error { return rs.c.Client.Delete(ctx, r.pod, client.GracePeriodSeconds(0)) })
+	err := framework.RideOut(ctx, "delete Pod "+r.pod.Name, func() error { return rs.c.Client.Delete(ctx, r.pod) })
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete Pod %s: %w", r.pod.Name, err)
 	}
-	return nil
+	return framework.WaitFor(ctx, 30*time.Second, "the kubelet to confirm the deletion of Pod "+r.pod.Name, func() (bool, error) {
+		err := rs.c.Client.Get(ctx, client.ObjectKeyFromObject(r.pod), &corev1.Pod{})
+		return apierrors.IsNotFound(err), nil
+	})
 }
 
 // CrashLeader kills the leading replica with no hand-over, deletes its Pod, and starts a
@@ -218,6 +243,7 @@ func (rs *Replicas) CrashLeader(ctx context.Context) error {
 	if err := rs.deletePod(ctx, l); err != nil {
 		return err
 	}
+	rs.retire(l)
 	if err := rs.add(ctx); err != nil {
 		return err
 	}
@@ -250,6 +276,9 @@ func (rs *Replicas) LoseLeaderNode(ctx context.Context, within time.Duration) (u
 		return 0, 0, errors.New("no replica leads")
 	}
 	old := l.ctrl.App.Token.Load()
+	// The machine is down: its kubelet stops, and the node lifecycle controller would mark
+	// the Node NotReady after its grace period; the test does that at once.
+	l.kubelet.Hang()
 	if err := rs.setNodeReady(ctx, l.pod.Spec.NodeName, corev1.ConditionFalse); err != nil {
 		return old, 0, err
 	}
@@ -270,6 +299,7 @@ func (rs *Replicas) LoseLeaderNode(ctx context.Context, within time.Duration) (u
 	case gone.DeletionTimestamp == nil:
 		return old, tok, fmt.Errorf("a replica leads (token %d) but the old leader's Pod %s on the NotReady Node is still there", tok, l.pod.Name)
 	}
+	rs.retire(l)
 	return old, tok, rs.add(ctx)
 }
 
@@ -350,6 +380,7 @@ func (rs *Replicas) FencePaused(ctx context.Context, p *Pause, token uint64, ext
 		return fmt.Errorf("the paused leader %s (token %d) did not step down within 30s of resuming", old.pod.Name, token)
 	}
 	rs.drop(old)
+	rs.retire(old)
 	if stepDown == nil || !strings.Contains(stepDown.Error(), "stepped down") {
 		return fmt.Errorf("the paused leader %s exited with %w, want a step-down", old.pod.Name, stepDown)
 	}
@@ -371,6 +402,7 @@ func (rs *Replicas) FencePaused(ctx context.Context, p *Pause, token uint64, ext
 	if err := rs.deletePod(ctx, successor); err != nil {
 		return err
 	}
+	rs.retire(successor)
 	for range 2 {
 		if err := rs.add(ctx); err != nil {
 			return err
@@ -398,6 +430,7 @@ func (rs *Replicas) Stop() error {
 			errs = append(errs, err)
 		}
 		_ = rs.c.Client.Delete(context.Background(), r.pod, client.GracePeriodSeconds(0))
+		r.stopKubelet()
 		_ = rs.c.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: r.pod.Spec.NodeName}})
 	}
 	return errors.Join(errs...)

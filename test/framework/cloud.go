@@ -234,7 +234,7 @@ func (c *Cloud) boot(ctx context.Context, in *instance) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	k := NewKubelet(KubeletOptions{Client: c.opts.Client, Machine: in.machine, ProviderID: providerIDOf(in.machine), IP: in.ip})
+	k := NewKubelet(KubeletOptions{Client: c.opts.Client, Node: in.machine.Name, Role: in.machine.Labels[RoleLabel], ProviderID: providerIDOf(in.machine), IP: in.ip})
 	c.mu.Lock()
 	in.kubelet = k
 	c.mu.Unlock()

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,8 +17,9 @@ import (
 
 // KubeletOptions shape a kubelet stand-in.
 type KubeletOptions struct {
-	Client     client.Client
-	Machine    *machinev1beta1.Machine
+	Client client.Client
+	// Node is the Node's name; Role its machine role ("master", "arbiter", else a worker).
+	Node, Role string
 	ProviderID string
 	IP         net.IP
 	// Interval between pod passes; 250 ms when zero. The Lease is renewed every 2 s, well
@@ -49,11 +49,19 @@ func NewKubelet(opts KubeletOptions) *Kubelet {
 	if opts.Interval == 0 {
 		opts.Interval = 250 * time.Millisecond
 	}
-	return &Kubelet{opts: opts, name: opts.Machine.Name, ready: true}
+	return &Kubelet{opts: opts, name: opts.Node, ready: true}
 }
 
 // Node is the name of the Node this kubelet registers.
 func (k *Kubelet) Node() string { return k.name }
+
+// Start runs the kubelet until the returned stop is called; stop waits for it.
+func (k *Kubelet) Start() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); k.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
 
 // Hang stops the kubelet's heartbeats and pod work, as an instance that froze: the node
 // lifecycle controller marks the Node Ready=Unknown after its grace period.
@@ -105,14 +113,13 @@ func (k *Kubelet) Run(ctx context.Context) {
 }
 
 func (k *Kubelet) register(ctx context.Context) error {
-	m := k.opts.Machine
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: k.name, Labels: map[string]string{
 			corev1.LabelHostname: k.name,
 		}},
 		Spec: corev1.NodeSpec{ProviderID: k.opts.ProviderID},
 	}
-	switch m.Labels[RoleLabel] {
+	switch k.opts.Role {
 	case "master":
 		node.Labels["node-role.kubernetes.io/master"] = ""
 		node.Labels["node-role.kubernetes.io/control-plane"] = ""
