@@ -92,7 +92,7 @@ func (d *demo) run(ctx context.Context) error {
 		ProviderSpec: func(i int) *runtimeRaw { return framework.AWSProviderSpec(zones[i], "subnet-"+zones[i]) }}
 	if d.separate {
 		d.say("starting a real kube-apiserver with the machine CRDs and the garbage collector, on a private etcd")
-		if d.cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{ControllerManager: true, Dir: d.dir}); err != nil {
+		if d.cp, err = framework.StartControlPlane(framework.ControlPlaneOptions{NodeLifecycle: true, Dir: d.dir}); err != nil {
 			return err
 		}
 		d.say("creating three masters in two failure domains (a, b, a) with a TLS etcd cluster")
@@ -101,7 +101,7 @@ func (d *demo) run(ctx context.Context) error {
 		}
 	} else {
 		d.say("bootstrapping a three-member TLS etcd cluster for masters in two failure domains (a, b, a), and a real kube-apiserver (machine CRDs, garbage collector) storing its data in it")
-		if d.cluster, err = framework.StartProtected(ctx, framework.ControlPlaneOptions{ControllerManager: true}, clOpts); err != nil {
+		if d.cluster, err = framework.StartProtected(ctx, framework.ControlPlaneOptions{NodeLifecycle: true}, clOpts); err != nil {
 			return err
 		}
 		d.cp = d.cluster.CP

@@ -61,7 +61,7 @@ func TestChaos(t *testing.T) {
 	workers := envInt("QUORUMGUARD_CHAOS_WORKERS", 1)
 	planes := []*framework.ControlPlane{cp}
 	for w := 1; w < workers && separate; w++ {
-		p, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: t.TempDir(), ControllerManager: true})
+		p, err := framework.StartControlPlane(framework.ControlPlaneOptions{Dir: t.TempDir(), NodeLifecycle: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +264,7 @@ func chaosScenario(t *testing.T, plane *framework.ControlPlane, seed uint64, eve
 	} else {
 		// The scenario's own kube-apiserver stores its data in the members being replaced
 		// and killed; the garbage collector frees the leader-for-life lock of a killed leader.
-		c, err = framework.StartProtected(ctx, framework.ControlPlaneOptions{ControllerManager: true}, opts)
+		c, err = framework.StartProtected(ctx, framework.ControlPlaneOptions{NodeLifecycle: true}, opts)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ import (
 var cp *framework.ControlPlane
 
 func TestMain(m *testing.M) {
-	framework.Main(m, framework.ControlPlaneOptions{ControllerManager: true}, &cp)
+	framework.Main(m, framework.ControlPlaneOptions{NodeLifecycle: true}, &cp)
 }
 
 // setup starts a three-master cluster and a controller, and waits until every master carries

@@ -116,11 +116,14 @@ func CRDPaths() ([]string, error) {
 
 // ControlPlaneOptions shape StartControlPlane.
 type ControlPlaneOptions struct {
-	// ControllerManager also runs kube-controller-manager with the controllers a Machine's
-	// lifecycle meets: the garbage collector, the disruption controller (PodDisruptionBudget
-	// status, so evictions behave), pod GC, node lifecycle (a Node whose kubelet stops
-	// heartbeating goes Ready=Unknown after NodeMonitorGracePeriod) and taint eviction.
+	// ControllerManager also runs kube-controller-manager with its garbage collector.
 	ControllerManager bool
+	// NodeLifecycle adds the controllers a Machine's lifecycle meets on a cluster (implies
+	// ControllerManager): the disruption controller (PodDisruptionBudget status, so evictions
+	// behave), pod GC, node lifecycle (a Node whose kubelet stops heartbeating goes
+	// Ready=Unknown after NodeMonitorGracePeriod) and taint eviction. Every Node then needs a
+	// kubelet (the framework's Kubelet) or it goes Unknown.
+	NodeLifecycle bool
 	// Dir holds the kubeconfig and logs; a temp dir when empty.
 	Dir string
 	// Etcd, when set, is where kube-apiserver stores its data instead of a private etcd of
@@ -151,6 +154,9 @@ type ControlPlane struct {
 // namespace, and writes an admin kubeconfig.
 func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	bins := []string{"kube-apiserver", "etcd"}
+	if opts.NodeLifecycle {
+		opts.ControllerManager = true
+	}
 	if opts.ControllerManager {
 		bins = append(bins, "kube-controller-manager")
 	}
@@ -235,7 +241,7 @@ func (cp *ControlPlane) init(opts ControlPlaneOptions) error {
 		return fmt.Errorf("create namespace %s: %w", MachineNamespace, err)
 	}
 	if opts.ControllerManager {
-		return cp.startControllerManager()
+		return cp.startControllerManager(opts.NodeLifecycle)
 	}
 	return nil
 }
@@ -244,14 +250,18 @@ func (cp *ControlPlane) init(opts ControlPlaneOptions) error {
 // before it marks its Node Ready=Unknown (kube-controller-manager's default is 50 s).
 const NodeMonitorGracePeriod = 8 * time.Second
 
-func (cp *ControlPlane) startControllerManager() error {
+func (cp *ControlPlane) startControllerManager(nodeLifecycle bool) error {
 	logf, err := os.Create(filepath.Join(cp.Dir, "kube-controller-manager.log"))
 	if err != nil {
 		return err
 	}
+	controllers := "garbage-collector-controller"
+	if nodeLifecycle {
+		controllers += ",disruption-controller,pod-garbage-collector-controller,node-lifecycle-controller,taint-eviction-controller"
+	}
 	cmd := exec.Command(filepath.Join(BinDir(), "kube-controller-manager"),
 		"--kubeconfig="+cp.KubeconfigFile,
-		"--controllers=garbage-collector-controller,disruption-controller,pod-garbage-collector-controller,node-lifecycle-controller,taint-eviction-controller",
+		"--controllers="+controllers,
 		"--node-monitor-period=1s",
 		"--node-monitor-grace-period="+NodeMonitorGracePeriod.String(),
 		"--leader-elect=false",
