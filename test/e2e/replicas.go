@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,10 +33,16 @@ type Replicas struct {
 	// as if that leader acted on resuming: it shows that the check sees an action.
 	Tamper func(context.Context) error
 
-	mu   sync.Mutex
-	next int
-	live []*replica
-	acts []Acted
+	// on, when set, puts replica i's Pod on Node on[i] (a Machine's Node, with the cloud's
+	// kubelet) instead of a Node of its own; a replica whose Pod is deleted there is stopped,
+	// as the kubelet stops the container (Evicted records it).
+	on []string
+
+	mu      sync.Mutex
+	next    int
+	live    []*replica
+	acts    []Acted
+	evicted []string
 }
 
 // Acted is one action a replica completed without error, with the moment its pass ended.
@@ -81,8 +88,35 @@ func (p *Pause) Release() { p.once.Do(func() { close(p.release) }) }
 // StartReplicas starts n replicas with options o (election and Pod fields are set here),
 // named <prefix>-<i>, all electing on the lock <prefix>-lock.
 func StartReplicas(ctx context.Context, c *framework.Cluster, o app.Options, prefix string, n int) (*Replicas, error) {
+	return startReplicas(ctx, c, o, prefix, n, nil)
+}
+
+// StartReplicasOn starts one replica per named Node (the Nodes of the cluster's Machines), its
+// Pod labelled app=<prefix> and bound there, as the Deployment's Pods on control-plane Nodes.
+// A replica whose Pod is deleted (an eviction by a drain, say) is stopped, as the kubelet
+// stops the container; Evicted names them.
+func StartReplicasOn(ctx context.Context, c *framework.Cluster, o app.Options, prefix string, nodes []string) (*Replicas, error) {
+	return startReplicas(ctx, c, o, prefix, len(nodes), nodes)
+}
+
+// Evicted names the replicas stopped because their Pod was deleted (StartReplicasOn).
+func (rs *Replicas) Evicted() []string {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return append([]string(nil), rs.evicted...)
+}
+
+// Leader names the leading replica's Pod and its Node ("" while none leads).
+func (rs *Replicas) Leader() (pod, node string) {
+	if l := rs.leader(); l != nil {
+		return l.pod.Name, l.pod.Spec.NodeName
+	}
+	return "", ""
+}
+
+func startReplicas(ctx context.Context, c *framework.Cluster, o app.Options, prefix string, n int, on []string) (*Replicas, error) {
 	o.LeaderElect, o.ElectionNS, o.ElectionID = "for-life", framework.MachineNamespace, prefix+"-lock"
-	rs := &Replicas{c: c, o: o, prefix: prefix}
+	rs := &Replicas{c: c, o: o, prefix: prefix, on: on}
 	for range n {
 		if err := rs.add(ctx); err != nil {
 			_ = rs.Stop()
@@ -98,10 +132,19 @@ func (rs *Replicas) add(ctx context.Context) error {
 	rs.next++
 	rs.mu.Unlock()
 	// Each replica runs on a Node of its own, registered and kept Ready by its kubelet, so
-	// that a Node going NotReady can be played (LoseLeaderNode).
+	// that a Node going NotReady can be played (LoseLeaderNode); or on a Machine's Node.
 	nodeName := name + "-node"
-	kubelet := framework.NewKubelet(framework.KubeletOptions{Client: rs.c.Client, Node: nodeName, Role: "worker", IP: net.IPv4(127, 0, 0, 1)})
-	stopKubelet := kubelet.Start()
+	var kubelet *framework.Kubelet
+	stopKubelet := func() {}
+	rs.mu.Lock()
+	index := rs.next - 1
+	rs.mu.Unlock()
+	if index < len(rs.on) {
+		nodeName = rs.on[index]
+	} else {
+		kubelet = framework.NewKubelet(framework.KubeletOptions{Client: rs.c.Client, Node: nodeName, Role: "worker", IP: net.IPv4(127, 0, 0, 1)})
+		stopKubelet = kubelet.Start()
+	}
 	if err := framework.WaitFor(ctx, 30*time.Second, "Node "+nodeName+" Ready", func() (bool, error) {
 		node := &corev1.Node{}
 		if err := rs.c.Client.Get(ctx, client.ObjectKey{Name: nodeName}, node); err != nil {
@@ -117,7 +160,7 @@ func (rs *Replicas) add(ctx context.Context) error {
 		stopKubelet()
 		return err
 	}
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: framework.MachineNamespace},
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: framework.MachineNamespace, Labels: map[string]string{"app": rs.prefix}},
 		Spec: corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{{Name: "quorumguard", Image: "quorumguard"}}}}
 	err := framework.RideOut(ctx, "create Pod "+name, func() error { return rs.c.Client.Create(ctx, pod) })
 	if err != nil && !apierrors.IsAlreadyExists(err) {
@@ -162,7 +205,38 @@ func (rs *Replicas) add(ctx context.Context) error {
 	rs.mu.Lock()
 	rs.live = append(rs.live, r)
 	rs.mu.Unlock()
+	if kubelet == nil {
+		go rs.stopWhenDeleted(r)
+	}
 	return nil
+}
+
+// stopWhenDeleted stops a replica on a Machine's Node once its Pod is being deleted, as that
+// Node's kubelet stops the container before it confirms the deletion.
+func (rs *Replicas) stopWhenDeleted(r *replica) {
+	for {
+		time.Sleep(50 * time.Millisecond)
+		rs.mu.Lock()
+		live := slices.Contains(rs.live, r)
+		rs.mu.Unlock()
+		if !live {
+			return // stopped or dropped by the test
+		}
+		var p corev1.Pod
+		err := rs.c.Client.Get(context.Background(), client.ObjectKeyFromObject(r.pod), &p)
+		if err == nil && p.DeletionTimestamp == nil {
+			continue
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			continue
+		}
+		rs.drop(r)
+		_ = r.ctrl.Stop()
+		rs.mu.Lock()
+		rs.evicted = append(rs.evicted, r.pod.Name)
+		rs.mu.Unlock()
+		return
+	}
 }
 
 // leader is the live replica that holds the lock (the highest token among those elected).
@@ -209,6 +283,9 @@ func (rs *Replicas) drop(r *replica) {
 
 // retire stops a dropped replica's kubelet and deletes its Node: the machine is gone.
 func (rs *Replicas) retire(r *replica) {
+	if r.kubelet == nil {
+		return // a Machine's Node: the machine-api's to delete
+	}
 	r.stopKubelet()
 	_ = rs.c.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: r.pod.Spec.NodeName}})
 }
@@ -430,8 +507,10 @@ func (rs *Replicas) Stop() error {
 			errs = append(errs, err)
 		}
 		_ = rs.c.Client.Delete(context.Background(), r.pod, client.GracePeriodSeconds(0))
-		r.stopKubelet()
-		_ = rs.c.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: r.pod.Spec.NodeName}})
+		if r.kubelet != nil {
+			r.stopKubelet()
+			_ = rs.c.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: r.pod.Spec.NodeName}})
+		}
 	}
 	return errors.Join(errs...)
 }
