@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/quorumguard/quorumguard/pkg/app"
@@ -332,13 +333,16 @@ func (rs *Replicas) CrashLeader(ctx context.Context) error {
 // node lifecycle controller) would.
 func (rs *Replicas) setNodeReady(ctx context.Context, name string, status corev1.ConditionStatus) error {
 	return framework.RideOut(ctx, "set Node "+name+" Ready="+string(status), func() error {
-		node := &corev1.Node{}
-		if err := rs.c.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
-			return err
-		}
-		now := metav1.Now()
-		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status, LastHeartbeatTime: now, LastTransitionTime: now, Reason: "Simulated"}}
-		return rs.c.Client.Status().Update(ctx, node)
+		// The node lifecycle controller writes the Node too: a conflict is read again.
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			node := &corev1.Node{}
+			if err := rs.c.Client.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+				return err
+			}
+			now := metav1.Now()
+			node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: status, LastHeartbeatTime: now, LastTransitionTime: now, Reason: "Simulated"}}
+			return rs.c.Client.Status().Update(ctx, node)
+		})
 	})
 }
 
