@@ -119,6 +119,10 @@ func (d *demo) run(ctx context.Context) error {
 	if d.monitor, err = d.cluster.StartQuorumMonitor(ctx); err != nil {
 		return err
 	}
+	d.say("creating a worker Machine for quorumguard's two replicas: every master is replaced or moved below, and a drain would evict them")
+	if err := d.createWorker(ctx); err != nil {
+		return err
+	}
 	d.procs = map[string]*exec.Cmd{}
 	for _, name := range []string{"quorumguard-0", "quorumguard-1"} {
 		if err := d.startReplica(name); err != nil {
@@ -304,10 +308,26 @@ func (d *demo) cleanup() {
 	}
 }
 
-// replicaNode is the control-plane Node both replicas' Pods are bound to, as the Deployment's
-// nodeSelector puts them on masters: cluster-master-0, which neither the replacement (master-1)
-// nor the rebalance (index 2 moves to the new domain) drains.
-const replicaNode = "cluster-master-0"
+// replicaNode is the Node both replicas' Pods are bound to: a worker's, which nothing in the
+// demo drains (the shipped Deployment puts them on masters, where a drain evicts them; the
+// end-to-end TestLeaderPodEvictedByTheDrain shows that).
+const replicaNode = "cluster-worker-0"
+
+// createWorker creates the worker Machine replicaNode and waits until the machine-api has
+// linked it to its Node.
+func (d *demo) createWorker(ctx context.Context) error {
+	m := d.cluster.NewMaster(replicaNode, framework.AWSProviderSpec("us-east-1a", "subnet-us-east-1a"))
+	for _, l := range []string{framework.RoleLabel, framework.TypeLabel} {
+		m.Labels[l] = "worker"
+	}
+	if err := d.cp.Client.Create(ctx, m); err != nil {
+		return fmt.Errorf("create worker Machine %s: %w", replicaNode, err)
+	}
+	return framework.WaitFor(ctx, 2*time.Minute, "worker "+replicaNode+" to run on its Node", func() (bool, error) {
+		cur, err := d.cluster.Machine(ctx, replicaNode)
+		return err == nil && cur.Status.NodeRef != nil, nil
+	})
+}
 
 func (d *demo) startReplica(name string) error {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: framework.MachineNamespace},

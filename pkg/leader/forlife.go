@@ -8,7 +8,8 @@
 // evicted or preempted leader Pod is deleted by the standby, and a leader on a NotReady Node is
 // deleted together with its lock, as the SDK does. Where the SDK returns on any unexpected
 // API error (and the container restarts), Become waits out an apiserver that is briefly away,
-// with a backoff up to 16 s; a missing or forbidden own Pod still fails at once.
+// with a backoff up to 2 s (a standby asleep for longer once the apiserver is back would take
+// over that much later); a missing or forbidden own Pod still fails at once.
 //
 // In a cluster (the service-account namespace file exists) a leader-for-life candidate needs
 // POD_NAME, and its absence is an error: skipping the election there would let every replica
@@ -99,6 +100,10 @@ type ForLife struct {
 // token. The token is stored in the etcd fence before Become returns, so an older leader is
 // refused from then on, before this one acts. A stored token that cannot be read ends Become
 // with an error; an unreachable etcd or apiserver is waited out.
+// MaxRetryBackoff is the longest a leader-for-life candidate waits before it asks an
+// apiserver that was away again.
+const MaxRetryBackoff = 2 * time.Second
+
 func (l *ForLife) Become(ctx context.Context) (uint64, error) {
 	if l.PodName == "" && l.InCluster {
 		return 0, ErrNoPodName
@@ -114,13 +119,15 @@ func (l *ForLife) Become(ctx context.Context) (uint64, error) {
 		l.Recheck = 5 * time.Second
 	}
 	// An apiserver that is briefly away (a restart, a network blip) is waited out with a
-	// backoff; only a missing own Pod (a wrong POD_NAME) or the end of ctx ends the wait.
+	// backoff; only a missing own Pod (a wrong POD_NAME) or the end of ctx ends the wait. The
+	// backoff stops at 2 s: a standby is asleep in it when the leader's Pod goes right after
+	// the apiserver is back, and takes over only when it wakes.
 	backoff := time.Duration(0)
 	retry := func(err error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		backoff = min(max(2*backoff, 500*time.Millisecond), 16*time.Second)
+		backoff = min(max(2*backoff, 500*time.Millisecond), MaxRetryBackoff)
 		l.Log.Error(err, "leader election: will retry", "after", backoff)
 		select {
 		case <-ctx.Done():
