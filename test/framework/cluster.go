@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -320,30 +321,32 @@ func (c *Cluster) Stop(ctx context.Context) {
 		c.Net.Close()
 		return
 	}
-	var list machinev1beta1.MachineList
-	if err := c.Client.List(ctx, &list, client.InNamespace(MachineNamespace)); err == nil {
+	// The Machines go: their finalizers and hooks are stripped by a merge patch (no
+	// resourceVersion, so a write racing it cannot make it miss), again on every pass until none
+	// is left, for a later test to create Machines of the same names.
+	_ = WaitFor(ctx, 30*time.Second, "machines to go", func() (bool, error) {
+		var list machinev1beta1.MachineList
+		if err := c.Client.List(ctx, &list, client.InNamespace(MachineNamespace)); err != nil {
+			return false, nil //nolint:nilerr // the apiserver may be away: ask again
+		}
 		for i := range list.Items {
 			m := &list.Items[i]
-			if len(m.Finalizers) == 0 && len(m.Spec.LifecycleHooks.PreDrain) == 0 && len(m.Spec.LifecycleHooks.PreTerminate) == 0 {
-				continue
+			if len(m.Finalizers) > 0 || len(m.Spec.LifecycleHooks.PreDrain) > 0 || len(m.Spec.LifecycleHooks.PreTerminate) > 0 {
+				_ = c.Client.Patch(ctx, m, client.RawPatch(types.MergePatchType,
+					[]byte(`{"metadata":{"finalizers":null},"spec":{"lifecycleHooks":{"preDrain":null,"preTerminate":null}}}`)))
 			}
-			m.Finalizers = nil
-			m.Spec.LifecycleHooks = machinev1beta1.LifecycleHooks{}
-			_ = c.Client.Update(ctx, m)
+			if m.DeletionTimestamp == nil {
+				_ = c.Client.Delete(ctx, m)
+			}
 		}
-	}
-	_ = c.Client.DeleteAllOf(ctx, &machinev1beta1.Machine{}, client.InNamespace(MachineNamespace))
+		return len(list.Items) == 0, nil
+	})
 	var nodes corev1.NodeList
 	if err := c.Client.List(ctx, &nodes); err == nil {
 		for i := range nodes.Items {
 			_ = c.Client.Delete(ctx, &nodes.Items[i])
 		}
 	}
-	_ = WaitFor(ctx, 10*time.Second, "machines to go", func() (bool, error) {
-		var l machinev1beta1.MachineList
-		err := c.Client.List(ctx, &l, client.InNamespace(MachineNamespace))
-		return err == nil && len(l.Items) == 0, err
-	})
 	c.Agent.Close()
 	c.Net.Close()
 }
