@@ -113,9 +113,7 @@ func TestMachineHealthCheckRemediation(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if bad := c.TerminatedWithMember(); len(bad) > 0 {
-		t.Fatalf("an instance was terminated with its etcd member still in the list: %v", bad)
-	}
+	noTerminationWithMember(t, c)
 	if err := c.UpdateMachine(ctx, repl, own); err != nil {
 		t.Fatal(err)
 	}

@@ -98,14 +98,9 @@ func TestExcludedDrainHeldByPreTerminateHook(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The cloud's own record of the termination: the member was gone from the list by then.
-	if bad := c.TerminatedWithMember(); len(bad) > 0 {
-		t.Fatalf("an instance was terminated with its etcd member still in the list: %v", bad)
-	}
+	noTerminationWithMember(t, c, old)
 	if bad := watch(); len(bad) > 0 {
 		t.Fatalf("Machine %s was let through to termination while its etcd member voted: %s", old, strings.Join(bad, "; "))
-	}
-	if !slices.ContainsFunc(c.Terminations(), func(x framework.Termination) bool { return x.Machine == old }) {
-		t.Fatalf("the cloud never terminated %s's instance: %v", old, c.Terminations())
 	}
 	if !hasEvent(t, old, quorum.ReasonHookReleased) {
 		t.Error("no Event reports the hooks' release")
@@ -231,12 +226,7 @@ func TestNewMachineDeletedBeforeItsNode(t *testing.T) {
 	if _, ok := learnerOf(); ok {
 		t.Fatalf("%s's learner is still listed after its Machine went", repl)
 	}
-	if bad := c.TerminatedWithMember(); len(bad) > 0 {
-		t.Fatalf("an instance was terminated with its etcd member still in the list: %v", bad)
-	}
-	if !slices.ContainsFunc(c.Terminations(), func(x framework.Termination) bool { return x.Machine == repl }) {
-		t.Fatalf("the cloud never terminated %s's instance: %v", repl, c.Terminations())
-	}
+	noTerminationWithMember(t, c, repl)
 	if err := e2e.WaitVoters(ctx, c, time.Minute, old, "cluster-master-1", "cluster-master-2"); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +241,19 @@ func TestNewMachineDeletedBeforeItsNode(t *testing.T) {
 	if err := e2e.WaitGone(ctx, c, time.Minute, old); err != nil {
 		t.Fatal(err)
 	}
+	noTerminationWithMember(t, c)
+}
+
+// noTerminationWithMember fails the test if the cloud's record shows an instance terminated
+// while its etcd member was still listed, or shows no termination of a machine named.
+func noTerminationWithMember(t *testing.T, c *framework.Cluster, terminated ...string) {
+	t.Helper()
 	if bad := c.TerminatedWithMember(); len(bad) > 0 {
 		t.Fatalf("an instance was terminated with its etcd member still in the list: %v", bad)
+	}
+	for _, name := range terminated {
+		if !slices.ContainsFunc(c.Terminations(), func(x framework.Termination) bool { return x.Machine == name }) {
+			t.Fatalf("the cloud never terminated %s's instance: %v", name, c.Terminations())
+		}
 	}
 }
