@@ -128,19 +128,12 @@ func (c *Cloud) Delete(_ context.Context, m *machinev1beta1.Machine) error {
 }
 
 // HoldBoot keeps the named Machine's instance (created or to be created) from finishing its
-// boot until ReleaseBoot: it has an address, but no kubelet registers its Node and no etcd
-// member starts on it, as a machine stuck in its first boot.
+// boot: it has an address, but no kubelet registers its Node and no etcd member starts on it,
+// as a machine stuck in its first boot.
 func (c *Cloud) HoldBoot(machine string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.held[machine] = true
-}
-
-// ReleaseBoot lets a held instance finish booting.
-func (c *Cloud) ReleaseBoot(machine string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.held, machine)
 }
 
 func (c *Cloud) booting(machine string) bool {

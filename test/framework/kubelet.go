@@ -52,9 +52,6 @@ func NewKubelet(opts KubeletOptions) *Kubelet {
 	return &Kubelet{opts: opts, name: opts.Node, ready: true}
 }
 
-// Node is the name of the Node this kubelet registers.
-func (k *Kubelet) Node() string { return k.name }
-
 // Start runs the kubelet until the returned stop is called; stop waits for it.
 func (k *Kubelet) Start() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
